@@ -1,0 +1,1 @@
+"""Test lab: network-namespace hosts for the WSO2 EI BPS cluster deploy tool."""

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Runs as PID 1 of a lab host's fresh PID/mount/UTS/IPC namespaces (inside its network
+# namespace), prepares the host's private view of the file system and users, then execs sshd
+# so sshd stays PID 1: killing it kills every process of the host.
+#
+# Environment (set by lab.py): HOST_NAME HOST_IP HOST_DIR LAB_PUBKEY SUDO_PW_FILE
+set -eu
+D="$HOST_DIR"
+
+# This mount namespace is private (unshare default): nothing below leaks to the machine.
+mount --make-rprivate /
+
+# /etc: the machine's /etc as lower layer, writes go to the host's upper dir.
+mount -t overlay "lab-etc-$HOST_NAME" \
+    -o "lowerdir=/etc,upperdir=$D/etc-upper,workdir=$D/etc-work" /etc
+
+# Private directories (prepared by lab.py under $D/fs).
+for p in root home opt srv var/lib/mysql var/lib/nginx var/log var/www var/tmp var/mail run tmp; do
+    [ -d "/$p" ] || mkdir -p "/$p"
+    mount --bind "$D/fs/$p" "/$p"
+done
+
+hostname "$HOST_NAME"
+echo "$HOST_NAME" > /etc/hostname
+printf '127.0.0.1\tlocalhost\n%s\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+    "$HOST_IP" "$HOST_NAME" > /etc/hosts
+
+# No IPv6 link-local address on the lab link (loopback keeps ::1 for nginx's default site).
+echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>/dev/null || true
+
+# Users: created here so they land in this host's /etc overlay.
+# A '!' password means "locked" to sshd (UsePAM no), so key-only users get '*'.
+if grep -q '^root:!' /etc/shadow; then usermod -p '*' root; fi
+id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab deploy user" deploy
+usermod -p '*' deploy
+id operator >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab operator (sudo with password)" operator
+printf 'operator:%s\n' "$(cat "$SUDO_PW_FILE")" | chpasswd
+
+cp -n /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true
+for u in root deploy operator; do
+    h=$(getent passwd "$u" | cut -d: -f6)
+    install -d -m 0700 -o "$u" -g "$u" "$h/.ssh"
+    install -m 0600 -o "$u" -g "$u" "$LAB_PUBKEY" "$h/.ssh/authorized_keys"
+done
+chmod 0700 /root
+
+umask 0227
+printf 'deploy ALL=(ALL:ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/deploy
+printf 'Defaults:operator lecture=never\noperator ALL=(ALL:ALL) ALL\n' > /etc/sudoers.d/operator
+umask 022
+
+install -d -m 0755 -o root -g root /run/sshd
+install -d -m 1777 /run/lock
+chmod 1777 /tmp /var/tmp
+
+echo "lab host $HOST_NAME ($HOST_IP) ready, starting sshd"
+exec /usr/sbin/sshd -D -e -f "$D/sshd_config"

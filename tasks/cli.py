@@ -1,0 +1,86 @@
+"""Glue shared by the task modules: find the inventory, start a run, end it with a recap."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from invoke.exceptions import Exit
+
+from . import inventory
+from .inventory import Host, Inventory, InventoryError
+from .runner import Run, make_run
+
+class Abort(Exception):
+    """Stop the whole run here (after a failed gate); the message says why and what to do."""
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Flag help shared by every task that changes hosts.
+COMMON_HELP = {
+    "check": "read facts and show what would change; touch nothing",
+    "diff": "show unified diffs of files that would change (secrets masked)",
+    "parallel": "hosts worked on at once (default 16)",
+    "on": "hosts: 'all', a role (lb, nodes, db) or inventory names, comma-separated",
+}
+
+
+def inventory_path(c) -> Path:
+    """hosts.toml: FABRIC_INVENTORY (or config 'inventory'), else the repo's hosts.toml."""
+    value = None
+    try:
+        value = c.config.get("inventory")
+    except Exception:
+        pass
+    value = os.environ.get("FABRIC_INVENTORY") or value or str(REPO / "hosts.toml")
+    return Path(value)
+
+
+def load_inventory(c) -> Inventory:
+    try:
+        return inventory.load(inventory_path(c))
+    except InventoryError as e:
+        raise Exit(f"error: {e}", code=2) from None
+
+
+def targets(c, inv: Inventory, on: str | None, default: str = "all") -> list[Host]:
+    """Hosts from --on, or from `fab -H name` (inventory names), or the default."""
+    spec = on
+    host = getattr(c, "host", None)
+    if not spec and host:
+        spec = host
+    try:
+        return inv.select(spec or default)
+    except InventoryError as e:
+        raise Exit(f"error: {e}", code=2) from None
+
+
+@contextlib.contextmanager
+def session(c, *, check: bool = False, diff: bool = False, parallel: int = 16,
+            title: str = "RECAP") -> Iterator[Run]:
+    """Open a run; always close connections, print the recap and exit non-zero on failure."""
+    inv = load_inventory(c)
+    run = make_run(inv, check=check, diff=diff, parallel=parallel,
+                   log_dir=inv.path.parent / "logs")
+    if check:
+        run.rep.line(None, "CHECK MODE: nothing will be changed on any host")
+    code = 0
+    try:
+        yield run
+    except Abort as e:
+        run.rep.line(None, f"STOPPED: {e}", "failed")
+        code = 1
+    except KeyboardInterrupt:
+        run.rep.line(None, "interrupted: the next run completes what this one left (pending "
+                           "restarts are kept on the nodes)", "failed")
+        code = 130
+    finally:
+        run.close()
+        rc = run.rep.recap(title + (" (check mode: nothing changed)" if check else ""))
+        run.rep.close()
+        code = code or rc
+    if code:
+        raise Exit(code=code)

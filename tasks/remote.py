@@ -1,0 +1,490 @@
+"""Remote primitives: strict SSH connections, one-round-trip scripts, facts, atomic writes.
+
+Design:
+* One Fabric `Connection` per host per run, host keys checked against known_hosts (Fabric on its
+  own auto-adds any key; we replace that policy before connecting).
+* Every remote action is a POSIX shell script sent on **stdin** of `sh -s` (through sudo when the
+  SSH user is not root). Nothing secret is ever in argv or the environment; file contents and
+  SQL travel inside the script as base64 heredocs.
+* Facts: many probes in one script, one round trip, parsed back by markers.
+* Files: render locally, compare sha256/owner/mode with the facts, and only then write: temp file
+  in the same directory, chown/chmod, backup of the old version (0600, outside the config dirs),
+  atomic `mv`; optional validation command with roll-back of the whole set.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import paramiko
+from fabric import Config, Connection
+
+from .inventory import Host, Inventory
+
+STATE_DIR = "/var/lib/bps-deploy"  # our marks on every host (pending restart, lock, checksums)
+BACKUP_DIR = "/var/backups/bps-deploy"  # previous versions of the files we replaced
+PENDING_RESTART = f"{STATE_DIR}/pending-restart"
+q = shlex.quote
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class RemoteError(Exception):
+    """A host-level failure with a message meant for the user (names host and cause)."""
+
+
+class Unreachable(RemoteError):
+    pass
+
+
+class HostKeyUnknown(Unreachable):
+    pass
+
+
+class HostKeyChanged(Unreachable):
+    pass
+
+
+class CommandFailed(RemoteError):
+    def __init__(self, host: str, what: str, result: "CmdResult"):
+        self.result = result
+        detail = (result.stderr.strip() or result.stdout.strip())[-2000:]
+        super().__init__(f"{what} failed (exit {result.exit}): {detail}")
+
+
+class _StrictPolicy(paramiko.MissingHostKeyPolicy):
+    """Reject unknown host keys with a message that says how to trust the host."""
+
+    def __init__(self, known_hosts: Path | None):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        fp = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        kh = self.known_hosts or "~/.ssh/known_hosts"
+        host, _, port = hostname.strip("[").partition("]:")
+        scan = f"ssh-keyscan -p {port} {host}" if port else f"ssh-keyscan {host}"
+        raise HostKeyUnknown(
+            f"host key of {hostname} ({key.get_name()} SHA256:{fp}) is not in {kh}. "
+            f"If that fingerprint is right (check it on the host's console: ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_{key.get_name().replace('ssh-', '')}_key.pub), trust it with: "
+            f"{scan} >> {kh}")
+
+
+# --------------------------------------------------------------------------- session
+
+
+@dataclass
+class CmdResult:
+    stdout: str
+    stderr: str
+    exit: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit == 0
+
+
+@dataclass
+class HostSession:
+    """One host's connection for this run, with its sudo mode and counters."""
+
+    host: Host
+    c: Connection
+    user: str
+    sudo_password: str | None
+    timeout: int
+    commands: int = 0
+    bytes_sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _sudo_mode: str | None = None  # "root" | "nopasswd" | "password"
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+
+def _make_connection(inv: Inventory, address: str, gateway: Connection | None) -> Connection:
+    ssh = inv.ssh
+    overrides: dict = {"load_ssh_configs": True}
+    if ssh.ssh_config is not None:
+        overrides["ssh_config_path"] = str(ssh.ssh_config)
+    config = Config(overrides=overrides)
+    connect_kwargs: dict = {"banner_timeout": ssh.connect_timeout,
+                            "auth_timeout": ssh.connect_timeout}
+    if ssh.key is not None:
+        connect_kwargs.update(key_filename=str(ssh.key), look_for_keys=False, allow_agent=False)
+    c = Connection(address, user=ssh.user, port=ssh.port, config=config, gateway=gateway,
+                   connect_timeout=ssh.connect_timeout, connect_kwargs=connect_kwargs)
+    # Fabric sets AutoAddPolicy in Connection.__init__: replace it before anything connects.
+    if ssh.known_hosts is not None and ssh.known_hosts.exists():
+        c.client.load_host_keys(str(ssh.known_hosts))
+    if ssh.accept_new_host_keys:
+        c.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    else:
+        c.client.set_missing_host_key_policy(_StrictPolicy(ssh.known_hosts))
+    return c
+
+
+def connect(inv: Inventory, host: Host) -> HostSession:
+    """Open the host's connection (strict host keys, jump host honoured) and check it works."""
+    gateway = None
+    if inv.ssh.jump:
+        user, _, rest = inv.ssh.jump.rpartition("@")
+        addr, _, port = rest.partition(":")
+        gateway = _make_connection(inv, addr, None)
+        if user:
+            gateway.user = user
+        if port:
+            gateway.port = int(port)
+    c = _make_connection(inv, host.ssh_address, gateway)
+    where = f"{inv.ssh.user}@{host.ssh_address}:{inv.ssh.port}"
+    try:
+        c.open()
+    except HostKeyUnknown:
+        raise
+    except paramiko.BadHostKeyException as e:
+        raise HostKeyChanged(
+            f"host key of {host.ssh_address} CHANGED: known_hosts has "
+            f"{e.expected_key.get_name()} SHA256:{_fp(e.expected_key)}, the host offers "
+            f"SHA256:{_fp(e.key)}. This may be an attack, or the host was rebuilt. Verify, then "
+            f"remove the old key: ssh-keygen -R {host.ssh_address} -f {inv.ssh.known_hosts}"
+        ) from None
+    except paramiko.AuthenticationException as e:
+        raise Unreachable(f"SSH login as {where} refused ({e}); check ssh.user and ssh.key, and "
+                          "that the key is in the user's authorized_keys") from None
+    except (socket.timeout, TimeoutError) as e:
+        raise Unreachable(f"cannot reach {where}: timed out after {inv.ssh.connect_timeout}s; "
+                          "check the address, that sshd runs and the firewall") from None
+    except (OSError, paramiko.SSHException, EOFError) as e:
+        raise Unreachable(f"cannot reach {where}: {e or type(e).__name__}; check the address, "
+                          "that sshd runs and the port") from None
+    return HostSession(host, c, inv.ssh.user, inv.secrets.sudo_password,
+                       inv.ssh.command_timeout)
+
+
+def _fp(key) -> str:
+    return base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def close(s: HostSession) -> None:
+    try:
+        s.c.close()
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _exec(s: HostSession, command: str, stdin: bytes, timeout: int) -> CmdResult:
+    """Run `command` on the host's transport, feeding `stdin` and then EOF."""
+    transport = s.c.client.get_transport()
+    if transport is None or not transport.is_active():
+        raise Unreachable(f"connection to {s.host.ssh_address} was lost")
+    chan = transport.open_session(timeout=timeout)
+    chan.settimeout(timeout)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def pump(read, sink):
+        try:
+            while True:
+                data = read(65536)
+                if not data:
+                    return
+                sink.append(data)
+        except BaseException as e:  # socket.timeout, closed channel
+            errors.append(e)
+
+    chan.exec_command(command)
+    readers = [threading.Thread(target=pump, args=(chan.recv, out), daemon=True),
+               threading.Thread(target=pump, args=(chan.recv_stderr, err), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        if stdin:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+    except OSError:
+        pass  # the command may exit before reading all input; its exit code tells
+    deadline = time.monotonic() + timeout
+    for t in readers:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in readers) or errors:
+        chan.close()
+        raise RemoteError(f"command timed out after {timeout}s on {s.name}")
+    code = chan.recv_exit_status()
+    chan.close()
+    with s.lock:
+        s.commands += 1
+        s.bytes_sent += len(stdin)
+    return CmdResult(b"".join(out).decode("utf-8", "replace"),
+                     b"".join(err).decode("utf-8", "replace"), code)
+
+
+def _sudo_mode(s: HostSession) -> str:
+    if s._sudo_mode is None:
+        if s.user == "root":
+            s._sudo_mode = "root"
+        else:
+            r = _exec(s, "sudo -n true", b"", 30)
+            if r.ok:
+                s._sudo_mode = "nopasswd"
+            elif s.sudo_password:
+                s._sudo_mode = "password"
+                probe = _exec(s, "sudo -S -k -p '' -- sh -s",
+                              s.sudo_password.encode() + b"\nid -u\n", 30)
+                if probe.stdout.strip() != "0":
+                    raise RemoteError(f"sudo refused the password for {s.user} on {s.name}; "
+                                      "check ssh.sudo_password")
+            else:
+                raise RemoteError(f"sudo on {s.name} needs a password for {s.user} ("
+                                  f"{(r.stderr.strip() or 'sudo -n failed')[:200]}); set "
+                                  "ssh.sudo_password in hosts.toml, or give the user NOPASSWD")
+    return s._sudo_mode
+
+
+def run_script(s: HostSession, script: str, *, root: bool = True, timeout: int | None = None,
+               check: bool = False, what: str = "remote script") -> CmdResult:
+    """Run a shell script on the host, as root by default. The script travels on stdin."""
+    body = ("set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+            "/sbin:/bin\n" + script).encode()
+    timeout = timeout or s.timeout
+    if not root:
+        res = _exec(s, "sh -s", body, timeout)
+    else:
+        mode = _sudo_mode(s)
+        if mode == "root":
+            res = _exec(s, "sh -s", body, timeout)
+        elif mode == "nopasswd":
+            res = _exec(s, "sudo -n -H -- sh -s", body, timeout)
+        else:
+            # -k: always ask, so sudo always consumes exactly the first line (the password)
+            res = _exec(s, "sudo -S -k -p '' -H -- sh -s",
+                        s.sudo_password.encode() + b"\n" + body, timeout)
+    if check and not res.ok:
+        raise CommandFailed(s.name, what, res)
+    return res
+
+
+# --------------------------------------------------------------------------- facts
+
+_BEGIN = "@@BPS-FACT-BEGIN "
+_END = "@@BPS-FACT-END "
+
+
+@dataclass
+class Fact:
+    out: str
+    rc: int
+
+
+def read_facts(s: HostSession, probes: dict[str, str], root: bool = True) -> dict[str, Fact]:
+    """Run every probe in ONE round trip; return each probe's output and exit code."""
+    parts = []
+    for key, snippet in probes.items():
+        parts.append(f"echo '{_BEGIN}{key}'\n( {snippet}\n) </dev/null 2>&1\n"
+                     f"echo \"\n{_END}{key} $?\"\n")
+    res = run_script(s, "".join(parts), root=root, what="fact read")
+    return parse_facts(res.stdout)
+
+
+def parse_facts(text: str) -> dict[str, Fact]:
+    facts: dict[str, Fact] = {}
+    key = None
+    buf: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith(_BEGIN):
+            key, buf = line[len(_BEGIN):], []
+        elif line.startswith(_END) and key is not None:
+            rc = int(line.rsplit(" ", 1)[1])
+            out = "\n".join(buf)
+            facts[key] = Fact(out[:-1] if out.endswith("\n") else out, rc)
+            key = None
+        elif key is not None:
+            buf.append(line)
+    return facts
+
+
+def probe_file(path: str) -> str:
+    """Probe: 'sha256 mode owner group' of a file, or MISSING."""
+    p = q(path)
+    return (f"if [ -f {p} ]; then printf '%s %s\\n' \"$(sha256sum < {p} | cut -d' ' -f1)\" "
+            f"\"$(stat -c '%a %U %G' {p})\"; else echo MISSING; fi")
+
+
+def probe_content(path: str) -> str:
+    """Probe: base64 of a file's content, or MISSING."""
+    p = q(path)
+    return f"if [ -f {p} ]; then base64 -w0 < {p}; echo; else echo MISSING; fi"
+
+
+@dataclass(frozen=True)
+class FileState:
+    sha256: str
+    mode: int
+    owner: str
+    group: str
+
+
+def parse_file_probe(out: str) -> FileState | None:
+    out = out.strip()
+    if not out or out == "MISSING":
+        return None
+    sha, mode, owner, group = out.split()
+    return FileState(sha, int(mode, 8), owner, group)
+
+
+def parse_content_probe(out: str) -> bytes | None:
+    out = out.strip()
+    if out == "MISSING":
+        return None
+    return base64.b64decode(out)
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class FileSpec:
+    """A file we want on a host, exactly."""
+
+    path: str
+    content: bytes
+    owner: str = "root"
+    group: str = "root"
+    mode: int = 0o644
+    sensitive: bool = False  # holds a secret: never diffed in clear, backup 0600
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass
+class FileChange:
+    spec: FileSpec
+    before: FileState | None
+    content_changed: bool
+
+    def describe(self) -> str:
+        if self.before is None:
+            return f"create {self.spec.path}"
+        if self.content_changed:
+            return f"update {self.spec.path}"
+        return (f"fix owner/mode of {self.spec.path} ({self.before.owner}:{self.before.group} "
+                f"{self.before.mode:04o} -> {self.spec.owner}:{self.spec.group} "
+                f"{self.spec.mode:04o})")
+
+
+def plan_files(wanted: Iterable[FileSpec], current: dict[str, FileState | None]) -> list[FileChange]:
+    """Pure: which files need writing (content) or fixing (owner/mode)."""
+    changes = []
+    for spec in wanted:
+        st = current.get(spec.path)
+        if st is None:
+            changes.append(FileChange(spec, None, True))
+        elif st.sha256 != spec.sha256:
+            changes.append(FileChange(spec, st, True))
+        elif (st.mode, st.owner, st.group) != (spec.mode, spec.owner, spec.group):
+            changes.append(FileChange(spec, st, False))
+    return changes
+
+
+def write_files_script(changes: list[FileChange], stamp: str,
+                       validate: str | None = None) -> str:
+    """A script that applies `changes` atomically; with `validate`, rolls all back on failure.
+
+    Each file: temp file in the same dir -> owner/mode -> backup of the old file -> mv.
+    If anything fails (disk full, validation), every file already replaced is restored from
+    its backup (or removed if it was new) and the script exits non-zero.
+    """
+    lines = [
+        "set -e",
+        f"umask 077; mkdir -p {q(BACKUP_DIR)}; chmod 700 {q(BACKUP_DIR)}",
+        "done_list=''; tmp=''",
+        "rollback() {",
+        "  [ -n \"$tmp\" ] && rm -f \"$tmp\"",
+        "  for pair in $done_list; do",
+        "    dst=${pair%%|*}; bak=${pair#*|}",
+        "    if [ \"$bak\" = NEW ]; then rm -f \"$dst\"; else cp -p \"$bak\" \"$dst.bps-restore\" "
+        "&& mv -f \"$dst.bps-restore\" \"$dst\"; fi",
+        "  done",
+        "}",
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then rollback; fi' EXIT",
+    ]
+    for ch in changes:
+        sp = ch.spec
+        p = q(sp.path)
+        bak = q(f"{BACKUP_DIR}/{sp.path.strip('/').replace('/', '%')}.{stamp}~")
+        own = q(f"{sp.owner}:{sp.group}")
+        if ch.content_changed:
+            b64 = base64.encodebytes(sp.content).decode()
+            lines += [
+                f"mkdir -p \"$(dirname {p})\"",
+                f"tmp=$(mktemp \"$(dirname {p})/.bps-tmp.XXXXXX\")",
+                f"base64 -d > \"$tmp\" <<'__BPS_EOF__'\n{b64}__BPS_EOF__",
+                f"[ \"$(sha256sum < \"$tmp\" | cut -d' ' -f1)\" = {sp.sha256} ] "
+                f"|| {{ echo 'transfer of {sp.path} corrupted' >&2; exit 1; }}",
+                f"chown {own} \"$tmp\"; chmod {sp.mode:o} \"$tmp\"",
+            ]
+            if ch.before is not None:
+                lines += [f"cp -p {p} {bak}; chmod 600 {bak}",
+                          f"done_list=\"$done_list {p}|{bak}\""]
+            else:
+                lines += [f"done_list=\"$done_list {p}|NEW\""]
+            lines += [f"mv -f \"$tmp\" {p}; tmp=''", f"echo 'changed {sp.path}'"]
+        else:
+            lines += [f"chown {own} {p}; chmod {sp.mode:o} {p}", f"echo 'fixed {sp.path}'"]
+    if validate:
+        lines += ["set +e", f"vout=$( {validate} 2>&1 )", "vrc=$?", "set -e",
+                  "if [ $vrc -ne 0 ]; then echo \"$vout\" >&2; "
+                  "echo 'validation failed: previous files restored' >&2; exit 3; fi"]
+    lines.append("trap - EXIT")
+    return "\n".join(lines) + "\n"
+
+
+def utc_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+# --------------------------------------------------------------------------- shared blocks
+
+
+def managed_block(text: str, block: list[str], marker: str = "bps-deploy") -> str:
+    """Pure: put `block` between our markers in `text`; other lines untouched; idempotent."""
+    begin, end = f"# BEGIN {marker} (managed, do not edit)", f"# END {marker}"
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    body = [begin, *block, end]
+    if begin in lines and end in lines[lines.index(begin):]:
+        i = lines.index(begin)
+        j = lines.index(end, i)
+        lines[i:j + 1] = body if block else []
+    elif block:
+        lines += body
+    return "\n".join(lines) + "\n"
+
+
+def pending_restart_script(reason: str) -> str:
+    """Script lines that mark a node as needing a restart (kept until a healthy restart)."""
+    return (f"mkdir -p {STATE_DIR}; echo {q(reason)} >> {PENDING_RESTART}; "
+            f"chmod 600 {PENDING_RESTART}\n")
+
+
+def clear_pending_script() -> str:
+    return f"rm -f {PENDING_RESTART}\n"
+
+
+def probe_pending() -> str:
+    return f"cat {PENDING_RESTART} 2>/dev/null || true"

@@ -1,0 +1,158 @@
+"""Per-host results, host-prefixed output, the recap table and the redacted run log."""
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+
+
+@dataclass
+class StepResult:
+    """What one step did on one host. `ok` carries the reason nothing was needed."""
+
+    host: str
+    step: str
+    status: str  # one of STATUSES
+    msg: str = ""
+    changes: list[str] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    restarted: bool = False
+
+    def __post_init__(self):
+        assert self.status in STATUSES, self.status
+
+
+class Redactor:
+    """Replaces every known secret with *** in anything we print or log."""
+
+    def __init__(self, secrets: list[str] | None = None):
+        self._secrets: list[str] = []
+        for s in secrets or []:
+            self.add(s)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 3 and secret not in self._secrets:
+            self._secrets.append(secret)
+            self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+
+def unified_diff(path: str, before: bytes | None, after: bytes, redact: Redactor) -> str:
+    a = redact((before or b"").decode("utf-8", "replace")).splitlines(keepends=True)
+    b = redact(after.decode("utf-8", "replace")).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, f"before: {path}", f"after: {path}"))
+
+
+class Reporter:
+    """Host-prefixed lines while running, a recap at the end, and a full redacted log file."""
+
+    def __init__(self, redact: Redactor, log_dir: Path | None = None, stream=None,
+                 color: bool | None = None, verbose: bool = False):
+        self.redact = redact
+        self.stream = stream or sys.stdout
+        self.color = self.stream.isatty() if color is None else color
+        self.verbose = verbose
+        self.results: list[StepResult] = []
+        self.restarted: set[str] = set()
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.log_path: Path | None = None
+        self._log = None
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            self.log_path = log_dir / f"run-{stamp}-{os.getpid()}.log"
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._log = os.fdopen(fd, "a", buffering=1)
+
+    # -- output ----------------------------------------------------------------
+    _COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31",
+               "skipped": "36", "warn": "35"}
+
+    def _paint(self, text: str, status: str) -> str:
+        if not self.color or status not in self._COLORS:
+            return text
+        return f"\033[{self._COLORS[status]}m{text}\033[0m"
+
+    def line(self, host: str | None, text: str, status: str = "") -> None:
+        text = self.redact(text)
+        prefix = f"[{host}] " if host else ""
+        with self.lock:
+            for ln in text.splitlines() or [""]:
+                self.stream.write(self._paint(prefix + ln, status) + "\n")
+                if self._log:
+                    self._log.write(f"{time.strftime('%H:%M:%S')} {prefix}{ln}\n")
+            self.stream.flush()
+
+    def log_only(self, host: str | None, text: str) -> None:
+        if self._log:
+            with self.lock:
+                prefix = f"[{host}] " if host else ""
+                for ln in self.redact(text).splitlines():
+                    self._log.write(f"{time.strftime('%H:%M:%S')} {prefix}{ln}\n")
+
+    def warn(self, text: str) -> None:
+        self.line(None, f"WARNING: {text}", "warn")
+
+    def record(self, r: StepResult, show_diff: bool = False) -> StepResult:
+        with self.lock:
+            self.results.append(r)
+            if r.restarted:
+                self.restarted.add(r.host)
+        head = f"{r.step}: {r.status}"
+        if r.msg:
+            head += f": {r.msg}"
+        self.line(r.host, head, r.status)
+        for ch in r.changes:
+            self.line(r.host, f"  ~ {ch}", r.status)
+        for d in r.diffs:
+            if show_diff:
+                self.line(r.host, d.rstrip("\n"))
+            else:
+                self.log_only(r.host, d)
+        return r
+
+    # -- recap -----------------------------------------------------------------
+    def host_status(self) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            row = table.setdefault(r.host, {s: 0 for s in STATUSES})
+            row[r.status] += 1
+        return table
+
+    def failed_hosts(self) -> list[str]:
+        return [h for h, row in self.host_status().items()
+                if row["failed"] or row["unreachable"]]
+
+    def recap(self, title: str = "RECAP") -> int:
+        table = self.host_status()
+        width = max([len(h) for h in table] + [4])
+        elapsed = time.monotonic() - self.started
+        self.line(None, "")
+        self.line(None, f"{title} ({elapsed:.1f}s)")
+        self.line(None, f"{'host'.ljust(width)}  {'ok':>4} {'changed':>8} {'failed':>7} "
+                        f"{'unreach':>8} {'skipped':>8}  restarted")
+        for host, row in table.items():
+            status = ("failed" if row["failed"] or row["unreachable"]
+                      else "changed" if row["changed"] else "ok")
+            self.line(None, f"{host.ljust(width)}  {row['ok']:>4} {row['changed']:>8} "
+                            f"{row['failed']:>7} {row['unreachable']:>8} {row['skipped']:>8}  "
+                            f"{'yes' if host in self.restarted else 'no'}", status)
+        if self.log_path:
+            self.line(None, f"log: {self.log_path}")
+        return 1 if self.failed_hosts() else 0
+
+    def close(self) -> None:
+        if self._log:
+            self._log.close()
+            self._log = None

@@ -1,0 +1,138 @@
+"""A run: the inventory, options, one connection per host, bounded parallel steps.
+
+A failed or unreachable host never raises out of a step: it is recorded, named in the recap,
+and dropped from later steps of this run, while the other hosts go on.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import remote
+from .inventory import Host, Inventory
+from .remote import FileChange, FileSpec, HostSession, RemoteError, Unreachable
+from .report import Redactor, Reporter, StepResult, unified_diff
+
+
+@dataclass
+class RunOptions:
+    check: bool = False  # read facts and plan only; touch nothing
+    diff: bool = False  # show unified diffs of files that (would) change
+    parallel: int = 16  # hosts worked on at once
+
+
+class Run:
+    def __init__(self, inv: Inventory, opts: RunOptions, reporter: Reporter):
+        self.inv = inv
+        self.opts = opts
+        self.rep = reporter
+        self.stamp = remote.utc_stamp()
+        self._sessions: dict[str, HostSession] = {}
+        self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in inv.hosts}
+        self.dead: dict[str, str] = {}  # host -> why it left the run
+
+    @property
+    def check(self) -> bool:
+        return self.opts.check
+
+    def session(self, host: Host) -> HostSession:
+        with self._locks[host.name]:
+            s = self._sessions.get(host.name)
+            if s is None:
+                s = remote.connect(self.inv, host)
+                self._sessions[host.name] = s
+            return s
+
+    def sessions(self) -> dict[str, HostSession]:
+        return dict(self._sessions)
+
+    def alive(self, hosts: Iterable[Host]) -> list[Host]:
+        return [h for h in hosts if h.name not in self.dead]
+
+    def each(self, hosts: Iterable[Host], step: str,
+             fn: Callable[[HostSession], StepResult]) -> dict[str, StepResult]:
+        """Run fn on each live host in parallel (bounded); record one result per host."""
+        hosts = list(hosts)
+        results: dict[str, StepResult] = {}
+
+        def one(h: Host) -> StepResult:
+            if h.name in self.dead:
+                return StepResult(h.name, step, "skipped", f"left the run: {self.dead[h.name]}")
+            try:
+                s = self.session(h)
+                r = fn(s)
+            except Unreachable as e:
+                self.dead[h.name] = "unreachable"
+                return StepResult(h.name, step, "unreachable", str(e))
+            except RemoteError as e:
+                self.dead[h.name] = f"{step} failed"
+                return StepResult(h.name, step, "failed", str(e))
+            except Exception as e:  # a bug must still not hide the other hosts' results
+                self.dead[h.name] = f"{step} failed"
+                return StepResult(h.name, step, "failed", f"{type(e).__name__}: {e}")
+            if r.status in ("failed", "unreachable"):
+                self.dead.setdefault(h.name, f"{step} failed")
+            return r
+
+        workers = max(1, min(self.opts.parallel, len(hosts) or 1))
+        if workers == 1:
+            out = [one(h) for h in hosts]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                out = list(pool.map(one, hosts))
+        for h, r in zip(hosts, out):
+            results[h.name] = self.rep.record(r, show_diff=self.opts.diff)
+        return results
+
+    def close(self) -> None:
+        for s in self._sessions.values():
+            remote.close(s)
+        self._sessions.clear()
+
+    # -- the common "these files, exactly" step --------------------------------
+    def file_facts(self, s: HostSession, specs: list[FileSpec],
+                   extra: dict[str, str] | None = None) -> tuple[dict, dict]:
+        """One round trip: state of each wanted file plus any extra probes."""
+        probes = {f"file:{sp.path}": remote.probe_file(sp.path) for sp in specs}
+        probes.update(extra or {})
+        facts = remote.read_facts(s, probes)
+        states = {sp.path: remote.parse_file_probe(facts[f"file:{sp.path}"].out) for sp in specs}
+        return states, facts
+
+    def diffs_for(self, s: HostSession, changes: list[FileChange],
+                  before: dict[str, bytes | None] | None = None) -> list[str]:
+        if not self.opts.diff:
+            return []
+        wanted = [c for c in changes if c.content_changed]
+        before = dict(before or {})
+        missing = [c.spec.path for c in wanted if c.before is not None and c.spec.path not in before]
+        if missing:
+            facts = remote.read_facts(s, {p: remote.probe_content(p) for p in missing})
+            for p in missing:
+                before[p] = remote.parse_content_probe(facts[p].out)
+        out = []
+        for c in wanted:
+            if c.spec.sensitive:
+                # secrets stay masked even in diffs: only the redactor-known values are hidden,
+                # so also mask the file's own secret-bearing lines
+                pass
+            out.append(unified_diff(c.spec.path, before.get(c.spec.path), c.spec.content,
+                                    self.rep.redact))
+        return out
+
+    def apply_files(self, s: HostSession, changes: list[FileChange], *,
+                    validate: str | None = None, what: str = "write files") -> remote.CmdResult:
+        script = remote.write_files_script(changes, self.stamp, validate)
+        return remote.run_script(s, script, what=what)
+
+
+def make_run(inv: Inventory, check: bool = False, diff: bool = False, parallel: int = 16,
+             log_dir: Path | None = None, stream=None) -> Run:
+    redact = Redactor(inv.secrets.values())
+    rep = Reporter(redact, log_dir=log_dir, stream=stream)
+    for w in inv.warnings:
+        rep.warn(w)
+    return Run(inv, RunOptions(check=check, diff=diff, parallel=parallel), rep)
