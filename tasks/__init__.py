@@ -4,9 +4,9 @@
 """
 from invoke import Collection
 
-from . import adhoc
+from . import adhoc, ei_config
 
 ns = Collection()
-for _task in (adhoc.ping, adhoc.run_):
+for _task in (adhoc.ping, adhoc.run_, ei_config.configure):
     ns.add_task(_task)
 ns.configure({"inventory": None})

@@ -408,28 +408,16 @@ def write_files_script(changes: list[FileChange], stamp: str,
     If anything fails (disk full, validation), every file already replaced is restored from
     its backup (or removed if it was new) and the script exits non-zero.
     """
-    lines = [
-        "set -e",
-        f"umask 077; mkdir -p {q(BACKUP_DIR)}; chmod 700 {q(BACKUP_DIR)}",
-        "done_list=''; tmp=''",
-        "rollback() {",
-        "  [ -n \"$tmp\" ] && rm -f \"$tmp\"",
-        "  for pair in $done_list; do",
-        "    dst=${pair%%|*}; bak=${pair#*|}",
-        "    if [ \"$bak\" = NEW ]; then rm -f \"$dst\"; else cp -p \"$bak\" \"$dst.bps-restore\" "
-        "&& mv -f \"$dst.bps-restore\" \"$dst\"; fi",
-        "  done",
-        "}",
-        "trap 'rc=$?; if [ $rc -ne 0 ]; then rollback; fi' EXIT",
-    ]
-    for ch in changes:
+    body: list[str] = []
+    undo: list[str] = []  # restore commands, one per replaced file, by step number
+    for n, ch in enumerate(changes, 1):
         sp = ch.spec
         p = q(sp.path)
         bak = q(f"{BACKUP_DIR}/{sp.path.strip('/').replace('/', '%')}.{stamp}~")
         own = q(f"{sp.owner}:{sp.group}")
         if ch.content_changed:
             b64 = base64.encodebytes(sp.content).decode()
-            lines += [
+            body += [
                 f"mkdir -p \"$(dirname {p})\"",
                 f"tmp=$(mktemp \"$(dirname {p})/.bps-tmp.XXXXXX\")",
                 f"base64 -d > \"$tmp\" <<'__BPS_EOF__'\n{b64}__BPS_EOF__",
@@ -438,13 +426,27 @@ def write_files_script(changes: list[FileChange], stamp: str,
                 f"chown {own} \"$tmp\"; chmod {sp.mode:o} \"$tmp\"",
             ]
             if ch.before is not None:
-                lines += [f"cp -p {p} {bak}; chmod 600 {bak}",
-                          f"done_list=\"$done_list {p}|{bak}\""]
+                body.append(f"cp -p {p} {bak}; chmod 600 {bak}")
+                undo.append(f"  [ $step -ge {n} ] && cp -p {bak} {p}.bps-restore && "
+                            f"mv -f {p}.bps-restore {p}")
             else:
-                lines += [f"done_list=\"$done_list {p}|NEW\""]
-            lines += [f"mv -f \"$tmp\" {p}; tmp=''", f"echo 'changed {sp.path}'"]
+                undo.append(f"  [ $step -ge {n} ] && rm -f {p}")
+            body += [f"mv -f \"$tmp\" {p}; tmp=''; step={n}", f"echo 'changed {sp.path}'"]
         else:
-            lines += [f"chown {own} {p}; chmod {sp.mode:o} {p}", f"echo 'fixed {sp.path}'"]
+            body += [f"chown {own} {p}; chmod {sp.mode:o} {p}", f"echo 'fixed {sp.path}'"]
+    lines = [
+        "set -e",
+        f"umask 077; mkdir -p {q(BACKUP_DIR)}; chmod 700 {q(BACKUP_DIR)}",
+        "step=0; tmp=''",
+        "rollback() {",
+        "  set +e",
+        "  [ -n \"$tmp\" ] && rm -f \"$tmp\"",
+        *reversed(undo),
+        "  true",
+        "}",
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then rollback; fi' EXIT",
+        *body,
+    ]
     if validate:
         lines += ["set +e", f"vout=$( {validate} 2>&1 )", "vrc=$?", "set -e",
                   "if [ $vrc -ne 0 ]; then echo \"$vout\" >&2; "

@@ -1,0 +1,303 @@
+"""`fab deploy`, `fab restart`, `fab stop`, `fab status`, `fab logs`, `fab unlock`.
+
+deploy = preflight (all hosts, parallel; any problem stops the run before anything changes)
+       -> lock -> db-init -> certs -> configure (nodes in parallel)
+       -> start/restart only the nodes that need it, in inventory order, each healthy first
+       -> lb (validated, reloaded only on change) -> unlock.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+
+from invoke import task
+
+from . import certs, db, ei_config, lb, remote, services
+from .cli import COMMON_HELP, Abort, session, targets
+from .inventory import Host, Inventory
+from .remote import HostSession, q
+from .report import StepResult
+from .runner import Run
+
+LOCK_DIR = f"{remote.STATE_DIR}/deploy.lock"
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def _path_check(addr: str, port: int) -> str:
+    # "refused" proves the route (the host answered): fine before the service is up
+    return (f"out=$(timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' 2>&1); rc=$?; "
+            f"if [ $rc -eq 0 ]; then echo open; elif echo \"$out\" | grep -qi refused; "
+            f"then echo refused; else echo \"unreachable ${{out:-timeout}}\"; fi")
+
+
+def preflight_probes(inv: Inventory, h: Host) -> dict[str, str]:
+    from .adhoc import ping_probes
+    probes = ping_probes(inv, h.role)
+    if h.role == "node":
+        probes[f"path:{inv.db.name}:{inv.database.port}"] = _path_check(inv.db.address,
+                                                                       inv.database.port)
+        for other in inv.nodes:
+            if other.name != h.name:
+                probes[f"path:{other.name}:{inv.cluster.hazelcast_port}"] = _path_check(
+                    other.address, inv.cluster.hazelcast_port)
+        probes["curl"] = "command -v curl"
+    elif h.role == "lb":
+        for n in inv.nodes:
+            for port in (inv.cluster.http_port, inv.cluster.https_port):
+                probes[f"path:{n.name}:{port}"] = _path_check(n.address, port)
+    return probes
+
+
+def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
+    facts = remote.read_facts(s, preflight_probes(inv, s.host))
+    problems = []
+    if facts["root"].out.strip() != "0":
+        problems.append("sudo does not give root")
+    need = {"lb": ("nginx", "openssl"), "node": ("java", "keytool", "curl"), "db": ("db",)}
+    for tool in need[s.host.role]:
+        if facts[tool].rc != 0 or not facts[tool].out.strip():
+            problems.append(f"{'database server' if tool == 'db' else tool} not found: install it")
+    if s.host.role == "node" and facts["ei_home"].out.strip() != "present" \
+            and inv.cluster.ei_zip is None:
+        problems.append(f"EI_HOME {inv.cluster.ei_home} missing (set cluster.ei_zip to install)")
+    for key, f in facts.items():
+        if key.startswith("path:") and f.out.startswith("unreachable"):
+            _, target, port = key.split(":")
+            problems.append(f"cannot reach {target} on port {port} "
+                            f"({f.out.removeprefix('unreachable').strip()}): check routes and "
+                            "firewalls between the hosts")
+    if problems:
+        return StepResult(s.name, "preflight", "failed", "; ".join(problems))
+    return StepResult(s.name, "preflight", "ok", facts["os"].out.strip())
+
+
+def preflight(run: Run) -> None:
+    results = run.each(run.inv.hosts, "preflight", lambda s: preflight_host(run.inv, s))
+    bad = [f"{h}: {r.msg}" for h, r in results.items() if r.status != "ok"]
+    if bad:
+        raise Abort("preflight found problems; nothing was changed:\n  " + "\n  ".join(bad))
+
+
+# --------------------------------------------------------------------------- lock
+
+
+def _lock_owner() -> str:
+    return (f"{getpass.getuser()}@{socket.gethostname()} pid={os.getpid()} "
+            f"since={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+
+
+def _stale(owner: str) -> bool:
+    """True when the owner ran on this machine and its process is gone."""
+    try:
+        who, pid_part = owner.split()[0], owner.split()[1]
+        host = who.split("@", 1)[1]
+        pid = int(pid_part.split("=", 1)[1])
+    except (IndexError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire_lock(run: Run, break_lock: bool = False) -> None:
+    """One deploy at a time: an atomic mkdir on the LB host, with who/when/pid inside."""
+    s = run.session(run.inv.lb)
+    owner = _lock_owner()
+    script = (f"mkdir -p {remote.STATE_DIR}\n"
+              + (f"rm -rf {LOCK_DIR}\n" if break_lock else "")
+              + f"if mkdir {LOCK_DIR} 2>/dev/null; then echo {q(owner)} > {LOCK_DIR}/owner; "
+                f"echo ACQUIRED; else echo HELD; cat {LOCK_DIR}/owner 2>/dev/null; fi\n")
+    res = remote.run_script(s, script, check=True, what="lock")
+    if res.stdout.startswith("ACQUIRED"):
+        return
+    holder = res.stdout.split("\n", 1)[1].strip() if "\n" in res.stdout else "?"
+    if _stale(holder):
+        run.rep.warn(f"breaking the stale deploy lock of a dead run ({holder})")
+        return acquire_lock(run, break_lock=True)
+    raise Abort(f"another deploy holds the lock on {run.inv.lb.name} ({holder}). Wait for it; "
+                "if that run is dead, break the lock with `fab unlock` or `--break-lock`")
+
+
+def release_lock(run: Run) -> None:
+    try:
+        remote.run_script(run.session(run.inv.lb), f"rm -rf {LOCK_DIR}\n")
+    except remote.RemoteError:
+        run.rep.warn(f"could not release the deploy lock on {run.inv.lb.name}")
+
+
+# --------------------------------------------------------------------------- restart
+
+
+def _lb_configured(run: Run) -> bool:
+    facts = remote.read_facts(run.session(run.inv.lb),
+                              {"vhost": "test -f /etc/nginx/conf.d/ei.http.conf && echo yes"})
+    return facts["vhost"].out.strip() == "yes"
+
+
+def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = False,
+                  step: str = "restart") -> bool:
+    """Restart `nodes` in order, each healthy before the next; False on the first failure.
+
+    full: stop every node (last first), then start in order (membership/domain changed).
+    rolling: drain each node from NGINX while it restarts, then put it back.
+    """
+    if run.check:
+        run.each(nodes, step, lambda s: services.start_and_wait(run, s, step))
+        return True
+    if full:
+        for n in reversed(nodes):
+            run.each([n], "stop", lambda s: services.stop_node(run, s))
+    drain = rolling and not full and _lb_configured(run)
+    for n in nodes:
+        if n.name in run.dead:
+            return False
+        if drain:
+            lb.lb_step(run, drain=frozenset({n.name}))
+        r = run.each([n], step, lambda s: services.start_and_wait(run, s, step))[n.name]
+        if r.status == "failed":
+            run.rep.line(n.name, "stopping here: later nodes are not restarted", "failed")
+            return False
+        if drain:
+            lb.lb_step(run)
+    return True
+
+
+def nodes_needing_restart(run: Run, changed: set[str]) -> list[Host]:
+    states: dict[str, services.NodeState] = {}
+
+    def probe(s: HostSession) -> StepResult:
+        st, _ = services.node_state(run, s)
+        states[s.name] = st
+        why = []
+        if s.name in changed:
+            why.append("configuration changed")
+        if st.pending:
+            why.append("restart pending")
+        if not st.running:
+            why.append("not running")
+        if why:
+            return StepResult(s.name, "state", "ok", "needs (re)start: " + ", ".join(why))
+        return StepResult(s.name, "state", "ok", f"running (pid {st.pid}), nothing pending")
+
+    run.each(run.alive(run.inv.nodes), "state", probe)
+    return [n for n in run.inv.nodes if n.name in states and
+            (n.name in changed or states[n.name].pending or not states[n.name].running)]
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
+            "parallel": COMMON_HELP["parallel"],
+            "break_lock": "break a stale deploy lock left by a dead run",
+            "renew": "force a new LB certificate"})
+def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=False):
+    """Deploy the whole cluster: db-init, certs, configure, ordered restarts, LB."""
+    with session(c, check=check, diff=diff, parallel=parallel, title="DEPLOY") as run:
+        preflight(run)
+        if not run.check:
+            acquire_lock(run, break_lock)
+        try:
+            if not db.db_step(run):
+                raise Abort("db-init failed: nodes were not touched")
+            if not certs.certs_step(run, renew=renew) and run.inv.lb.name in run.dead:
+                raise Abort("certificates failed on the LB")
+            cfg = ei_config.configure_step(run)
+            todo = nodes_needing_restart(run, cfg.changed)
+            if todo:
+                full = cfg.membership_changed and len(todo) > 0
+                if not restart_nodes(run, todo if not full else list(run.inv.nodes),
+                                     rolling=True, full=full):
+                    raise Abort("a node failed its health check; the LB was left as it was")
+            lb.lb_step(run)
+        finally:
+            if not run.check:
+                release_lock(run)
+
+
+@task(help={"rolling": "drain each node from NGINX while it restarts (zero downtime)",
+            "only": "restart only these nodes (comma-separated names)",
+            "check": COMMON_HELP["check"]})
+def restart(c, rolling=False, only=None, check=False):
+    """Restart the EI nodes in order, each healthy before the next."""
+    with session(c, check=check, title="RESTART") as run:
+        nodes = [n for n in run.inv.select(only) if n.role == "node"] if only \
+            else list(run.inv.nodes)
+        if not run.check:
+            acquire_lock(run)
+        try:
+            restart_nodes(run, nodes, rolling=rolling)
+        finally:
+            if not run.check:
+                release_lock(run)
+
+
+@task(help={"on": "nodes to stop (default: all)", "check": COMMON_HELP["check"]})
+def stop(c, on=None, check=False):
+    """Stop the EI nodes, last first."""
+    with session(c, check=check, title="STOP") as run:
+        nodes = [n for n in targets(c, run.inv, on, "nodes") if n.role == "node"]
+        for n in reversed(nodes):
+            run.each([n], "stop", lambda s: services.stop_node(run, s))
+
+
+@task(help={"on": "nodes (default: all)", "n": "number of lines (default 50)"})
+def logs(c, on=None, n=50):
+    """Show the tail of each node's EI log, host-prefixed."""
+    with session(c, title="LOGS") as run:
+        def one(s: HostSession) -> StepResult:
+            for line in services.log_tail(run, s, int(n)).rstrip("\n").splitlines():
+                run.rep.line(s.name, line)
+            return StepResult(s.name, "logs", "ok", services.paths(run.inv)["log"])
+        run.each([h for h in targets(c, run.inv, on, "nodes") if h.role == "node"], "logs", one)
+
+
+@task
+def unlock(c):
+    """Break the deploy lock (only when the run that holds it is dead)."""
+    with session(c, title="UNLOCK") as run:
+        def one(s: HostSession) -> StepResult:
+            res = remote.run_script(s, f"cat {LOCK_DIR}/owner 2>/dev/null; rm -rf {LOCK_DIR}\n")
+            held = res.stdout.strip()
+            return StepResult(s.name, "unlock", "changed" if held else "ok",
+                              f"removed lock of {held}" if held else "no lock held")
+        run.each([run.inv.lb], "unlock", one)
+
+
+@task(help={"parallel": COMMON_HELP["parallel"]})
+def status(c, parallel=16):
+    """One table: hosts reachable, nodes running/healthy/pending/drift, LB and DB state."""
+    with session(c, parallel=parallel, title="STATUS") as run:
+        inv = run.inv
+
+        def node(s: HostSession) -> StepResult:
+            st, _ = services.node_state(run, s)
+            parts = [f"running pid {st.pid}" if st.running else "NOT running",
+                     "healthy" if st.healthy else "NOT healthy"]
+            if st.pending:
+                parts.append("restart PENDING")
+            bad = not (st.running and st.healthy) or bool(st.pending)
+            return StepResult(s.name, "status", "failed" if bad else "ok", ", ".join(parts))
+
+        run.each(inv.nodes, "status", node)
+        # drift: what a deploy would change, without changing anything
+        saved = run.opts.check
+        run.opts.check = True
+        try:
+            drift = ei_config.configure_step(run, run.alive(inv.nodes))
+        finally:
+            run.opts.check = saved
+        run.each([inv.lb], "status", lambda s: lb.lb_status(run, s))
+        run.each([inv.db], "status", lambda s: db.db_status_result(run, s))
+        if not drift.ok:
+            raise Abort("could not read the nodes' configuration")

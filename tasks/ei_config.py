@@ -1,0 +1,333 @@
+"""`fab configure`: on each EI node, the JDBC driver and the profile's cluster configuration.
+
+Facts (one round trip per node): EI_HOME, service user, ownership, JDK, lib/ jars, the current
+bytes of every config file we edit, the pending-restart mark. Plan: the XML edits are made in
+memory by `ei_xml.render_node_config` on the node's own files (so comments and the user's other
+settings stay); only files whose bytes, owner or mode differ are written, atomically, with a
+0600 backup. Any change marks the node as needing a restart, on the node itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from invoke import task
+
+from . import ei_xml, jdbc, remote
+from .cli import COMMON_HELP, session
+from .inventory import Host, Inventory
+from .remote import FileSpec, FileState, HostSession, q
+from .report import StepResult
+from .runner import Run
+
+# files holding passwords: never world-readable (WSO2 needs them in clear without secure vault)
+SECRET_FILES = {"datasources/master-datasources.xml", "datasources/bps-datasources.xml",
+                "datasources/activiti-datasources.xml", "user-mgt.xml"}
+MEMBERSHIP_FILE = "axis2/axis2.xml"
+
+
+def conf_dir(inv: Inventory) -> str:
+    return f"{inv.cluster.profile_home}/conf"
+
+
+def jdbc_url(inv: Inventory, database: str) -> str:
+    d = inv.database
+    return f"jdbc:mysql://{d.hostname}:{d.port}/{database}?useSSL=false&autoReconnect=true"
+
+
+def driver_class(inv: Inventory) -> str:
+    return inv.cluster.jdbc_driver_class or jdbc.driver_class_of(inv.cluster.jdbc_driver)
+
+
+def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
+    """Everything node-specific that goes into its XML files."""
+    d, cl = inv.database, inv.cluster
+    pw, drv = inv.secrets.db_password, driver_class(inv)
+
+    def ds(name: str, jndi: str, db: str, desc: str) -> ei_xml.DataSourceSpec:
+        return ei_xml.DataSourceSpec(name, jndi, jdbc_url(inv, db), d.user, pw, drv, desc)
+
+    return ei_xml.NodeXmlParams(
+        node_ip=node.address,
+        member_ips=tuple(n.address for n in inv.nodes),
+        hazelcast_port=cl.hazelcast_port,
+        domain=cl.domain,
+        node_id=node.name,
+        registry_read_only=node.index != 1,
+        service_name=cl.service_name,
+        console_name=cl.console_name,
+        port_offset=cl.port_offset,
+        http_proxy_port=80,
+        https_proxy_port=443,
+        user_db=ds("WSO2_USER_DB", "jdbc/WSO2UMDB", d.user_db,
+                   "The datasource used for user manager"),
+        registry_db=ds("WSO2REGISTRY_DB", "jdbc/WSO2RegistryDB", d.registry_db,
+                       "The datasource used for config/governance registry mount"),
+        local_db=ds("WSO2_CARBON_DB", "jdbc/WSO2CarbonDB", d.local_db(node.index),
+                    "The datasource used for registry and user manager"),
+        bps_db=ds("BPS_DS", "bpsds", d.bps_db, ""),
+        activiti_db=ds("ACTIVITI_DB", "jdbc/ActivitiDB", d.activiti_db, ""),
+        admin_username=cl.admin_user,
+        admin_password=inv.secrets.admin_password,
+    )
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass
+class NodeFacts:
+    ei_home: bool
+    user_exists: bool
+    not_owned: str  # first path under EI_HOME not owned by the service user ("" = all owned)
+    java: str  # first line of `java -version`, "" when missing
+    lib: dict[str, str]  # jar name -> sha256
+    conf: dict[str, bytes | None]  # rel path -> bytes
+    conf_state: dict[str, FileState | None]
+    pending: str
+
+
+def _probe_conf(path: str) -> str:
+    p = q(path)
+    return (f"if [ -f {p} ]; then stat -c '%a %U %G' {p}; base64 -w0 < {p}; echo; "
+            "else echo MISSING; fi")
+
+
+def node_probes(inv: Inventory) -> dict[str, str]:
+    cl = inv.cluster
+    probes = {
+        "ei_home": f"test -d {q(cl.profile_home)} && echo yes || echo no",
+        "user": f"id -u {q(cl.service_user)} >/dev/null 2>&1 && echo yes || echo no",
+        "not_owned": (f"id -u {q(cl.service_user)} >/dev/null 2>&1 && "
+                      f"find {q(cl.ei_home)} ! -user {q(cl.service_user)} -print -quit "
+                      "2>/dev/null; true"),
+        "java": ("if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
+                 "\"$JAVA_HOME/bin/java\" -version 2>&1 | head -1; elif command -v java "
+                 ">/dev/null; then java -version 2>&1 | head -1; fi"),
+        "lib": jdbc.probe_lib(q(cl.ei_home + "/lib")),
+        "pending": remote.probe_pending(),
+    }
+    for rel in ei_xml.CONF_FILES:
+        probes[f"conf:{rel}"] = _probe_conf(f"{conf_dir(inv)}/{rel}")
+    return probes
+
+
+def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
+    conf: dict[str, bytes | None] = {}
+    state: dict[str, FileState | None] = {}
+    for rel in ei_xml.CONF_FILES:
+        out = facts[f"conf:{rel}"].out.strip()
+        if out == "MISSING" or not out:
+            conf[rel], state[rel] = None, None
+            continue
+        meta, _, b64 = out.partition("\n")
+        mode, owner, group = meta.split()
+        data = remote.parse_content_probe(b64)
+        conf[rel] = data
+        state[rel] = FileState(hashlib.sha256(data).hexdigest(), int(mode, 8), owner, group)
+    return NodeFacts(
+        ei_home=facts["ei_home"].out.strip() == "yes",
+        user_exists=facts["user"].out.strip() == "yes",
+        not_owned=facts["not_owned"].out.strip(),
+        java=facts["java"].out.strip(),
+        lib=jdbc.parse_lib(facts["lib"].out),
+        conf=conf, conf_state=state, pending=facts["pending"].out.strip())
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class NodePlan:
+    files: list[remote.FileChange] = field(default_factory=list)
+    create_user: bool = False
+    chown: bool = False
+    move_aside: tuple[str, ...] = ()
+    membership_changed: bool = False
+    originals: dict[str, bytes | None] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.files or self.create_user or self.chown or self.move_aside)
+
+    def describe(self, inv: Inventory) -> list[str]:
+        out = []
+        if self.create_user:
+            out.append(f"create service user {inv.cluster.service_user}")
+        out += [f"move aside {inv.cluster.ei_home}/lib/{n} (another version of the driver)"
+                for n in self.move_aside]
+        out += [c.describe() for c in self.files]
+        if self.chown:
+            out.append(f"chown -R {inv.cluster.service_user} {inv.cluster.ei_home}")
+        return out
+
+
+def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
+    """Pure: from the node's facts to the writes it needs. Raises ei_xml.XmlConfigError."""
+    cl = inv.cluster
+    user = cl.service_user
+    missing = [rel for rel, data in f.conf.items() if data is None]
+    if missing:
+        raise ei_xml.XmlConfigError(missing[0], "", f"{conf_dir(inv)}/{missing[0]} is missing "
+                                    "on the node: is EI_HOME a complete EI 6.x install?")
+    wanted = ei_xml.render_node_config(dict(f.conf), node_params(inv, node))
+    specs = [FileSpec(f"{conf_dir(inv)}/{rel}", data, user, user,
+                      0o600 if rel in SECRET_FILES else 0o644, rel in SECRET_FILES)
+             for rel, data in wanted.items()]
+    jar_name = cl.jdbc_driver.name
+    jar_sha = hashlib.sha256(jar).hexdigest()
+    lib = jdbc.plan_lib(jar_name, jar_sha, driver_class(inv), f.lib)
+    if lib.install:
+        specs.append(FileSpec(f"{cl.ei_home}/lib/{jar_name}", jar, user, user, 0o644))
+    states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}
+    if jar_name in f.lib:  # the lib probe gives no owner/mode: only content matters there
+        states[f"{cl.ei_home}/lib/{jar_name}"] = FileState(f.lib[jar_name], 0o644, user, user)
+    changes = remote.plan_files(specs, states)
+    membership = any(c.content_changed and c.spec.path.endswith(MEMBERSHIP_FILE)
+                     and _members(c.before and f.conf[MEMBERSHIP_FILE]) !=
+                     _members(c.spec.content) for c in changes)
+    return NodePlan(files=changes, create_user=not f.user_exists,
+                    chown=bool(f.not_owned) or not f.user_exists, move_aside=lib.move_aside,
+                    membership_changed=membership,
+                    originals={f"{conf_dir(inv)}/{k}": v for k, v in f.conf.items()})
+
+
+def _members(axis2: bytes | None) -> tuple:
+    """(domain, members) of an axis2.xml, to tell a membership change from other edits."""
+    if not axis2:
+        return ()
+    from lxml import etree
+    try:
+        root = etree.fromstring(axis2)
+    except etree.XMLSyntaxError:
+        return ()
+    cl = root.find("clustering")
+    if cl is None:
+        return ()
+    dom = [p.text for p in cl.findall("parameter") if p.get("name") == "domain"]
+    hosts = tuple((m.findtext("hostName"), m.findtext("port")) for m in cl.iter("member"))
+    return (cl.get("enable"), tuple(dom), hosts)
+
+
+def apply_script(inv: Inventory, plan: NodePlan, stamp: str) -> str:
+    cl = inv.cluster
+    user, home = q(cl.service_user), q(cl.ei_home)
+    lines = ["set -e"]
+    if plan.create_user:
+        lines.append(f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group "
+                     f"--home-dir {home} --no-create-home --shell /usr/sbin/nologin {user}")
+    for name in plan.move_aside:
+        src = q(f"{cl.ei_home}/lib/{name}")
+        dst = q(f"{remote.BACKUP_DIR}/lib-{name}.{stamp}~")
+        lines.append(f"mkdir -p {remote.BACKUP_DIR}; mv -f {src} {dst}")
+    script = "\n".join(lines) + "\n"
+    if plan.files:
+        script += remote.write_files_script(plan.files, stamp)
+    if plan.chown:
+        script += f"chown -R {user}:{user} {home}\n"
+    reasons = [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] + list(plan.move_aside)
+    if reasons:
+        script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")
+    return script
+
+
+# --------------------------------------------------------------------------- install
+
+
+def install_from_zip(run: Run, s: HostSession) -> str:
+    """Upload the EI zip once (checksum-verified) and unpack it as EI_HOME."""
+    cl = run.inv.cluster
+    data = cl.ei_zip.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    staged = f"/var/tmp/bps-deploy-{sha[:16]}.zip"
+    have = remote.run_script(s, f"sha256sum {staged} 2>/dev/null | cut -d' ' -f1", root=False)
+    if have.stdout.strip() != sha:
+        with s.c.sftp() as sftp:
+            sftp.put(str(cl.ei_zip), staged)
+    parent, name = posixpath.split(cl.ei_home)
+    script = f"""set -e
+[ "$(sha256sum {staged} | cut -d' ' -f1)" = {sha} ] || {{ echo 'upload of {cl.ei_zip.name} corrupted' >&2; exit 1; }}
+work=$(mktemp -d {q(parent)}/.bps-unpack.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if command -v unzip >/dev/null; then unzip -q {staged} -d "$work"; else python3 -m zipfile -e {staged} "$work"; fi
+top=$(ls -A "$work")
+[ "$(echo "$top" | wc -l)" = 1 ] || {{ echo 'zip must hold one top directory' >&2; exit 1; }}
+[ -d "$work/$top/wso2/business-process" ] || {{ echo 'zip holds no wso2/business-process: not an EI 6.x distribution' >&2; exit 1; }}
+find "$work/$top" -name '*.sh' -exec chmod +x {{}} +
+mv "$work/$top" {q(cl.ei_home)}
+rm -f {staged}
+"""
+    if run.check:
+        return f"would install {cl.ei_zip.name} as {cl.ei_home}"
+    remote.run_script(s, script, check=True, what=f"install of {cl.ei_zip.name}")
+    return f"installed {cl.ei_zip.name} as {cl.ei_home}"
+
+
+# --------------------------------------------------------------------------- step
+
+
+@dataclass
+class ConfigureOutcome:
+    ok: bool
+    changed: set[str] = field(default_factory=set)  # nodes whose config changed
+    membership_changed: bool = False
+
+
+def configure_step(run: Run, nodes: list[Host] | None = None) -> ConfigureOutcome:
+    inv = run.inv
+    nodes = nodes or list(inv.nodes)
+    jar = inv.cluster.jdbc_driver.read_bytes()
+    outcome = ConfigureOutcome(True)
+
+    def one(s: HostSession) -> StepResult:
+        notes = []
+        facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
+        if not facts.ei_home:
+            if inv.cluster.ei_zip is None:
+                return StepResult(s.name, "configure", "failed",
+                                  f"EI_HOME {inv.cluster.ei_home} is missing on this node: "
+                                  "install EI there, or set cluster.ei_zip to let the tool do it")
+            notes.append(install_from_zip(run, s))
+            if run.check:
+                return StepResult(s.name, "configure", "changed", notes[0],
+                                  changes=["configure the unpacked EI (after install)"])
+            facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
+        if not facts.java:
+            return StepResult(s.name, "configure", "failed",
+                              "no JDK: set JAVA_HOME for the node or put java on PATH")
+        try:
+            plan = plan_node(inv, s.host, facts, jar)
+        except ei_xml.XmlConfigError as e:
+            return StepResult(s.name, "configure", "failed", f"{e} (nothing written)")
+        jdk = facts.java.replace('"', "")
+        if plan.membership_changed:
+            outcome.membership_changed = True
+        if plan.empty:
+            msg = "configuration up to date" + (f"; {jdk}" if jdk else "")
+            if facts.pending:
+                msg += "; restart still pending from an earlier run"
+            return StepResult(s.name, "configure", "ok", msg)
+        diffs = run.diffs_for(s, plan.files, plan.originals)
+        changes = notes + plan.describe(inv)
+        if not run.check:
+            remote.run_script(s, apply_script(inv, plan, run.stamp), check=True,
+                              what="configure write")
+            outcome.changed.add(s.name)
+        return StepResult(s.name, "configure", "changed",
+                          ("would change" if run.check else "changed") + f"; {jdk}",
+                          changes=changes, diffs=diffs)
+
+    results = run.each(nodes, "configure", one)
+    outcome.ok = all(r.status in ("ok", "changed") for r in results.values())
+    return outcome
+
+
+@task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
+            "parallel": COMMON_HELP["parallel"], "on": "nodes to configure (default: all)"})
+def configure(c, check=False, diff=False, parallel=16, on=None):
+    """Copy the JDBC driver and write each node's datasource, registry and cluster config."""
+    with session(c, check=check, diff=diff, parallel=parallel, title="CONFIGURE") as run:
+        nodes = run.inv.select(on) if on else list(run.inv.nodes)
+        configure_step(run, [n for n in nodes if n.role == "node"])

@@ -1,0 +1,386 @@
+"""`fab lb`: the NGINX load balancer in front of the EI nodes (guide §5.1).
+
+Three vhosts in /etc/nginx/conf.d/ rendered from templates/ (Jinja2, StrictUndefined):
+`ei.http.conf` and `ei.https.conf` (service name, round robin over every node, HTTP 9765 /
+HTTPS 9445 with the profile's port offset) and `ui.ei.https.conf` (console name, HTTPS with
+client affinity `hash $remote_addr consistent`, allow-list from cluster.console_allow).
+
+Debian's default site (`sites-enabled/default`, `default_server` on :80) is disabled: the link
+is moved to /var/backups/bps-deploy/ (the site itself stays in sites-available). Requests whose
+Host matches no vhost then land on the first :80 vhost, i.e. the service vhost.
+
+Files are pushed only when their content differs, the new set is checked with `nginx -t` and
+rolled back if the check fails (nginx keeps serving the old config), nginx is reloaded only when
+something changed and started when it is not running. The LB names go into /etc/hosts on the LB
+and the nodes in a managed block when cluster.etc_hosts is true.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+from invoke import task
+
+from . import remote
+from .cli import COMMON_HELP, session
+from .inventory import Host, Inventory
+from .remote import FileChange, FileSpec, HostSession, q
+from .report import StepResult
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+CONF_DIR = "/etc/nginx/conf.d"
+VHOSTS = ("ei.http.conf", "ei.https.conf", "ui.ei.https.conf")
+DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+ETC_HOSTS = "/etc/hosts"
+HOSTS_MARKER = "bps-deploy lb-names"
+MAX_FAILS = 3
+FAIL_TIMEOUT = "30s"
+STEP = "lb"
+
+
+class RenderError(Exception):
+    """A template could not be rendered; str() names the template and line."""
+
+
+class LbError(Exception):
+    """The LB cannot be configured as asked (bad drain name, bad allow-list, ...)."""
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+def _context_lines(name: str, lineno: int | None) -> str:
+    if not lineno:
+        return ""
+    try:
+        lines = (TEMPLATES / name).read_text().splitlines()
+    except OSError:
+        return ""
+    lo, hi = max(1, lineno - 2), min(len(lines), lineno + 2)
+    return "\n" + "\n".join(f"  {'>' if i == lineno else ' '} {i:4d} | {lines[i - 1]}"
+                            for i in range(lo, hi + 1))
+
+
+def render(name: str, ctx: dict, env: jinja2.Environment | None = None) -> str:
+    """Render templates/<name>; any template error becomes a RenderError with file and line."""
+    env = env or _env()
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateSyntaxError as e:
+        tname = e.name or name
+        raise RenderError(f"templates/{tname}:{e.lineno}: syntax error: {e.message}"
+                          f"{_context_lines(tname, e.lineno)}") from None
+    except jinja2.UndefinedError as e:
+        # find the innermost template frame in the traceback for the line number
+        tname, lineno = name, None
+        tb = e.__traceback__
+        while tb is not None:
+            fn = tb.tb_frame.f_code.co_filename
+            if fn.startswith(str(TEMPLATES)):
+                tname, lineno = Path(fn).name, tb.tb_lineno
+            tb = tb.tb_next
+        where = f"templates/{tname}" + (f":{lineno}" if lineno else "")
+        raise RenderError(f"{where}: undefined value: {e.message}"
+                          f"{_context_lines(tname, lineno)}") from None
+    except jinja2.TemplateError as e:
+        raise RenderError(f"templates/{name}: {e}") from None
+
+
+def parse_nginx_version(out: str) -> tuple[int, ...] | None:
+    """'nginx version: nginx/1.22.1' -> (1, 22, 1); None if not found."""
+    m = re.search(r"nginx/(\d+(?:\.\d+)*)", out or "")
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
+def template_context(inv: Inventory, nginx_version: tuple[int, ...] | None,
+                     drain: frozenset[str] = frozenset()) -> dict:
+    cl = inv.cluster
+    unknown = sorted(set(drain) - {n.name for n in inv.nodes})
+    if unknown:
+        raise LbError(f"cannot drain {', '.join(unknown)}: no such node in hosts.toml "
+                      f"(nodes: {', '.join(n.name for n in inv.nodes)})")
+    for net in cl.console_allow:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise LbError(f"cluster.console_allow: {net!r} is not a network") from None
+    return {
+        "managed_note": "Managed by bps-deploy (`fab lb`): local edits are overwritten.",
+        "nodes": [{"name": n.name, "address": n.address} for n in inv.nodes],
+        "drain": frozenset(drain),
+        "http_port": cl.http_port,
+        "https_port": cl.https_port,
+        "service_name": cl.service_name,
+        "console_name": cl.console_name,
+        "cert_path": inv.certs.cert_path,
+        "key_path": inv.certs.key_path,
+        "console_allow": list(cl.console_allow),
+        "nginx_extra": cl.nginx_extra or "",
+        "max_fails": MAX_FAILS,
+        "fail_timeout": FAIL_TIMEOUT,
+        # `http2 on;` exists from 1.25.1; before that http2 is a `listen` parameter
+        "http2_directive": bool(nginx_version and nginx_version >= (1, 25, 1)),
+    }
+
+
+def render_vhosts(inv: Inventory, nginx_version: tuple[int, ...] | None,
+                  drain: frozenset[str] = frozenset()) -> list[FileSpec]:
+    """Pure: the three vhost files, exactly."""
+    ctx = template_context(inv, nginx_version, drain)
+    env = _env()
+    return [FileSpec(f"{CONF_DIR}/{name}", render(f"{name}.j2", ctx, env).encode())
+            for name in VHOSTS]
+
+
+def hosts_block(inv: Inventory) -> list[str]:
+    cl = inv.cluster
+    return [f"{inv.lb.address}\t{cl.service_name} {cl.console_name}"]
+
+
+def plan_etc_hosts(current: bytes | None, state: remote.FileState | None,
+                   inv: Inventory) -> list[FileChange]:
+    """Pure: the /etc/hosts change (managed block present when etc_hosts, absent otherwise)."""
+    text = (current or b"").decode("utf-8", "replace")
+    block = hosts_block(inv) if inv.cluster.etc_hosts else []
+    new = remote.managed_block(text, block, HOSTS_MARKER)
+    if current is None and not block:
+        return []
+    if new == text:
+        return []
+    spec = FileSpec(ETC_HOSTS, new.encode(),
+                    owner=state.owner if state else "root", group=state.group if state else "root",
+                    mode=state.mode if state else 0o644)
+    return [FileChange(spec, state, True)]
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass
+class LbFacts:
+    nginx_version: tuple[int, ...] | None
+    nginx_running: bool
+    systemd: bool
+    cert_present: bool
+    key_present: bool
+    default_site: bool  # sites-enabled/default exists (file or link)
+    files: dict[str, remote.FileState | None] = field(default_factory=dict)
+    hosts_content: bytes | None = None
+    hosts_state: remote.FileState | None = None
+
+
+NGINX_RUNNING = ("if [ -s /run/nginx.pid ] && kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; "
+                 "then echo running; elif pgrep -x nginx >/dev/null 2>&1; then echo running; "
+                 "else echo stopped; fi")
+
+
+def lb_probes(inv: Inventory) -> dict[str, str]:
+    probes = {f"file:{CONF_DIR}/{v}": remote.probe_file(f"{CONF_DIR}/{v}") for v in VHOSTS}
+    probes.update({
+        "nginx": "command -v nginx >/dev/null 2>&1 && nginx -v 2>&1 || echo MISSING",
+        "running": NGINX_RUNNING,
+        "systemd": "[ -d /run/systemd/system ] && echo yes || echo no",
+        "cert": f"[ -s {q(inv.certs.cert_path)} ] && echo present || echo missing",
+        "key": f"[ -s {q(inv.certs.key_path)} ] && echo present || echo missing",
+        "default_site": f"[ -e {DEFAULT_SITE} ] || [ -L {DEFAULT_SITE} ] && echo present "
+                        "|| echo absent",
+        "hosts_file": remote.probe_file(ETC_HOSTS),
+        "hosts_content": remote.probe_content(ETC_HOSTS),
+    })
+    return probes
+
+
+def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
+    nginx = facts["nginx"].out.strip()
+    return LbFacts(
+        nginx_version=None if nginx.endswith("MISSING") else parse_nginx_version(nginx),
+        nginx_running=facts["running"].out.strip() == "running",
+        systemd=facts["systemd"].out.strip() == "yes",
+        cert_present=facts["cert"].out.strip() == "present",
+        key_present=facts["key"].out.strip() == "present",
+        default_site=facts["default_site"].out.strip() == "present",
+        files={f"{CONF_DIR}/{v}": remote.parse_file_probe(facts[f"file:{CONF_DIR}/{v}"].out)
+               for v in VHOSTS},
+        hosts_content=remote.parse_content_probe(facts["hosts_content"].out),
+        hosts_state=remote.parse_file_probe(facts["hosts_file"].out),
+    )
+
+
+def read_lb_facts(s: HostSession, inv: Inventory) -> LbFacts:
+    return parse_lb_facts(remote.read_facts(s, lb_probes(inv)))
+
+
+def read_hosts_facts(s: HostSession) -> tuple[bytes | None, remote.FileState | None]:
+    f = remote.read_facts(s, {"state": remote.probe_file(ETC_HOSTS),
+                              "content": remote.probe_content(ETC_HOSTS)})
+    return remote.parse_content_probe(f["content"].out), remote.parse_file_probe(f["state"].out)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class LbPlan:
+    error: str | None = None
+    vhosts: list[FileChange] = field(default_factory=list)
+    hosts: list[FileChange] = field(default_factory=list)
+    disable_default: bool = False
+    start: bool = False  # nginx is not running
+
+    @property
+    def changes(self) -> list[str]:
+        out = [c.describe() for c in self.vhosts]
+        if self.disable_default:
+            out.append(f"disable Debian's default site ({DEFAULT_SITE}, link moved to "
+                       f"{remote.BACKUP_DIR})")
+        out += [c.describe() + " (LB names block)" for c in self.hosts]
+        if self.start:
+            out.append("start nginx (not running)")
+        elif self.vhosts or self.disable_default:
+            out.append("reload nginx")
+        return out
+
+
+def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset()) -> LbPlan:
+    """Pure: what the LB needs. Raises RenderError/LbError for config mistakes."""
+    if facts.nginx_version is None:
+        return LbPlan(error="nginx is not installed on the LB (or `nginx -v` fails): install "
+                            "it first, e.g. `apt-get install nginx`")
+    missing = [p for p, ok in ((inv.certs.cert_path, facts.cert_present),
+                               (inv.certs.key_path, facts.key_present)) if not ok]
+    if missing:
+        return LbPlan(error=f"{' and '.join(missing)} not on the LB: run `fab certs` first "
+                            "(nothing was written)")
+    wanted = render_vhosts(inv, facts.nginx_version, drain)
+    return LbPlan(vhosts=remote.plan_files(wanted, facts.files),
+                  hosts=plan_etc_hosts(facts.hosts_content, facts.hosts_state, inv),
+                  disable_default=facts.default_site,
+                  start=not facts.nginx_running)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def nginx_service_script(action: str, systemd: bool) -> str:
+    """start|reload nginx: systemctl when systemd runs, else service, else nginx itself.
+
+    Output goes through a temp file: a daemon that kept our stdout would hold the SSH channel.
+    """
+    direct = "nginx" if action == "start" else "nginx -s reload"
+    if systemd:
+        cmd = f"systemctl {action} nginx"
+    else:
+        cmd = (f"if command -v service >/dev/null 2>&1 && [ -x /etc/init.d/nginx ]; then "
+               f"service nginx {action}; else {direct}; fi")
+    return (f"o=$(mktemp); ( {cmd} ) </dev/null >\"$o\" 2>&1; rc=$?; cat \"$o\" >&2; "
+            f"rm -f \"$o\"; exit $rc\n")
+
+
+def disable_default_script(stamp: str) -> str:
+    bak = f"{remote.BACKUP_DIR}/sites-enabled%default.{stamp}~"
+    return (f"set -e\numask 077; mkdir -p {remote.BACKUP_DIR}\n"
+            f"mv -f {DEFAULT_SITE} {q(bak)}\n"
+            f"if ! vout=$(nginx -t 2>&1); then mv -f {q(bak)} {DEFAULT_SITE}; echo \"$vout\" >&2; "
+            "echo 'validation failed: default site restored' >&2; exit 3; fi\n"
+            f"echo 'disabled {DEFAULT_SITE}'\n")
+
+
+_NGINX_MSG = re.compile(r"^nginx: \[(emerg|alert|crit|error)\].*$", re.M)
+
+
+def nginx_message(text: str) -> str:
+    """nginx's own error lines (with file:line) from `nginx -t` output, else the tail."""
+    lines = [m.group(0) for m in _NGINX_MSG.finditer(text)]
+    return "\n".join(lines) if lines else text.strip()[-1500:]
+
+
+def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
+    changes = plan.changes
+    if plan.error:
+        return StepResult(s.name, STEP, "failed", plan.error)
+    diffs = run.diffs_for(s, plan.vhosts + plan.hosts,
+                          {ETC_HOSTS: facts.hosts_content})
+    if not changes:
+        return StepResult(s.name, STEP, "ok", "vhosts, /etc/hosts and nginx already as wanted; "
+                                                "no reload")
+    if run.check:
+        return StepResult(s.name, STEP, "changed", "would change (check mode)", changes, diffs)
+    if plan.vhosts:
+        res = run.apply_files(s, plan.vhosts, validate="nginx -t", what="nginx vhosts")
+        if not res.ok:
+            if res.exit == 3:
+                return StepResult(
+                    s.name, STEP, "failed",
+                    "nginx -t rejected the new config; the previous files were put back and "
+                    "nginx still serves the old config:\n" + nginx_message(res.stderr), [], diffs)
+            raise remote.CommandFailed(s.name, "writing nginx vhosts", res)
+    if plan.disable_default:
+        res = remote.run_script(s, disable_default_script(run.stamp), what="disable default site")
+        if not res.ok:
+            return StepResult(s.name, STEP, "failed", "disabling the default site failed (it was "
+                              "restored):\n" + nginx_message(res.stderr + res.stdout))
+    if plan.hosts:
+        run.apply_files(s, plan.hosts, what="/etc/hosts")
+    if plan.start:
+        remote.run_script(s, nginx_service_script("start", facts.systemd), check=True,
+                          what="start nginx")
+    elif plan.vhosts or plan.disable_default:
+        remote.run_script(s, nginx_service_script("reload", facts.systemd), check=True,
+                          what="reload nginx")
+    return StepResult(s.name, STEP, "changed", "", changes, diffs)
+
+
+def node_hosts(run, s: HostSession) -> StepResult:
+    content, state = read_hosts_facts(s)
+    plan = plan_etc_hosts(content, state, run.inv)
+    if not plan:
+        return StepResult(s.name, STEP, "ok", "/etc/hosts already maps the LB names"
+                          if run.inv.cluster.etc_hosts else "etc_hosts off: no LB names block")
+    changes = [c.describe() + " (LB names block)" for c in plan]
+    diffs = run.diffs_for(s, plan, {ETC_HOSTS: content})
+    if run.check:
+        return StepResult(s.name, STEP, "changed", "would change (check mode)", changes, diffs)
+    run.apply_files(s, plan, what="/etc/hosts")
+    return StepResult(s.name, STEP, "changed", "", changes, diffs)
+
+
+def lb_step(run, drain: frozenset[str] = frozenset()) -> bool:
+    """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
+    inv = run.inv
+    if not inv.cluster.console_allow:
+        run.rep.warn("!!! cluster.console_allow is empty: the management console (/carbon on "
+                     f"{inv.cluster.console_name}) is OPEN TO EVERYONE; list the admin networks")
+    if drain:
+        run.rep.line(None, f"draining (marked down in the upstreams): {', '.join(sorted(drain))}")
+
+    def one(s: HostSession) -> StepResult:
+        facts = read_lb_facts(s, inv)
+        try:
+            plan = plan_lb(facts, inv, frozenset(drain))
+        except (RenderError, LbError) as e:
+            return StepResult(s.name, STEP, "failed", str(e))
+        return apply_lb(run, s, facts, plan)
+
+    res = run.each([inv.lb], STEP, one)
+    if res[inv.lb.name].status in ("failed", "unreachable", "skipped"):
+        return False
+    nodes = run.alive(inv.nodes)
+    results = run.each(nodes, STEP, lambda s: node_hosts(run, s)) if nodes else {}
+    return all(r.status in ("ok", "changed") for r in results.values())
+
+
+@task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
+            "parallel": COMMON_HELP["parallel"]})
+def lb(c, check=False, diff=False, parallel=16):
+    """NGINX on the LB: the three vhosts (validated with nginx -t), reload only on change."""
+    with session(c, check=check, diff=diff, parallel=parallel, title="LB") as run:
+        lb_step(run)

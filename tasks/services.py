@@ -1,0 +1,149 @@
+"""EI node processes: state, start/stop as the service user, the health gate, log tails.
+
+Health of a node = its process alive, `WSO2 Carbon started` in its log since this start, and
+HTTPS on its own address and port answering. A node that fails the gate stops the run there.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from . import remote
+from .inventory import Inventory
+from .remote import HostSession, q
+from .report import StepResult
+from .runner import Run
+
+STARTED_MARK = "WSO2 Carbon started"
+
+
+def paths(inv: Inventory) -> dict[str, str]:
+    home = inv.cluster.profile_home
+    return {"pid": f"{home}/wso2carbon.pid", "log": f"{home}/repository/logs/wso2carbon.log",
+            "ctl": f"{home}/bin/wso2server.sh"}
+
+
+def state_probes(inv: Inventory, node_address: str) -> dict[str, str]:
+    p = paths(inv)
+    url = f"https://{node_address}:{inv.cluster.https_port}/carbon/"
+    return {
+        "proc": (f"pid=$(cat {q(p['pid'])} 2>/dev/null); if [ -n \"$pid\" ] && kill -0 \"$pid\" "
+                 "2>/dev/null; then echo \"alive $pid\"; else echo dead; fi"),
+        "https": (f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 3 {q(url)} 2>/dev/null "
+                  "|| echo 000"),
+        "log_size": f"stat -c %s {q(p['log'])} 2>/dev/null || echo 0",
+        "pending": remote.probe_pending(),
+    }
+
+
+@dataclass
+class NodeState:
+    running: bool
+    pid: str
+    https: str
+    log_size: int
+    pending: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and self.https not in ("", "000")
+
+
+def parse_state(facts: dict[str, remote.Fact]) -> NodeState:
+    proc = facts["proc"].out.strip().split()
+    size = facts["log_size"].out.strip()
+    return NodeState(bool(proc) and proc[0] == "alive", proc[1] if len(proc) > 1 else "",
+                     facts["https"].out.strip()[-3:], int(size) if size.isdigit() else 0,
+                     facts["pending"].out.strip())
+
+
+def node_state(run: Run, s: HostSession, extra: dict[str, str] | None = None):
+    probes = state_probes(run.inv, s.host.address)
+    probes.update(extra or {})
+    facts = remote.read_facts(s, probes)
+    return parse_state(facts), facts
+
+
+def _as_service_user(inv: Inventory, action: str) -> str:
+    p = paths(inv)
+    # the real wso2server.sh wants JAVA_HOME; derive it from the node's java when unset
+    return (f"jh=${{JAVA_HOME:-}}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
+            f"; jh=${{jb%/bin/java}}; fi\n"
+            f"runuser -u {q(inv.cluster.service_user)} -- env JAVA_HOME=\"$jh\" "
+            f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
+
+
+def stop_script(inv: Inventory, wait: int = 60) -> str:
+    p = paths(inv)
+    return (_as_service_user(inv, "stop").rstrip("\n") + " || true\n"
+            f"pid=$(cat {q(p['pid'])} 2>/dev/null || true)\n"
+            f"i=0; while [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null && [ $i -lt {wait} ]; "
+            "do sleep 0.2; i=$((i+1)); done\n"
+            "if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then kill -9 \"$pid\"; fi\n"
+            f"rm -f {q(p['pid'])}\n")
+
+
+def log_tail(run: Run, s: HostSession, lines: int = 40) -> str:
+    p = paths(run.inv)
+    res = remote.run_script(s, f"tail -n {int(lines)} {q(p['log'])} 2>/dev/null || "
+                               "echo '(no log yet)'")
+    return res.stdout
+
+
+def stop_node(run: Run, s: HostSession) -> StepResult:
+    st, _ = node_state(run, s)
+    if not st.running:
+        return StepResult(s.name, "stop", "ok", "not running")
+    if run.check:
+        return StepResult(s.name, "stop", "changed", f"would stop (pid {st.pid})")
+    remote.run_script(s, stop_script(run.inv), check=True, what="stop")
+    return StepResult(s.name, "stop", "changed", f"stopped (was pid {st.pid})")
+
+
+def start_and_wait(run: Run, s: HostSession, step: str = "restart",
+                   restart: bool = True) -> StepResult:
+    """(Re)start the node and hold until it is healthy; clear its pending mark only then."""
+    inv = run.inv
+    st, _ = node_state(run, s)
+    if run.check:
+        what = "restart" if st.running else "start"
+        return StepResult(s.name, step, "changed", f"would {what}"
+                          + (f" (pending: {st.pending.splitlines()[-1]})" if st.pending else ""))
+    script = (stop_script(inv) if (restart and st.running) else "") + \
+        _as_service_user(inv, "start")
+    remote.run_script(s, script, check=True, what="start")
+    ok, detail = wait_healthy(run, s, st.log_size, inv.cluster.health_timeout)
+    if not ok:
+        tail = log_tail(run, s)
+        return StepResult(s.name, step, "failed",
+                          f"not healthy after start: {detail}\n--- last lines of "
+                          f"{paths(inv)['log']} ---\n{tail.rstrip()}", restarted=True)
+    remote.run_script(s, remote.clear_pending_script(), check=True, what="clear pending mark")
+    return StepResult(s.name, step, "changed", f"{'restarted' if st.running else 'started'}, "
+                      f"healthy: {detail}", restarted=True)
+
+
+def wait_healthy(run: Run, s: HostSession, log_offset: int, timeout: int) -> tuple[bool, str]:
+    p = paths(run.inv)
+    extra = {"started": f"tail -c +{log_offset + 1} {q(p['log'])} 2>/dev/null | "
+                        f"grep -c {q(STARTED_MARK)} || true"}
+    t0 = time.monotonic()
+    last_note = 0.0
+    while True:
+        st, facts = node_state(run, s, extra)
+        started = facts["started"].out.strip() not in ("", "0")
+        waited = time.monotonic() - t0
+        if st.running and started and st.healthy:
+            return True, f"pid {st.pid}, HTTPS {run.inv.cluster.https_port} answered " \
+                         f"{st.https} after {waited:.1f}s"
+        if not st.running and waited > 1.0:
+            return False, "the process exited"
+        if waited > timeout:
+            why = ("process alive" if st.running else "process dead") + \
+                  (", started mark seen" if started else ", no 'WSO2 Carbon started' in log") + \
+                  f", HTTPS {st.https or 'no answer'}"
+            return False, f"timed out after {timeout}s ({why})"
+        if waited - last_note >= 5:
+            run.rep.line(s.name, f"  waiting for health ({waited:.0f}s / {timeout}s)")
+            last_note = waited
+        time.sleep(0.3)

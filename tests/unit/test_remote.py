@@ -1,0 +1,112 @@
+"""Remote primitives that need no host: fact parsing, file plans, managed blocks, and the
+atomic write script itself (run with the local /bin/sh in a temp dir: real files, real mv)."""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tasks import remote  # noqa: E402
+from tasks.remote import FileSpec, FileState  # noqa: E402
+from tasks.report import Redactor, Reporter, StepResult  # noqa: E402
+
+
+def test_parse_facts_keeps_output_and_codes():
+    text = ("noise\n@@BPS-FACT-BEGIN a\nline1\nline2\n\n@@BPS-FACT-END a 0\n"
+            "@@BPS-FACT-BEGIN b\n\n@@BPS-FACT-END b 3\n")
+    f = remote.parse_facts(text)
+    assert f["a"].out == "line1\nline2" and f["a"].rc == 0
+    assert f["b"].out == "" and f["b"].rc == 3
+
+
+def test_plan_files_no_change_is_empty():
+    spec = FileSpec("/etc/x", b"hello", "root", "root", 0o644)
+    same = FileState(hashlib.sha256(b"hello").hexdigest(), 0o644, "root", "root")
+    assert remote.plan_files([spec], {"/etc/x": same}) == []
+    [ch] = remote.plan_files([spec], {"/etc/x": FileState(same.sha256, 0o600, "root", "root")})
+    assert not ch.content_changed and "fix owner/mode" in ch.describe()
+    [ch] = remote.plan_files([spec], {"/etc/x": None})
+    assert ch.content_changed and ch.describe() == "create /etc/x"
+
+
+def test_managed_block_is_idempotent_and_keeps_other_lines():
+    text = "127.0.0.1 localhost\n10.0.0.5 other\n"
+    once = remote.managed_block(text, ["10.0.0.2 ei.example.com"], "t")
+    assert once.startswith(text)
+    assert remote.managed_block(once, ["10.0.0.2 ei.example.com"], "t") == once
+    changed = remote.managed_block(once, ["10.0.0.3 ei.example.com"], "t")
+    assert "10.0.0.3" in changed and "10.0.0.2" not in changed and changed.startswith(text)
+    # two markers live side by side
+    both = remote.managed_block(changed, ["10.0.0.9 db"], "u")
+    assert remote.managed_block(both, ["10.0.0.3 ei.example.com"], "t") == both
+    assert remote.managed_block(both, [], "u") == changed
+
+
+def _run_local(script: str, tmp: Path) -> subprocess.CompletedProcess:
+    script = script.replace(remote.BACKUP_DIR, str(tmp / "backups"))
+    return subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True)
+
+
+def test_write_script_is_atomic_with_backup(tmp_path):
+    target = tmp_path / "conf" / "a.conf"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    me = os.getuid()
+    import pwd, grp
+    user = pwd.getpwuid(me).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    spec = FileSpec(str(target), b"new\n", user, group, 0o640)
+    ch = remote.plan_files([spec], {str(target): FileState("x", 0o644, user, group)})
+    r = _run_local(remote.write_files_script(ch, "STAMP"), tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert target.read_text() == "new\n" and (target.stat().st_mode & 0o777) == 0o640
+    backups = list((tmp_path / "backups").iterdir())
+    assert len(backups) == 1 and backups[0].read_text() == "old\n"
+    assert backups[0].stat().st_mode & 0o777 == 0o600
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".bps-tmp")]
+
+
+def test_failed_validation_restores_every_file(tmp_path):
+    import pwd, grp
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    a, b = tmp_path / "a.conf", tmp_path / "b.conf"
+    a.write_text("A-old\n")
+    specs = [FileSpec(str(a), b"A-new\n", user, group), FileSpec(str(b), b"B-new\n", user, group)]
+    ch = remote.plan_files(specs, {str(a): FileState("x", 0o644, user, group), str(b): None})
+    r = _run_local(remote.write_files_script(ch, "S", validate="echo 'bad line 3' >&2; false"),
+                   tmp_path)
+    assert r.returncode == 3
+    assert b"bad line 3" in r.stderr and b"previous files restored" in r.stderr
+    assert a.read_text() == "A-old\n" and not b.exists()
+
+
+def test_corrupted_transfer_is_refused(tmp_path):
+    import pwd, grp
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    a = tmp_path / "a.conf"
+    a.write_text("keep\n")
+    ch = remote.plan_files([FileSpec(str(a), b"new\n", user, group)],
+                           {str(a): FileState("x", 0o644, user, group)})
+    script = remote.write_files_script(ch, "S").replace(hashlib.sha256(b"new\n").hexdigest(),
+                                                       "0" * 64)
+    r = _run_local(script, tmp_path)
+    assert r.returncode != 0 and a.read_text() == "keep\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bps-tmp")]
+
+
+def test_redactor_and_recap(capsys, tmp_path):
+    red = Redactor(["hunter22", "pw"])
+    assert red("a hunter22 b pw") == "a *** b pw"  # too-short secrets are not masked globally
+    rep = Reporter(red, log_dir=tmp_path, color=False)
+    rep.record(StepResult("node1", "configure", "changed", "password hunter22 set"))
+    rep.record(StepResult("node2", "configure", "failed", "boom"))
+    assert rep.recap() == 1
+    out = capsys.readouterr().out
+    assert "[node1] configure: changed: password *** set" in out
+    assert "hunter22" not in out and "hunter22" not in rep.log_path.read_text()
+    assert oct(rep.log_path.stat().st_mode & 0o777) == "0o600"
