@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test` (both as root on Debian 12).
+PY ?= python3
+LAB_INDEX ?= 0
+NODES ?= 2
+
+.PHONY: deps demo test unit lab-up lab-down bench
+
+deps:
+	bash scripts/install-deps.sh
+
+# Bring the lab up (lb, node1, node2, db), deploy the cluster with the shipped hosts.toml,
+# show the LB answering from both nodes. The lab stays up: `make lab-down` removes it.
+demo: deps
+	bash scripts/demo.sh
+
+# Every test: unit tests and the real-host lab tests (needs root; never skipped).
+test: deps
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+unit:
+	$(PY) -m pytest tests/unit -q -p no:cacheprovider
+
+lab-up:
+	$(PY) lab/lab.py up --index $(LAB_INDEX) --nodes $(NODES)
+
+lab-down:
+	$(PY) lab/lab.py down --index $(LAB_INDEX)
+
+bench: deps
+	$(PY) bench/bench.py

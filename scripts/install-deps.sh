@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what the lab, the tests and the tool need on a fresh Debian 12 machine (as root).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+APT_PACKAGES=(nginx mariadb-server mariadb-client openssh-server libmariadb-java
+              openjdk-17-jdk-headless sudo curl iproute2 procps psmisc unzip util-linux)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # daemons must not start machine-wide: the lab starts them inside its hosts
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+PY=${PYTHON:-python3}
+$PY -m pip install -q --root-user-action=ignore -r requirements.txt
