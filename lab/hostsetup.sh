@@ -33,7 +33,7 @@ echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>/dev/null || true
 if grep -q '^root:!' /etc/shadow; then usermod -p '*' root; fi
 id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab deploy user" deploy
 usermod -p '*' deploy
-id operator >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab operator (sudo with password)" operator
+id operator >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab operator (sudo with password)" $(getent group operator >/dev/null && echo "-g operator") operator
 printf 'operator:%s\n' "$(cat "$SUDO_PW_FILE")" | chpasswd
 
 cp -n /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true

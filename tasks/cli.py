@@ -79,8 +79,22 @@ def session(c, *, check: bool = False, diff: bool = False, parallel: int = 16,
         code = 130
     finally:
         run.close()
+        _write_stats(run)
         rc = run.rep.recap(title + (" (check mode: nothing changed)" if check else ""))
         run.rep.close()
         code = code or rc
     if code:
         raise Exit(code=code)
+
+
+def _write_stats(run: Run) -> None:
+    """For bench/: per-host SSH command counts and per-step seconds, when asked for."""
+    path = os.environ.get("BPS_STATS_FILE")
+    if not path:
+        return
+    import json
+    import time
+    stats = {"seconds": time.monotonic() - run.rep.started, "commands": run.commands,
+             "steps": run.step_seconds,
+             "status": {h: row for h, row in run.rep.host_status().items()}}
+    Path(path).write_text(json.dumps(stats, indent=1))

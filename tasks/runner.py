@@ -6,6 +6,7 @@ and dropped from later steps of this run, while the other hosts go on.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ class Run:
         self._sessions: dict[str, HostSession] = {}
         self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in inv.hosts}
         self.dead: dict[str, str] = {}  # host -> why it left the run
+        self.step_seconds: dict[str, float] = {}  # wall time per step name (bench/)
+        self.commands: dict[str, int] = {}  # SSH commands per host, kept after close
 
     @property
     def check(self) -> bool:
@@ -77,18 +80,21 @@ class Run:
                 self.dead.setdefault(h.name, f"{step} failed")
             return r
 
+        t0 = time.monotonic()
         workers = max(1, min(self.opts.parallel, len(hosts) or 1))
         if workers == 1:
             out = [one(h) for h in hosts]
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 out = list(pool.map(one, hosts))
+        self.step_seconds[step] = self.step_seconds.get(step, 0.0) + time.monotonic() - t0
         for h, r in zip(hosts, out):
             results[h.name] = self.rep.record(r, show_diff=self.opts.diff)
         return results
 
     def close(self) -> None:
         for s in self._sessions.values():
+            self.commands[s.name] = self.commands.get(s.name, 0) + s.commands
             remote.close(s)
         self._sessions.clear()
 

@@ -1,0 +1,767 @@
+#!/usr/bin/env python3
+"""Test lab for the WSO2 EI BPS cluster deploy tool: network namespaces, no Docker, needs root.
+
+    python3 lab/lab.py up     [--index K] [--nodes N] [--no-ei-home]
+    python3 lab/lab.py down   [--index K]
+    python3 lab/lab.py status [--index K]
+    python3 lab/lab.py exec   --index K HOST -- cmd...
+
+API::
+
+    from lab.lab import Lab
+    lab = Lab(index=K, nodes=N)      # ei_home=False: leave /opt empty on the nodes
+    lab.up(); lab.exec("db", "mariadb -e 'select 1'"); lab.down()
+    lab.run_dir, lab.hosts_toml, lab.hosts, lab.address("node1")
+    lab.write_hosts_toml(path, user="deploy", **overrides)
+    lab.build_ei_zip(path)
+
+Lab K: namespaces bps{K}-lb, bps{K}-db, bps{K}-node1..N on bridge bpsbr{K} (10.99.K.0/24; the
+machine gets 10.99.K.1, lb .2, db .3, nodeI .10+I). Each host runs in its own PID/mount/UTS/IPC
+namespaces with sshd as PID 1; /etc is an overlay over the machine's /etc, and /root /home /opt
+/srv /var/lib/mysql /var/lib/nginx /var/log /var/www /var/tmp /var/mail /run /tmp are private.
+State: lab/run/K/ (keys, known_hosts, secrets/, hosts.toml, one dir per host).
+Shared, prepared once: lab/run/cache/ (MariaDB datadir template, stand-in jar, keystores).
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import os
+import re
+import secrets as _secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+LAB_DIR = Path(__file__).resolve().parent
+REPO = LAB_DIR.parent
+RUN_ROOT = LAB_DIR / "run"
+CACHE = RUN_ROOT / "cache"
+STANDIN_SRC = LAB_DIR / "standin"
+SETUP_SCRIPT = LAB_DIR / "hostsetup.sh"
+EI_DIRNAME = "wso2ei-6.6.0"
+EI_HOME = "/opt/" + EI_DIRNAME
+PROFILE = "wso2/business-process"
+STORE_PASS = "wso2carbon"
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PRIVATE_DIRS = ["root", "home", "opt", "srv", "var/lib/mysql", "var/lib/nginx", "var/log",
+                "var/www", "var/tmp", "var/mail", "run", "tmp"]
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("WSO2_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+def _run(cmd, check=True, input=None, **kw) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, input=input, capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        raise LabError(f"command failed ({p.returncode}): {shlex.join(map(str, cmd))}\n"
+                       f"{p.stdout}{p.stderr}")
+    return p
+
+
+def _ip_batch(lines: list[str], netns: str | None = None, check=True):
+    if not lines:
+        return
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-batch", "-"]
+    if check:
+        _run(cmd, input="\n".join(lines) + "\n")
+    else:
+        subprocess.run(cmd, input="\n".join(lines) + "\n", text=True, capture_output=True)
+
+
+def _chown(path: Path, user: str, group: str):
+    shutil.chown(path, user, group)
+
+
+# --------------------------------------------------------------------------- shared cache
+
+class _CacheLock:
+    def __enter__(self):
+        CACHE.mkdir(parents=True, exist_ok=True)
+        os.chmod(RUN_ROOT, 0o755)
+        os.chmod(CACHE, 0o755)
+        self.f = open(CACHE / ".lock", "w")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *a):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def _standin_hash() -> str:
+    h = hashlib.sha256()
+    for f in sorted(STANDIN_SRC.glob("*")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def prepare_cache() -> None:
+    """Build (once) everything every lab shares. Safe to call concurrently."""
+    with _CacheLock():
+        # 1. stand-in jar
+        jar = CACHE / "standin.jar"
+        stamp = CACHE / "standin.hash"
+        want = _standin_hash()
+        if not jar.exists() or not stamp.exists() or stamp.read_text() != want:
+            build = CACHE / "standin-build"
+            shutil.rmtree(build, ignore_errors=True)
+            build.mkdir()
+            _run(["javac", "--release", "17", "-nowarn", "-d", str(build),
+                  str(STANDIN_SRC / "StandIn.java")])
+            tmp = CACHE / "standin.jar.tmp"
+            _run(["jar", "--create", "--file", str(tmp), "--main-class", "StandIn",
+                  "-C", str(build), "."])
+            tmp.replace(jar)
+            shutil.rmtree(build, ignore_errors=True)
+            stamp.write_text(want)
+        # 2. keystores (JKS, store password wso2carbon)
+        ks = CACHE / "wso2carbon.jks"
+        ts = CACHE / "client-truststore.jks"
+        if not ks.exists() or not ts.exists():
+            for f in (ks, ts, CACHE / "dummyca.jks", CACHE / "dummyca.crt"):
+                f.unlink(missing_ok=True)
+            kt = ["keytool", "-storetype", "JKS", "-storepass", STORE_PASS]
+            _run(kt + ["-genkeypair", "-keystore", str(ks), "-alias", "wso2carbon",
+                       "-keyalg", "RSA", "-keysize", "2048", "-keypass", STORE_PASS,
+                       "-validity", "3650", "-dname", "CN=localhost, O=WSO2 lab stand-in, C=US"])
+            _run(kt + ["-genkeypair", "-keystore", str(CACHE / "dummyca.jks"), "-alias", "ca",
+                       "-keyalg", "RSA", "-keysize", "2048", "-keypass", STORE_PASS,
+                       "-validity", "3650", "-ext", "bc:c", "-dname", "CN=Lab Dummy CA, O=lab"])
+            _run(kt + ["-exportcert", "-rfc", "-keystore", str(CACHE / "dummyca.jks"),
+                       "-alias", "ca", "-file", str(CACHE / "dummyca.crt")])
+            tmp = CACHE / "client-truststore.jks.tmp"
+            tmp.unlink(missing_ok=True)
+            _run(kt + ["-importcert", "-noprompt", "-keystore", str(tmp), "-alias", "labdummyca",
+                       "-file", str(CACHE / "dummyca.crt")])
+            tmp.replace(ts)
+        # 3. MariaDB data dir template (like a fresh apt install: root via unix_socket)
+        tpl = CACHE / "mysql-template"
+        if not (tpl / ".lab-ok").exists():
+            shutil.rmtree(tpl, ignore_errors=True)
+            tpl.mkdir()
+            _chown(tpl, "mysql", "mysql")
+            _run(["mariadb-install-db", "--user=mysql", f"--datadir={tpl}", "--skip-test-db",
+                  "--auth-root-authentication-method=socket", "--skip-name-resolve"], cwd="/")
+            (tpl / ".lab-ok").write_text("ok\n")
+
+
+def build_ei_home(dest: Path, shared: Path | None = None) -> Path:
+    """Write an EI_HOME (dest/wso2ei-6.6.0) as unzipped by root: WSO2 data files from the
+    shared dir, empty lib/, keystores, the stand-in launcher. Returns the EI_HOME path."""
+    shared = shared or shared_dir()
+    src = shared / "wso2-ei"
+    if not (src / PROFILE / "conf" / "carbon.xml").exists():
+        raise LabError(f"WSO2 files not found under {src} (set WSO2_SHARED)")
+    prepare_cache()
+    ei = dest / EI_DIRNAME
+    shutil.rmtree(ei, ignore_errors=True)
+    ei.mkdir(parents=True)
+    shutil.copytree(src / "dbscripts", ei / "dbscripts")
+    prof = ei / PROFILE
+    prof.mkdir(parents=True)
+    shutil.copytree(src / PROFILE / "conf", prof / "conf")
+    shutil.copytree(src / PROFILE / "dbscripts", prof / "dbscripts")
+    (ei / "lib").mkdir()
+    for sec in (prof / "repository/resources/security", ei / "repository/resources/security"):
+        sec.mkdir(parents=True)
+        shutil.copy2(CACHE / "client-truststore.jks", sec / "client-truststore.jks")
+    shutil.copy2(CACHE / "wso2carbon.jks", prof / "repository/resources/security/wso2carbon.jks")
+    (prof / "repository/logs").mkdir(parents=True)
+    (prof / "repository/deployment/server").mkdir(parents=True)
+    (prof / "bin").mkdir()
+    shutil.copy2(STANDIN_SRC / "wso2server.sh", prof / "bin/wso2server.sh")
+    os.chmod(prof / "bin/wso2server.sh", 0o755)
+    shutil.copy2(CACHE / "standin.jar", prof / "bin/standin.jar")
+    for root, dirs, files in os.walk(ei):
+        os.chmod(root, 0o755)
+        for f in files:
+            p = os.path.join(root, f)
+            os.chmod(p, 0o755 if f.endswith(".sh") else 0o644)
+    return ei
+
+
+def build_ei_zip(path, shared: Path | None = None) -> Path:
+    """Zip of the lab EI_HOME with top dir wso2ei-6.6.0/ (for install-from-zip tests)."""
+    import tempfile
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as td:
+        ei = build_ei_home(Path(td), shared)
+        tmp = path.with_name(path.name + ".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for root, dirs, files in os.walk(ei):
+                rel = Path(root).relative_to(td)
+                zi = zipfile.ZipInfo(str(rel) + "/")
+                zi.external_attr = (0o40755 << 16) | 0x10
+                z.writestr(zi, "")
+                for f in sorted(files):
+                    fp = Path(root) / f
+                    zi = zipfile.ZipInfo.from_file(fp, str(rel / f))
+                    zi.compress_type = zipfile.ZIP_DEFLATED
+                    z.writestr(zi, fp.read_bytes())
+        tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- TOML writer
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v)} to TOML")
+
+
+def dump_toml(data: dict) -> str:
+    out = []
+    for k, v in data.items():  # top-level scalars first
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict)):
+            out.append(f"{k} = {_toml_value(v)}")
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.append(f"\n[{k}]")
+            for kk, vv in v.items():
+                out.append(f"{kk} = {_toml_value(vv)}")
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                out.append(f"\n[[{k}]]")
+                for kk, vv in item.items():
+                    out.append(f"{kk} = {_toml_value(vv)}")
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    for k, v in over.items():
+        if v is None:
+            base.pop(k, None)
+        elif isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+_DEFAULT_HOSTS = {
+    "ssh": {"user": "deploy", "port": 22, "connect_timeout": 5, "command_timeout": 120},
+    "cluster": {"service_name": "ei.wso2.com", "console_name": "ui.ei.wso2.com",
+                "ei_home": EI_HOME, "ei_version": "6.6.0", "service_user": "wso2",
+                "port_offset": 2, "hazelcast_port": 4000, "domain": "wso2.bps.domain",
+                "health_timeout": 120,
+                "jdbc_driver": "/usr/share/java/mariadb-java-client.jar", "etc_hosts": True},
+    "database": {"user": "wso2bps", "user_db": "WSO2_USER_DB", "registry_db": "REGISTRY_DB",
+                 "local_registry_prefix": "REGISTRY_LOCAL", "bps_db": "BPS_DS",
+                 "activiti_db": "ACTIVITI_DB", "max_connections": 1000},
+    "certs": {"dir": "/etc/nginx/ssl", "key_bits": 3072, "days": 365, "renew_before_days": 30},
+}
+
+
+# --------------------------------------------------------------------------- the lab
+
+class Lab:
+    def __init__(self, index: int = 0, nodes: int = 2, ei_home: bool = True,
+                 run_root: Path | None = None):
+        if not 0 <= int(index) <= 200:
+            raise LabError("lab index must be 0..200")
+        if not 1 <= int(nodes) <= 64:
+            raise LabError("nodes must be 1..64")
+        self.index = int(index)
+        self.nodes = int(nodes)
+        self.ei_home = ei_home
+        self.run_dir = (run_root or RUN_ROOT) / str(self.index)
+        self.secrets_dir = self.run_dir / "secrets"
+        self.key = self.run_dir / "id_ed25519"
+        self.known_hosts = self.run_dir / "known_hosts"
+        self.hosts_toml = self.run_dir / "hosts.toml"
+        self.bridge = f"bpsbr{self.index}"
+        self.subnet = f"10.99.{self.index}.0/24"
+        self.gateway = f"10.99.{self.index}.1"
+
+    # ---- naming
+    @property
+    def hosts(self) -> list[str]:
+        return ["lb", "db"] + [f"node{i}" for i in range(1, self.nodes + 1)]
+
+    @property
+    def node_names(self) -> list[str]:
+        return [f"node{i}" for i in range(1, self.nodes + 1)]
+
+    def address(self, host: str) -> str:
+        if host == "lb":
+            return f"10.99.{self.index}.2"
+        if host == "db":
+            return f"10.99.{self.index}.3"
+        m = re.fullmatch(r"node(\d+)", host)
+        if not m:
+            raise LabError(f"unknown host {host!r}")
+        return f"10.99.{self.index}.{10 + int(m.group(1))}"
+
+    def netns(self, host: str) -> str:
+        return f"bps{self.index}-{host}"
+
+    def _veth(self, host: str) -> str:
+        tag = host if host in ("lb", "db") else "n" + host[4:]
+        return f"vb{self.index}{tag}"
+
+    def host_dir(self, host: str) -> Path:
+        return self.run_dir / "hosts" / host
+
+    def secret(self, name: str) -> str:
+        return (self.secrets_dir / name).read_text().strip()
+
+    # ---- discovery of live state
+    def _lab_netns(self) -> list[str]:
+        out = _run(["ip", "netns", "list"], check=False).stdout
+        pat = re.compile(rf"^bps{self.index}-(lb|db|node\d+)$")
+        return [l.split()[0] for l in out.splitlines() if l.split() and pat.match(l.split()[0])]
+
+    @staticmethod
+    def _netns_pids(ns: str) -> list[int]:
+        out = _run(["ip", "netns", "pids", ns], check=False).stdout
+        return [int(x) for x in out.split() if x.isdigit()]
+
+    def host_pid(self, host: str) -> int | None:
+        """PID (in the machine's PID namespace) of the host's PID 1 (sshd)."""
+        for pid in self._netns_pids(self.netns(host)):
+            try:
+                st = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"^NSpid:\s*(.*)$", st, re.M)
+            if m and len(m.group(1).split()) >= 2 and m.group(1).split()[-1] == "1":
+                return pid
+        return None
+
+    # ---- exec inside a host
+    def exec(self, host: str, cmd, check: bool = False, timeout: float | None = 120,
+             capture: bool = True, input: str | None = None, user: str | None = None
+             ) -> subprocess.CompletedProcess:
+        """Run cmd (str: through sh -c; list: as is) inside host as root (or `user`)."""
+        pid = self.host_pid(host)
+        if pid is None:
+            raise LabError(f"host {host} of lab {self.index} is not running")
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        if user:
+            argv = ["runuser", "-u", user, "--"] + argv
+        full = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w",
+                "env", "-i", f"PATH={CLEAN_PATH}", "HOME=/root", "LANG=C.UTF-8",
+                "USER=root", "LOGNAME=root"] + argv
+        if capture:
+            p = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                               input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        else:
+            p = subprocess.run(full, timeout=timeout, input=input, text=True)
+        if check and p.returncode != 0:
+            raise LabError(f"[{host}] {cmd!r} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        return p
+
+    # ---- up
+    def up(self) -> "Lab":
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root")
+        t0 = time.monotonic()
+        self.down(quiet=True)
+        prepare_cache()
+        self._prepare_run_dir()
+        self._make_network()
+        ei_tpl = None
+        if self.ei_home:
+            ei_tpl = build_ei_home(self.run_dir / "ei-template")
+        procs = {}
+        try:
+            for h in self.hosts:
+                self._prepare_host(h, ei_tpl)
+            for h in self.hosts:
+                procs[h] = self._launch(h)
+            self._procs = procs
+            self._wait_sshd(procs)
+            self._write_known_hosts()
+            self.write_hosts_toml(self.hosts_toml)
+            self._start_mariadb()
+        except BaseException:
+            # keep the logs for the caller; processes and network are left for down()
+            raise
+        finally:
+            if ei_tpl is not None:
+                shutil.rmtree(ei_tpl.parent, ignore_errors=True)
+        self.up_seconds = time.monotonic() - t0
+        return self
+
+    def _prepare_run_dir(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o755)
+        if not self.key.exists():
+            self.key.with_suffix(".pub").unlink(missing_ok=True)
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"lab{self.index}",
+                  "-f", str(self.key)])
+        os.chmod(self.key, 0o600)
+        self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+        wanted = {
+            "db_password": lambda: "Db-" + _secrets.token_urlsafe(18),
+            "admin_password": lambda: "Adm-" + _secrets.token_urlsafe(18),
+            "truststore_password": lambda: "wso2carbon",
+            "sudo_password": lambda: "Sudo-" + _secrets.token_urlsafe(12),
+        }
+        for name, gen in wanted.items():
+            f = self.secrets_dir / name
+            if not f.exists() or not f.read_text().strip():
+                fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(gen() + "\n")
+            os.chmod(f, 0o600)
+        (self.run_dir / "hosts").mkdir(exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+
+    def _make_network(self):
+        root = [f"link add {self.bridge} type bridge",
+                f"addr add {self.gateway}/24 dev {self.bridge}",
+                f"link set {self.bridge} up"]
+        for h in self.hosts:
+            ns, veth = self.netns(h), self._veth(h)
+            root += [f"netns add {ns}",
+                     f"link add {veth} type veth peer name eth0 netns {ns}",
+                     f"link set {veth} master {self.bridge} up"]
+        _ip_batch(root)
+        for h in self.hosts:
+            _ip_batch([f"addr add {self.address(h)}/24 dev eth0",
+                       "link set eth0 up", "link set lo up"], netns=self.netns(h))
+
+    def _prepare_host(self, h: str, ei_tpl: Path | None):
+        d = self.host_dir(h)
+        shutil.rmtree(d, ignore_errors=True)
+        fs = d / "fs"
+        for p in PRIVATE_DIRS:
+            (fs / p).mkdir(parents=True, exist_ok=True)
+        for p in ("", "var", "var/lib"):
+            os.chmod(fs / p, 0o755)
+        os.chmod(fs / "root", 0o700)
+        for p in ("tmp", "var/tmp"):
+            os.chmod(fs / p, 0o1777)
+        _chown(fs / "var/mail", "root", "mail")
+        os.chmod(fs / "var/mail", 0o2775)
+        _chown(fs / "var/lib/mysql", "mysql", "mysql")
+        (fs / "var/log/nginx").mkdir()
+        _chown(fs / "var/log/nginx", "root", "adm")
+        (fs / "var/log/mysql").mkdir(mode=0o2750)
+        _chown(fs / "var/log/mysql", "mysql", "adm")
+        if Path("/var/www/html").is_dir():
+            shutil.copytree("/var/www/html", fs / "var/www/html")
+        (d / "etc-upper").mkdir()
+        (d / "etc-work").mkdir()
+        os.chmod(d / "etc-upper", 0o755)
+        if h == "db":
+            # datadir: copy of the cached template (owner mysql), error log to a file
+            shutil.rmtree(fs / "var/lib/mysql")
+            _run(["cp", "-a", str(CACHE / "mysql-template"), str(fs / "var/lib/mysql")])
+            (fs / "var/lib/mysql/.lab-ok").unlink(missing_ok=True)
+            conf = d / "etc-upper/mysql/mariadb.conf.d"
+            conf.mkdir(parents=True)
+            os.chmod(d / "etc-upper/mysql", 0o755)
+            os.chmod(conf, 0o755)
+            (conf / "99-lab.cnf").write_text(
+                "# lab: there is no syslog (/dev/log) in the lab hosts\n"
+                "[mysqld_safe]\nskip_syslog\nlog_error = /var/log/mysql/error.log\n\n"
+                "[mysqld]\nlog_error = /var/log/mysql/error.log\n")
+        if h.startswith("node") and ei_tpl is not None:
+            _run(["cp", "-a", str(ei_tpl), str(fs / "opt" / EI_DIRNAME)])
+        hk = d / "ssh_host_ed25519_key"
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{h}.lab{self.index}",
+              "-f", str(hk)])
+        (d / "sshd_config").write_text(f"""# lab {self.index} host {h}
+Port 22
+ListenAddress {self.address(h)}
+ListenAddress 127.0.0.1
+HostKey {hk}
+PidFile /run/sshd.pid
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile .ssh/authorized_keys
+UsePAM no
+MaxStartups 100
+MaxSessions 100
+LoginGraceTime 30
+X11Forwarding no
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+
+    def _launch(self, h: str) -> subprocess.Popen:
+        d = self.host_dir(h)
+        env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root",
+               "HOST_NAME": h, "HOST_IP": self.address(h), "HOST_DIR": str(d),
+               "LAB_PUBKEY": str(self.key.with_suffix(".pub")),
+               "SUDO_PW_FILE": str(self.secrets_dir / "sudo_password")}
+        log = open(self.run_dir / "logs" / f"{h}.log", "wb")
+        try:
+            return subprocess.Popen(
+                ["ip", "netns", "exec", self.netns(h), "unshare", "--mount", "--uts", "--ipc",
+                 "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/sh", str(SETUP_SCRIPT)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True, close_fds=True)
+        finally:
+            log.close()
+
+    def _wait_sshd(self, procs: dict, timeout: float = 30):
+        pending = set(procs)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for h in sorted(pending):
+                if procs[h].poll() is not None:
+                    raise LabError(f"host {h} died during setup:\n{self._log_tail(h)}")
+                if _ssh_banner(self.address(h), timeout=0.5):
+                    pending.discard(h)
+            if pending:
+                time.sleep(0.05)
+        if pending:
+            raise LabError("sshd did not answer on " + ", ".join(sorted(pending)) + "\n" +
+                           "\n".join(self._log_tail(h) for h in sorted(pending)))
+
+    def _log_tail(self, h: str, n: int = 30) -> str:
+        f = self.run_dir / "logs" / f"{h}.log"
+        lines = f.read_text(errors="replace").splitlines() if f.exists() else []
+        return f"--- {f} ---\n" + "\n".join(lines[-n:])
+
+    def _write_known_hosts(self):
+        lines = []
+        for h in self.hosts:
+            pub = (self.host_dir(h) / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"{self.address(h)} {pub[0]} {pub[1]}")
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+
+    def _start_mariadb(self):
+        p = self.exec("db", "service mariadb start </dev/null >/var/log/lab-mariadb-start.log 2>&1;"
+                            " rc=$?; cat /var/log/lab-mariadb-start.log; exit $rc", timeout=90)
+        if p.returncode != 0:
+            err = self.exec("db", "tail -n 30 /var/log/mysql/error.log").stdout
+            raise LabError(f"mariadb did not start in db host:\n{p.stdout}{p.stderr}\n{err}")
+
+    # ---- hosts.toml
+    def hosts_dict(self, user: str = "deploy", **overrides) -> dict:
+        base_file = REPO / "hosts.toml"
+        data = tomllib.loads(base_file.read_text()) if base_file.exists() else {}
+        for k, v in _DEFAULT_HOSTS.items():
+            data.setdefault(k, {})
+            for kk, vv in v.items():
+                data[k].setdefault(kk, vv)
+        ssh = data.setdefault("ssh", {})
+        ssh.update(user=user, key=str(self.key), known_hosts=str(self.known_hosts))
+        ssh.setdefault("port", 22)
+        ssh.pop("sudo_password", None)
+        if user == "operator":
+            ssh["sudo_password"] = {"file": str(self.secrets_dir / "sudo_password")}
+        data["lb"] = {"name": "lb", "address": self.address("lb")}
+        data["nodes"] = [{"name": n, "address": self.address(n)} for n in self.node_names]
+        db = data.get("db", {})
+        data["db"] = {"name": "db", "address": self.address("db"),
+                      "hostname": db.get("hostname", "carbondb.mysql-wso2.com"),
+                      "port": db.get("port", 3306)}
+        data.setdefault("cluster", {})["console_allow"] = [self.subnet]
+        data["cluster"]["ei_home"] = EI_HOME
+        data["secrets"] = {n: {"file": str(self.secrets_dir / n)}
+                           for n in ("db_password", "admin_password", "truststore_password")}
+        # keep the schema's section order
+        order = ["ssh", "lb", "nodes", "db", "cluster", "database", "certs", "secrets"]
+        data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items()
+                                                           if k not in order}
+        return _deep_merge(data, overrides)
+
+    def write_hosts_toml(self, path=None, user: str = "deploy", **overrides) -> Path:
+        """Write a hosts.toml for this lab. overrides are merged section-wise, e.g.
+        write_hosts_toml(p, cluster={"port_offset": 3}, ssh={"jump": None}); None removes a key."""
+        path = Path(path) if path else self.hosts_toml
+        text = (f"# hosts.toml for lab {self.index} ({self.nodes} nodes), written by lab/lab.py\n"
+                + dump_toml(self.hosts_dict(user, **overrides)))
+        tomllib.loads(text)  # self-check
+        path.write_text(text)
+        return path
+
+    def build_ei_zip(self, path) -> Path:
+        return build_ei_zip(path)
+
+    # ---- down
+    def down(self, quiet: bool = False) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root")
+        nss = self._lab_netns()
+        # 1. kill every process of the lab (all live in the lab's network namespaces).
+        # First everything but each host's PID 1 (sshd), so that sshd reaps them inside the
+        # host, then PID 1 itself (the kernel kills whatever is left in that PID namespace).
+        keep = set()
+        for ns in nss:
+            init = self.host_pid(ns.split("-", 1)[1])
+            if init:
+                keep.add(init)
+                try:
+                    keep.add(int(Path(f"/proc/{init}/stat").read_text().rsplit(")", 1)[1].split()[1]))
+                except (OSError, ValueError, IndexError):
+                    pass
+        killed: set[int] = set()
+
+        def kill_all(spare: set[int], limit: float) -> None:
+            deadline = time.monotonic() + limit
+            while True:
+                pids = [p for ns in nss for p in self._netns_pids(ns) if p not in spare]
+                if not pids:
+                    return
+                killed.update(pids)
+                for p in pids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                if time.monotonic() > deadline:
+                    if spare:
+                        return
+                    raise LabError(f"lab {self.index}: processes survive SIGKILL: {pids}")
+                time.sleep(0.02)
+
+        kill_all(keep, 1.0)
+        kill_all(set(), 10.0)
+        # reap those that are our own children (the unshare processes started by up())
+        for p in list(killed) + [pr.pid for pr in getattr(self, "_procs", {}).values()]:
+            for _ in range(100):
+                try:
+                    if os.waitpid(p, os.WNOHANG)[0]:
+                        break
+                except ChildProcessError:
+                    break
+                time.sleep(0.01)
+        self._procs = {}
+        deadline = time.monotonic() + 3   # orphans are reaped by the machine's init
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in killed):
+            time.sleep(0.05)
+        # 2. namespaces, veths, bridge
+        _ip_batch([f"netns del {ns}" for ns in nss], check=False)
+        links = _run(["ip", "-o", "link", "show"], check=False).stdout
+        pat = re.compile(rf"^\d+:\s+((vb{self.index}(lb|db|n\d+))|{self.bridge})[@:]")
+        dels = [f"link del {m.group(1)}" for l in links.splitlines() if (m := pat.match(l))]
+        _ip_batch(dels, check=False)
+        for ns in nss:  # stale /run/netns entries
+            try:
+                os.unlink(f"/run/netns/{ns}")
+            except OSError:
+                pass
+        # 3. mounts left behind in this (the machine's) mount namespace
+        mdir = str(self.run_dir) + "/"
+        for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
+            mp = line.split()[4]
+            if mp.startswith(mdir) or re.fullmatch(rf"/run/netns/bps{self.index}-\S+", mp):
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+        # 4. per-host state
+        for p in (self.run_dir / "hosts", self.run_dir / "ei-template", self.known_hosts):
+            for _ in range(5):
+                try:
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink(missing_ok=True)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+
+    # ---- status
+    def status(self) -> dict:
+        nss = set(self._lab_netns())
+        res = {}
+        for h in self.hosts:
+            ns = self.netns(h)
+            pid = self.host_pid(h) if ns in nss else None
+            res[h] = {"address": self.address(h), "netns": ns in nss, "pid": pid,
+                      "sshd": bool(pid) and _ssh_banner(self.address(h), 1.0)}
+        return res
+
+    def extra_nodes_in_run_dir(self) -> int:
+        d = self.run_dir / "hosts"
+        return len([p for p in d.glob("node*")]) if d.exists() else 0
+
+
+def _ssh_banner(addr: str, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((addr, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- CLI
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "down", "status", "exec"):
+        sp = sub.add_parser(name)
+        sp.add_argument("--index", "-k", type=int, default=0)
+        if name in ("up", "status"):
+            sp.add_argument("--nodes", "-n", type=int, default=None)
+        if name == "up":
+            sp.add_argument("--no-ei-home", action="store_true")
+        if name == "exec":
+            sp.add_argument("host")
+            sp.add_argument("command", nargs=argparse.REMAINDER)
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "up":
+            lab = Lab(a.index, a.nodes or 2, ei_home=not a.no_ei_home)
+            t = time.monotonic()
+            lab.up()
+            print(f"lab {lab.index} up in {time.monotonic() - t:.1f}s: "
+                  + ", ".join(f"{h}={lab.address(h)}" for h in lab.hosts))
+            print(f"hosts.toml: {lab.hosts_toml}")
+            print(f"ssh: ssh -i {lab.key} -o UserKnownHostsFile={lab.known_hosts} "
+                  f"-o StrictHostKeyChecking=yes deploy@{lab.address('node1')}")
+        elif a.cmd == "down":
+            lab = Lab(a.index, 64)
+            t = time.monotonic()
+            lab.down()
+            print(f"lab {lab.index} down in {time.monotonic() - t:.1f}s")
+        elif a.cmd == "status":
+            n = a.nodes or max(Lab(a.index, 64).extra_nodes_in_run_dir(), 1)
+            lab = Lab(a.index, n)
+            st = lab.status()
+            ok = True
+            for h, s in st.items():
+                state = "up" if s["sshd"] else ("running, sshd not answering" if s["pid"]
+                                                else "down")
+                ok &= s["sshd"]
+                print(f"{h:8} {s['address']:15} {state}")
+            return 0 if ok else 1
+        elif a.cmd == "exec":
+            cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+            if not cmd:
+                ap.error("exec needs a command")
+            lab = Lab(a.index, 64)
+            c = cmd[0] if len(cmd) == 1 else cmd
+            return lab.exec(a.host, c, capture=False, timeout=None).returncode
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
