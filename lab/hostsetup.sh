@@ -14,8 +14,12 @@ mount --make-rprivate /
 mount -t overlay "lab-etc-$HOST_NAME" \
     -o "lowerdir=/etc,upperdir=$D/etc-upper,workdir=$D/etc-work" /etc
 
-# Private directories (prepared by lab.py under $D/fs).
-for p in root home opt srv var/lib/mysql var/lib/nginx var/log var/www var/tmp var/mail run tmp; do
+# /var/lib: the machine's as lower layer (dpkg, sudo, ... state), writes stay on this host.
+mount -t overlay "lab-varlib-$HOST_NAME" \
+    -o "lowerdir=/var/lib,upperdir=$D/varlib-upper,workdir=$D/varlib-work" /var/lib
+
+# Private directories (prepared by lab.py under $D/fs), on top of the overlays.
+for p in root home opt srv var/lib/mysql var/lib/nginx var/log var/www var/tmp var/mail var/backups run tmp; do
     [ -d "/$p" ] || mkdir -p "/$p"
     mount --bind "$D/fs/$p" "/$p"
 done

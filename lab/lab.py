@@ -53,7 +53,7 @@ PROFILE = "wso2/business-process"
 STORE_PASS = "wso2carbon"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PRIVATE_DIRS = ["root", "home", "opt", "srv", "var/lib/mysql", "var/lib/nginx", "var/log",
-                "var/www", "var/tmp", "var/mail", "run", "tmp"]
+                "var/www", "var/tmp", "var/mail", "var/backups", "run", "tmp"]
 
 
 class LabError(RuntimeError):
@@ -468,6 +468,10 @@ class Lab:
         if Path("/var/www/html").is_dir():
             shutil.copytree("/var/www/html", fs / "var/www/html")
         (d / "etc-upper").mkdir()
+        # /var/lib is an overlay too: the deploy tool keeps per-host state there
+        # (/var/lib/bps-deploy), which must not be shared between hosts or labs
+        (d / "varlib-upper").mkdir()
+        (d / "varlib-work").mkdir()
         (d / "etc-work").mkdir()
         os.chmod(d / "etc-upper", 0o755)
         if h == "db":

@@ -9,4 +9,13 @@ from . import adhoc, ei_config
 ns = Collection()
 for _task in (adhoc.ping, adhoc.run_, ei_config.configure):
     ns.add_task(_task)
+from . import certs, lb  # noqa: E402  (fab lb, fab certs)
+ns.add_task(lb.lb)
+ns.add_task(certs.certs)
+from . import db  # noqa: E402  (fab db-init)
+ns.add_task(db.db_init)
+from . import deploy  # noqa: E402  (fab deploy, restart, stop, status, logs, unlock)
+for _task in (deploy.deploy, deploy.restart, deploy.stop, deploy.status, deploy.logs,
+              deploy.unlock):
+    ns.add_task(_task)
 ns.configure({"inventory": None})

@@ -52,7 +52,7 @@ def ping_host(inv: Inventory, s: HostSession) -> StepResult:
             problems.append(f"EI_HOME {inv.cluster.ei_home} missing (set cluster.ei_zip to "
                             "install it, or fix cluster.ei_home)")
     sudo = {"root": "root login", "nopasswd": "sudo ok", "password": "sudo ok (password)"}
-    parts.insert(1, sudo.get(s._sudo_mode or "", "sudo ok"))
+    parts.insert(1, sudo.get("root" if s.user == "root" else s._sudo_mode or "", "sudo ok"))
     if problems:
         return StepResult(s.name, "ping", "failed", "; ".join(problems + parts))
     return StepResult(s.name, "ping", "ok", "; ".join(parts))

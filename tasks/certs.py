@@ -471,7 +471,7 @@ def plan_node(stores: list[StoreFacts], fingerprint: str | None, keytool: bool) 
 
 
 def import_script(stores: list[str], pem: bytes, fingerprint: str, alias: str, password: str,
-                  stamp: str) -> str:
+                  stamp: str, pending_reason: str = "certs: LB certificate imported") -> str:
     """keytool on the node: compare the fingerprint under `alias`; replace only if different,
     in a copy that is listed before it replaces the store (owner/mode kept). The password
     travels in this script (stdin) into a 0600 temp file, never into argv."""
@@ -494,7 +494,7 @@ remember() {{  # path: record the store's sha256 and the certificate's fingerpri
   echo "$s {fingerprint} $1" >> "$w/state"
   cat "$w/state" > {TRUSTSTORE_STATE}
 }}
-rc=0
+rc=0; imported=0
 """]
     for path in stores:
         p = q(path)
@@ -524,13 +524,15 @@ else
       mkdir -p {remote.BACKUP_DIR}; chmod 700 {remote.BACKUP_DIR}
       cp -p {p} {bak}; chmod 600 {bak}
       mv -f "$tmp" {p}
-      remember {p}; echo "IMPORTED {path}"
+      remember {p}; imported=1; echo "IMPORTED {path}"
     else
       rm -f "$tmp"; echo "ERROR {path}: keytool import failed: $(tail -n 2 "$w/out")" >&2; rc=1
     fi
   fi
 fi
 """)
+    # a JVM reads its truststore at start: the node needs a restart
+    lines.append(f"if [ $imported = 1 ]; then {remote.pending_restart_script(pending_reason).strip()}; fi\n")
     lines.append("exit $rc\n")
     return "".join(lines)
 
@@ -552,14 +554,11 @@ def node_certs(run, s: HostSession, pem: bytes | None, fingerprint: str | None,
     if not pem or not fingerprint:
         return StepResult(s.name, STEP, "failed", "no LB certificate to import")
     script = import_script(plan.work, pem, fingerprint, inv.cluster.service_name,
-                           inv.secrets.truststore_password or "", run.stamp)
+                           inv.secrets.truststore_password or "", run.stamp,
+                           f"{run.stamp} certs: LB certificate imported into the truststore")
     res = remote.run_script(s, script, what="truststore import")
     imported = [ln.split(" ", 1)[1] for ln in res.stdout.splitlines()
                 if ln.startswith("IMPORTED ")]
-    if imported:
-        remote.run_script(s, remote.pending_restart_script(
-            f"{run.stamp} certs: LB certificate imported into the truststore"), check=True,
-            what="mark pending restart")
     errors = [ln[len("ERROR "):] for ln in res.stderr.splitlines() if ln.startswith("ERROR ")]
     if not res.ok:
         detail = "; ".join(errors) or (res.stderr or res.stdout).strip()[-800:]

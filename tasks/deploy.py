@@ -121,7 +121,7 @@ def acquire_lock(run: Run, break_lock: bool = False) -> None:
     if res.stdout.startswith("ACQUIRED"):
         return
     holder = res.stdout.split("\n", 1)[1].strip() if "\n" in res.stdout else "?"
-    if _stale(holder):
+    if _stale(holder) and not break_lock:
         run.rep.warn(f"breaking the stale deploy lock of a dead run ({holder})")
         return acquire_lock(run, break_lock=True)
     raise Abort(f"another deploy holds the lock on {run.inv.lb.name} ({holder}). Wait for it; "
@@ -172,26 +172,20 @@ def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = Fa
     return True
 
 
-def nodes_needing_restart(run: Run, changed: set[str]) -> list[Host]:
-    states: dict[str, services.NodeState] = {}
-
-    def probe(s: HostSession) -> StepResult:
-        st, _ = services.node_state(run, s)
-        states[s.name] = st
-        why = []
-        if s.name in changed:
-            why.append("configuration changed")
-        if st.pending:
-            why.append("restart pending")
-        if not st.running:
-            why.append("not running")
+def nodes_needing_restart(run: Run, cfg: ei_config.ConfigureOutcome) -> list[Host]:
+    """Nodes whose config changed, that carry a pending mark, or that are not running."""
+    todo = []
+    for n in run.alive(run.inv.nodes):
+        st = cfg.states.get(n.name)
+        if st is None:
+            continue
+        why = [w for w, yes in (("configuration changed", n.name in cfg.changed),
+                                ("restart pending", bool(st.pending)),
+                                ("not running", not st.running)) if yes]
         if why:
-            return StepResult(s.name, "state", "ok", "needs (re)start: " + ", ".join(why))
-        return StepResult(s.name, "state", "ok", f"running (pid {st.pid}), nothing pending")
-
-    run.each(run.alive(run.inv.nodes), "state", probe)
-    return [n for n in run.inv.nodes if n.name in states and
-            (n.name in changed or states[n.name].pending or not states[n.name].running)]
+            todo.append(n)
+            run.rep.line(n.name, "needs (re)start: " + ", ".join(why))
+    return todo
 
 
 # --------------------------------------------------------------------------- tasks
@@ -213,7 +207,7 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
             if not certs.certs_step(run, renew=renew) and run.inv.lb.name in run.dead:
                 raise Abort("certificates failed on the LB")
             cfg = ei_config.configure_step(run)
-            todo = nodes_needing_restart(run, cfg.changed)
+            todo = nodes_needing_restart(run, cfg)
             if todo:
                 full = cfg.membership_changed and len(todo) > 0
                 if not restart_nodes(run, todo if not full else list(run.inv.nodes),
@@ -297,7 +291,34 @@ def status(c, parallel=16):
             drift = ei_config.configure_step(run, run.alive(inv.nodes))
         finally:
             run.opts.check = saved
-        run.each([inv.lb], "status", lambda s: lb.lb_status(run, s))
-        run.each([inv.db], "status", lambda s: db.db_status_result(run, s))
+        run.each([inv.lb], "status", lambda s: lb_status(run, s))
+        run.each([inv.db], "status", lambda s: db_status(run, s))
         if not drift.ok:
             raise Abort("could not read the nodes' configuration")
+
+
+def lb_status(run: Run, s: HostSession) -> StepResult:
+    inv = run.inv
+    facts = lb.read_lb_facts(s, inv)
+    test = remote.run_script(s, "nginx -t 2>&1")
+    days = certs.cert_days_left(run)
+    parts = [("nginx running" if facts.nginx_running else "nginx NOT running"),
+             ("config valid" if test.ok else "config INVALID: " + lb.nginx_message(test.stdout)),
+             (f"certificate: {days} days left" if days is not None else "NO certificate")]
+    bad = not facts.nginx_running or not test.ok or days is None or \
+        days <= inv.certs.renew_before_days
+    if not inv.cluster.console_allow:
+        parts.append("!!! console /carbon open to everyone (cluster.console_allow is empty)")
+    return StepResult(s.name, "status", "failed" if bad else "ok", ", ".join(parts))
+
+
+def db_status(run: Run, s: HostSession) -> StepResult:
+    st = db.db_status(run)
+    if not st.get("running"):
+        return StepResult(s.name, "status", "failed",
+                          f"database server not running: {st.get('error') or ''}".strip())
+    dbs = st["databases"]
+    incomplete = [f"{name} {d['state']}" for name, d in dbs.items() if d["state"] != "complete"]
+    msg = f"{st['server']}; " + ("all schemas complete: " + ", ".join(dbs) if not incomplete
+                                 else "INCOMPLETE: " + ", ".join(incomplete))
+    return StepResult(s.name, "status", "failed" if incomplete else "ok", msg)

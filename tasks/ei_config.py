@@ -15,7 +15,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import ei_xml, jdbc, remote
+from . import ei_xml, jdbc, remote, services
 from .cli import COMMON_HELP, session
 from .inventory import Host, Inventory
 from .remote import FileSpec, FileState, HostSession, q
@@ -273,6 +273,8 @@ class ConfigureOutcome:
     ok: bool
     changed: set[str] = field(default_factory=set)  # nodes whose config changed
     membership_changed: bool = False
+    # each node's process state, read in the same round trip as its config facts
+    states: dict[str, services.NodeState] = field(default_factory=dict)
 
 
 def configure_step(run: Run, nodes: list[Host] | None = None) -> ConfigureOutcome:
@@ -283,7 +285,11 @@ def configure_step(run: Run, nodes: list[Host] | None = None) -> ConfigureOutcom
 
     def one(s: HostSession) -> StepResult:
         notes = []
-        facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
+        probes = node_probes(inv)
+        probes.update(services.state_probes(inv, s.host.address))
+        raw = remote.read_facts(s, probes)
+        outcome.states[s.name] = services.parse_state(raw)
+        facts = parse_node_facts(raw)
         if not facts.ei_home:
             if inv.cluster.ei_zip is None:
                 return StepResult(s.name, "configure", "failed",

@@ -137,8 +137,15 @@ def render_vhosts(inv: Inventory, nginx_version: tuple[int, ...] | None,
     """Pure: the three vhost files, exactly."""
     ctx = template_context(inv, nginx_version, drain)
     env = _env()
-    return [FileSpec(f"{CONF_DIR}/{name}", render(f"{name}.j2", ctx, env).encode())
+    return [FileSpec(f"{CONF_DIR}/{name}", tidy(render(f"{name}.j2", ctx, env)).encode())
             for name in VHOSTS]
+
+
+def tidy(text: str) -> str:
+    """Pure: drop the blank lines template includes leave (after `{`, before `}`, doubles)."""
+    text = re.sub(r"\{\n(?:[ \t]*\n)+", "{\n", text)
+    text = re.sub(r"\n(?:[ \t]*\n)+([ \t]*\})", r"\n\1", text)
+    return re.sub(r"\n(?:[ \t]*\n){2,}", "\n\n", text)
 
 
 def hosts_block(inv: Inventory) -> list[str]:

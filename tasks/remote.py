@@ -231,26 +231,17 @@ def _exec(s: HostSession, command: str, stdin: bytes, timeout: int) -> CmdResult
                      b"".join(err).decode("utf-8", "replace"), code)
 
 
-def _sudo_mode(s: HostSession) -> str:
-    if s._sudo_mode is None:
-        if s.user == "root":
-            s._sudo_mode = "root"
-        else:
-            r = _exec(s, "sudo -n true", b"", 30)
-            if r.ok:
-                s._sudo_mode = "nopasswd"
-            elif s.sudo_password:
-                s._sudo_mode = "password"
-                probe = _exec(s, "sudo -S -k -p '' -- sh -s",
-                              s.sudo_password.encode() + b"\nid -u\n", 30)
-                if probe.stdout.strip() != "0":
-                    raise RemoteError(f"sudo refused the password for {s.user} on {s.name}; "
-                                      "check ssh.sudo_password")
-            else:
-                raise RemoteError(f"sudo on {s.name} needs a password for {s.user} ("
-                                  f"{(r.stderr.strip() or 'sudo -n failed')[:200]}); set "
-                                  "ssh.sudo_password in hosts.toml, or give the user NOPASSWD")
-    return s._sudo_mode
+def _password_mode(s: HostSession, why: str) -> None:
+    """sudo wants a password: check ours once, or say how to fix it."""
+    if not s.sudo_password:
+        raise RemoteError(f"sudo on {s.name} needs a password for {s.user} ({why[:200]}); set "
+                          "ssh.sudo_password in hosts.toml, or give the user NOPASSWD")
+    probe = _exec(s, "sudo -S -k -p '' -- sh -s", s.sudo_password.encode() + b"\nid -u\n", 30)
+    if probe.stdout.strip() != "0":
+        msg = (probe.stderr.strip().splitlines() or ["wrong password?"])[-1]
+        raise RemoteError(f"sudo refused {s.user} on {s.name}: {msg[:200]}; check "
+                          "ssh.sudo_password and the sudoers rules")
+    s._sudo_mode = "password"
 
 
 def run_script(s: HostSession, script: str, *, root: bool = True, timeout: int | None = None,
@@ -259,15 +250,18 @@ def run_script(s: HostSession, script: str, *, root: bool = True, timeout: int |
     body = ("set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
             "/sbin:/bin\n" + script).encode()
     timeout = timeout or s.timeout
-    if not root:
+    if not root or s.user == "root":
         res = _exec(s, "sh -s", body, timeout)
     else:
-        mode = _sudo_mode(s)
-        if mode == "root":
-            res = _exec(s, "sh -s", body, timeout)
-        elif mode == "nopasswd":
+        if s._sudo_mode in (None, "nopasswd"):
+            # try passwordless sudo first: no extra round trip when it works
             res = _exec(s, "sudo -n -H -- sh -s", body, timeout)
-        else:
+            if s._sudo_mode is None:
+                if res.exit == 1 and "sudo:" in res.stderr and not res.stdout:
+                    _password_mode(s, res.stderr.strip())  # the script did not run
+                else:
+                    s._sudo_mode = "nopasswd"
+        if s._sudo_mode == "password":
             # -k: always ask, so sudo always consumes exactly the first line (the password)
             res = _exec(s, "sudo -S -k -p '' -H -- sh -s",
                         s.sudo_password.encode() + b"\n" + body, timeout)
@@ -413,12 +407,14 @@ def write_files_script(changes: list[FileChange], stamp: str,
     for n, ch in enumerate(changes, 1):
         sp = ch.spec
         p = q(sp.path)
-        bak = q(f"{BACKUP_DIR}/{sp.path.strip('/').replace('/', '%')}.{stamp}~")
+        # unique per write: one run may replace the same file twice (e.g. /etc/hosts)
+        bak_tpl = q(f"{BACKUP_DIR}/{sp.path.strip('/').replace('/', '%')}.{stamp}.XXXXXX~")
+        bak = f'"$bak{n}"'
         own = q(f"{sp.owner}:{sp.group}")
         if ch.content_changed:
             b64 = base64.encodebytes(sp.content).decode()
             body += [
-                f"mkdir -p \"$(dirname {p})\"",
+                f"(umask 022; mkdir -p \"$(dirname {p})\")",
                 f"tmp=$(mktemp \"$(dirname {p})/.bps-tmp.XXXXXX\")",
                 f"base64 -d > \"$tmp\" <<'__BPS_EOF__'\n{b64}__BPS_EOF__",
                 f"[ \"$(sha256sum < \"$tmp\" | cut -d' ' -f1)\" = {sp.sha256} ] "
@@ -426,7 +422,7 @@ def write_files_script(changes: list[FileChange], stamp: str,
                 f"chown {own} \"$tmp\"; chmod {sp.mode:o} \"$tmp\"",
             ]
             if ch.before is not None:
-                body.append(f"cp -p {p} {bak}; chmod 600 {bak}")
+                body.append(f"bak{n}=$(mktemp {bak_tpl}); cp -p {p} {bak}; chmod 600 {bak}")
                 undo.append(f"  [ $step -ge {n} ] && cp -p {bak} {p}.bps-restore && "
                             f"mv -f {p}.bps-restore {p}")
             else:

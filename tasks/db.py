@@ -1,0 +1,843 @@
+"""`fab db-init`: the cluster's databases, the application user and WSO2's schemas, once and safely.
+
+Facts (one round trip on the DB host) -> plan (pure) -> apply (check mode stops after the plan).
+
+Decisions (see also the reference doc §2 and §6):
+* Admin access: root over the unix socket by default; with `database.admin_user`, that user with
+  `secrets.db_admin_password`. Either way the client reads its login from a 0600
+  `--defaults-extra-file` created and removed inside the same remote script; SQL travels in
+  heredocs on the script's stdin. Nothing secret is ever in argv or the environment.
+* The application password never leaves this machine in clear: we send only its
+  mysql_native_password hash (`*` + SHA1(SHA1(pw))). The user is created with that hash
+  (`IDENTIFIED BY PASSWORD` on MariaDB / MySQL < 5.7.6, `IDENTIFIED WITH mysql_native_password AS`
+  on MySQL >= 5.7.6, including 8.0), so a changed password in hosts.toml is found by comparing
+  hashes on the server, and the hash is added to the output redactor. MySQL 8.4+ disables
+  mysql_native_password by default: there CREATE USER fails and says so.
+* One account per node address (never '%'), `GRANT ALL` on exactly our databases
+  (CREATE USER, then GRANT: valid on MySQL 5.7/8 and MariaDB).
+* Scripts are not idempotent: a database is loaded only when it holds none of its tables; a
+  database with some of them is partial: reported with the missing tables, never dropped unless
+  `--drop NAME` names it. Each database is loaded by one client invocation.
+* Server settings: a drop-in (60-bps-cluster.cnf) with bind-address = 127.0.0.1 plus the DB
+  address (one address only where the server cannot take a list) and max_connections, written
+  only when the configured values do not already fit. The server is restarted only when the
+  bind address must change (max_connections is raised with SET GLOBAL); if the restart fails, the
+  previous files are restored and the server started again.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from invoke import task
+
+from . import remote
+from .cli import COMMON_HELP, Abort, session
+from .inventory import Inventory
+from .remote import Fact, FileSpec, FileState, HostSession, q
+from .report import StepResult, unified_diff
+
+STEP = "db-init"
+HOSTS_STEP = "db-init /etc/hosts"
+HOSTS_MARKER = "bps-deploy db-name"
+DROPIN_NAME = "60-bps-cluster.cnf"
+CONF_DIRS = ("/etc/mysql/mariadb.conf.d", "/etc/mysql/mysql.conf.d", "/etc/mysql/conf.d",
+             "/etc/my.cnf.d")
+DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
+PROFILE = "wso2/business-process"
+
+# Tables each WSO2 script creates (EI 6.6.0; the 6.5.0 / mysql5.7 / mysql55 variants create the
+# same names; REG_ASSOCIATIONS is commented out in the kernel script). tests/unit/test_db.py checks these against the shipped scripts.
+KERNEL_TABLES = frozenset("""
+REG_CLUSTER_LOCK REG_LOG REG_PATH REG_CONTENT REG_CONTENT_HISTORY REG_RESOURCE
+REG_RESOURCE_HISTORY REG_COMMENT REG_RESOURCE_COMMENT REG_RATING REG_RESOURCE_RATING REG_TAG
+REG_RESOURCE_TAG REG_PROPERTY REG_RESOURCE_PROPERTY REG_ASSOCIATION REG_SNAPSHOT
+UM_TENANT UM_DOMAIN UM_USER UM_SYSTEM_USER UM_ROLE UM_MODULE UM_MODULE_ACTIONS UM_PERMISSION
+UM_ROLE_PERMISSION UM_USER_PERMISSION UM_USER_ROLE UM_SHARED_USER_ROLE UM_ACCOUNT_MAPPING
+UM_USER_ATTRIBUTE UM_DIALECT UM_CLAIM UM_PROFILE_CONFIG UM_CLAIM_BEHAVIOR UM_HYBRID_ROLE
+UM_HYBRID_USER_ROLE UM_SYSTEM_ROLE UM_SYSTEM_USER_ROLE UM_HYBRID_REMEMBER_ME""".split())
+BPS_TABLES = frozenset("""
+ODE_SCHEMA_VERSION ODE_JOB TASK_ATTACHMENT ODE_ACTIVITY_RECOVERY ODE_CORRELATION_SET
+ODE_CORRELATOR ODE_CORSET_PROP ODE_EVENT ODE_FAULT ODE_MESSAGE ODE_MESSAGE_EXCHANGE
+ODE_MESSAGE_ROUTE ODE_MEX_PROP ODE_PARTNER_LINK ODE_PROCESS ODE_PROCESS_INSTANCE ODE_SCOPE
+ODE_XML_DATA ODE_XML_DATA_PROP OPENJPA_SEQUENCE_TABLE STORE_DU STORE_PROCESS STORE_PROCESS_PROP
+STORE_PROC_TO_PROP STORE_VERSIONS HT_DEADLINE HT_DEPLOYMENT_UNIT HT_EVENT HT_GENERIC_HUMAN_ROLE
+HT_HUMANROLE_ORGENTITY HT_JOB HT_MESSAGE HT_ORG_ENTITY HT_PRESENTATION_ELEMENT
+HT_PRESENTATION_PARAM HT_TASK HT_TASK_ATTACHMENT HT_TASK_COMMENT HT_VERSIONS ATTACHMENT
+HT_COORDINATION_DATA""".split())
+ACTIVITI_ENGINE = frozenset("""ACT_GE_PROPERTY ACT_GE_BYTEARRAY ACT_RE_DEPLOYMENT ACT_RE_MODEL
+ACT_RU_EXECUTION ACT_RU_JOB ACT_RE_PROCDEF ACT_RU_TASK ACT_RU_IDENTITYLINK ACT_RU_VARIABLE
+ACT_RU_EVENT_SUBSCR ACT_EVT_LOG ACT_PROCDEF_INFO""".split())
+ACTIVITI_HISTORY = frozenset("""ACT_HI_PROCINST ACT_HI_ACTINST ACT_HI_TASKINST ACT_HI_VARINST
+ACT_HI_DETAIL ACT_HI_COMMENT ACT_HI_ATTACHMENT ACT_HI_IDENTITYLINK""".split())
+ACTIVITI_IDENTITY = frozenset("ACT_ID_GROUP ACT_ID_MEMBERSHIP ACT_ID_USER ACT_ID_INFO".split())
+ACTIVITI_SUBSTITUTE = frozenset(["ACT_BPS_SUBSTITUTES"])
+BPMN_METADATA = frozenset(["BPS_BPMN_DEPLOYMENT_METADATA"])
+ACTIVITI_TABLES = (ACTIVITI_ENGINE | ACTIVITI_HISTORY | ACTIVITI_IDENTITY | ACTIVITI_SUBSTITUTE
+                   | BPMN_METADATA)
+KIND_TABLES = {"kernel": KERNEL_TABLES, "bps": BPS_TABLES, "activiti": ACTIVITI_TABLES}
+
+# What GRANT ALL on a database gives on every server we support (MariaDB adds DELETE HISTORY).
+REQUIRED_PRIVS = frozenset({
+    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "REFERENCES", "INDEX", "ALTER",
+    "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE", "CREATE VIEW", "SHOW VIEW",
+    "CREATE ROUTINE", "ALTER ROUTINE", "EVENT", "TRIGGER"})
+
+
+# --------------------------------------------------------------------------- model
+
+
+def version_tuple(text: str) -> tuple[int, int, int]:
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if not m:
+        return (0, 0, 0)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+
+@dataclass(frozen=True)
+class Server:
+    flavour: str  # "MariaDB" | "MySQL"
+    version: tuple[int, int, int]
+    text: str = ""
+
+    @classmethod
+    def parse(cls, version: str, comment: str = "") -> "Server":
+        flavour = "MariaDB" if "mariadb" in (version + comment).lower() else "MySQL"
+        return cls(flavour, version_tuple(version), version)
+
+    @property
+    def label(self) -> str:
+        return f"{self.flavour} {'.'.join(map(str, self.version))}"
+
+    @property
+    def mariadb(self) -> bool:
+        return self.flavour == "MariaDB"
+
+    @property
+    def mysql57_level(self) -> bool:
+        """Strict modes and syntax of MySQL 5.7+ (MariaDB 10.2+ is treated alike)."""
+        return self.version >= ((10, 2, 0) if self.mariadb else (5, 7, 0))
+
+    @property
+    def dynamic_rows(self) -> bool:
+        """DYNAMIC row format by default: utf8mb4 indexes up to 3072 bytes (§6.3)."""
+        return self.version >= ((10, 2, 2) if self.mariadb else (5, 7, 7))
+
+    @property
+    def charset(self) -> str:
+        return "utf8mb4" if self.dynamic_rows else "latin1"
+
+    @property
+    def fractional_seconds(self) -> bool:  # datetime(3): Activiti's non-mysql55 scripts
+        return self.mariadb or self.version >= (5, 6, 4)
+
+    @property
+    def multi_bind(self) -> bool:  # bind-address takes a comma-separated list
+        return self.version >= ((10, 11, 0) if self.mariadb else (8, 0, 13))
+
+
+@dataclass
+class DbFacts:
+    """What the DB host told us. Built by parse_db_facts or, in tests, from a dict."""
+
+    running: bool = True
+    error: str = ""  # why we could not read the server (down, login refused, no client)
+    socket: str = DEFAULT_SOCKET
+    server: Server | None = None
+    databases: dict[str, str] = field(default_factory=dict)  # ours that exist -> charset
+    tables: dict[str, set[str]] = field(default_factory=dict)  # db -> table names (upper)
+    users: dict[str, bool] = field(default_factory=dict)  # host -> app password matches
+    grants: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # host -> db -> privs
+    bind_running: str | None = None
+    max_conn_running: int | None = None
+    skip_networking: bool = False
+    bind_configured: str | None = None  # None: not set in any config file
+    max_conn_configured: int | None = None
+    conf_dir: str | None = "/etc/mysql/mariadb.conf.d"
+    dropin: bytes | None = None
+    dropin_state: FileState | None = None
+    init: str = "sysv"  # "systemd" when /run/systemd/system exists
+    service: str = "mariadb"
+
+    @property
+    def dropin_path(self) -> str | None:
+        return f"{self.conf_dir}/{DROPIN_NAME}" if self.conf_dir else None
+
+
+@dataclass
+class Load:
+    db: str
+    kind: str  # kernel | bps | activiti
+    scripts: list[str]  # EI_HOME-relative paths, in load order
+    drop_first: bool = False
+
+
+@dataclass
+class DbPlan:
+    changes: list[str] = field(default_factory=list)  # what we do (or would do)
+    notes: list[str] = field(default_factory=list)  # said in the result, no action
+    errors: list[str] = field(default_factory=list)  # refuse to apply anything
+    problems: list[str] = field(default_factory=list)  # apply the rest, then fail (partial DBs)
+    admin_sql: list[str] = field(default_factory=list)
+    loads: list[Load] = field(default_factory=list)
+    dropin: FileSpec | None = None
+    restart: bool = False
+    wanted_bind: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changes or self.admin_sql or self.loads or self.dropin)
+
+
+# --------------------------------------------------------------------------- helpers (pure)
+
+
+def native_hash(password: str) -> str:
+    """mysql_native_password hash: '*' + upper hex SHA1(SHA1(password))."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
+def ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def lit(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def account(user: str, host: str) -> str:
+    return f"{lit(user)}@{lit(host)}"
+
+
+def db_kinds(inv: Inventory) -> dict[str, str]:
+    """Our databases in creation order -> which script set they get."""
+    d = inv.database
+    out = {d.user_db: "kernel", d.registry_db: "kernel"}
+    for n in inv.nodes:
+        out[d.local_db(n.index)] = "kernel"
+    out[d.bps_db] = "bps"
+    out[d.activiti_db] = "activiti"
+    return out
+
+
+def scripts_for(kind: str, server: Server, ei_version: str) -> list[str]:
+    """EI_HOME-relative scripts for a database kind, in load order, for this server/EI."""
+    if kind == "kernel":
+        old_kernel = version_tuple(ei_version) < (6, 6, 0)  # kernel 4.4.x: separate 5.7 script
+        return ["dbscripts/mysql5.7.sql" if old_kernel and server.mysql57_level
+                else "dbscripts/mysql.sql"]
+    if kind == "bps":
+        return [f"{PROFILE}/dbscripts/bps/bpel/create/mysql.sql"]
+    base = f"{PROFILE}/dbscripts/bps/bpmn/create/activiti"
+    v = "mysql" if server.fractional_seconds else "mysql55"
+    return [f"{base}.{v}.create.engine.sql", f"{base}.{v}.create.history.sql",
+            f"{base}.mysql.create.identity.sql",  # no mysql55 identity script exists
+            f"{base}.{v}.create.substitute.sql",
+            f"{PROFILE}/dbscripts/bps/bpmn/metadata/create/mysql.sql"]
+
+
+def classify(present: set[str] | None, kind: str) -> tuple[str, list[str]]:
+    """('complete'|'partial'|'missing', sorted missing tables) for one database."""
+    expected = KIND_TABLES[kind]
+    have = {t.upper() for t in (present or set())} & expected
+    missing = sorted(expected - have)
+    if not have:
+        return "missing", missing
+    return ("complete" if not missing else "partial"), missing
+
+
+def bind_ok(value: str | None, address: str) -> bool:
+    """Does a bind-address value let the nodes reach `address`? None/'' = all interfaces."""
+    if value is None:
+        return True
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return not parts or any(p in ("0.0.0.0", "*", "::", address) for p in parts)
+
+
+def parse_cnf_options(text: str) -> dict[str, str]:
+    """`--key=value` lines (my_print_defaults / --print-defaults) -> {key: last value}."""
+    out: dict[str, str] = {}
+    for tok in text.split():
+        if tok.startswith("--"):
+            k, _, v = tok[2:].partition("=")
+            out[k.replace("-", "_")] = v
+    return out
+
+
+def render_dropin(bind: str | None, max_conn: int | None) -> bytes:
+    lines = ["# Managed by bps-deploy (fab db-init): the BPS cluster's nodes connect over the",
+             "# network and each holds about 300 pooled connections. Do not edit.", "[mysqld]"]
+    if bind is not None:
+        lines.append(f"bind-address = {bind}")
+    if max_conn is not None:
+        lines.append(f"max_connections = {max_conn}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- plan (pure)
+
+
+def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
+            app_hash: str | None = None) -> DbPlan:
+    """Everything db-init must do on the DB host, from the facts. No I/O."""
+    p = DbPlan()
+    server = facts.server or Server("MariaDB", (10, 11, 0))
+    d = inv.database
+    kinds = db_kinds(inv)
+    app_hash = app_hash or native_hash(inv.secrets.db_password or "")
+    for name in drop:
+        if name not in kinds:
+            p.errors.append(f"--drop {name}: not one of this cluster's databases "
+                            f"({', '.join(kinds)}); nothing dropped")
+
+    # -- server settings
+    addr = inv.db.address
+    cur = parse_cnf_options((facts.dropin or b"").decode("utf-8", "replace"))
+    want_bind = f"127.0.0.1,{addr}" if server.multi_bind else addr
+    p.wanted_bind = want_bind
+    bind_line = want_bind if ("bind_address" in cur
+                              or not bind_ok(facts.bind_configured, addr)) else None
+    max_line = d.max_connections if ("max_connections" in cur or
+                                     (facts.max_conn_configured or 151) < d.max_connections) \
+        else None
+    if facts.skip_networking:
+        p.errors.append("the server runs with skip-networking: the nodes cannot connect over "
+                        "TCP; remove skip-networking from its configuration, then re-run")
+    if bind_line is not None or max_line is not None:
+        if not facts.conf_dir:
+            p.errors.append("no MySQL/MariaDB config directory found (looked for "
+                            f"{', '.join(CONF_DIRS)}); cannot set bind-address/max_connections")
+        else:
+            content = render_dropin(bind_line, max_line)
+            if content != facts.dropin:
+                p.dropin = FileSpec(facts.dropin_path, content, "root", "root", 0o644)
+                what = []
+                if bind_line is not None:
+                    what.append(f"bind-address = {bind_line}")
+                if max_line is not None:
+                    what.append(f"max_connections = {max_line}")
+                verb = "create" if facts.dropin is None else "update"
+                p.changes.append(f"{verb} {facts.dropin_path} ({', '.join(what)})")
+            elif facts.dropin_state and (facts.dropin_state.mode, facts.dropin_state.owner) != \
+                    (0o644, "root"):
+                p.dropin = FileSpec(facts.dropin_path, content, "root", "root", 0o644)
+                p.changes.append(f"fix owner/mode of {facts.dropin_path}")
+    if not bind_ok(facts.bind_running, addr):
+        if bind_line is None:
+            p.errors.append(f"the server listens on {facts.bind_running} only, but its "
+                            f"configuration already says {facts.bind_configured}: restart it "
+                            "yourself or check for a command-line override")
+        else:
+            p.restart = True
+            p.changes.append(f"restart {facts.service} (it listens on {facts.bind_running} only; "
+                             f"needed: {want_bind})")
+    if (facts.max_conn_running or 0) < d.max_connections:
+        p.admin_sql.append(f"SET GLOBAL max_connections = {int(d.max_connections)};")
+        p.changes.append(f"SET GLOBAL max_connections = {d.max_connections} (running: "
+                         f"{facts.max_conn_running}; no restart needed)")
+
+    # -- databases
+    states: dict[str, tuple[str, list[str]]] = {}
+    for db, kind in kinds.items():
+        states[db] = classify(facts.tables.get(db), kind)
+        if db not in facts.databases:
+            p.admin_sql.append(f"CREATE DATABASE IF NOT EXISTS {ident(db)} "
+                               f"CHARACTER SET {server.charset};")
+            p.changes.append(f"create database {db} (character set {server.charset})")
+
+    # -- the application user: one account per node address, never '%'
+    user = d.user
+    for node in inv.nodes:
+        acc = account(user, node.address)
+        if node.address not in facts.users:
+            p.admin_sql.append(f"CREATE USER {acc} {_identified(server, app_hash)};")
+            p.changes.append(f"create user '{user}'@'{node.address}' ({node.name})")
+        elif not facts.users[node.address]:
+            p.admin_sql.append(_alter_password(server, acc, app_hash))
+            p.changes.append(f"set the password of '{user}'@'{node.address}' (hosts.toml "
+                             "has a different one)")
+        have = facts.grants.get(node.address, {})
+        lacking = [db for db in kinds if not REQUIRED_PRIVS <= have.get(db, set())]
+        for db in lacking:
+            p.admin_sql.append(f"GRANT ALL PRIVILEGES ON {ident(db)}.* TO {acc};")
+        if lacking:
+            p.changes.append(f"grant all on {', '.join(lacking)} to '{user}'@'{node.address}'")
+    others = sorted(set(facts.users) - {n.address for n in inv.nodes})
+    if others:
+        p.notes.append(f"other accounts of {user} left alone: "
+                       + ", ".join(f"'{user}'@'{h}'" for h in others))
+    extra_dbs = sorted({db for h in facts.grants.values() for db in h} - set(kinds))
+    if extra_dbs:
+        p.notes.append(f"{user} also has grants on {', '.join(extra_dbs)} (left alone)")
+
+    # -- schemas
+    for db, kind in kinds.items():
+        state, missing = states[db]
+        scripts = scripts_for(kind, server, inv.cluster.ei_version)
+        names = ", ".join(s.split("dbscripts/", 1)[-1] for s in scripts)
+        if state == "missing":
+            p.loads.append(Load(db, kind, scripts))
+            p.changes.append(f"load {names} into {db}")
+            if db in drop:
+                p.notes.append(f"--drop {db}: it holds none of its tables; loaded, not dropped")
+        elif state == "partial":
+            have = len(KIND_TABLES[kind]) - len(missing)
+            if db in drop:
+                p.loads.append(Load(db, kind, scripts, drop_first=True))
+                p.changes.append(f"DROP partial database {db} ({have}/{len(KIND_TABLES[kind])} "
+                                 f"tables, as --drop {db} asks), recreate it and load {names}")
+            else:
+                p.problems.append(
+                    f"{db} is partial ({have} of {len(KIND_TABLES[kind])} tables; missing: "
+                    f"{', '.join(missing)}): not loaded and not dropped. If it holds nothing "
+                    f"you need, drop and reload it with: fab db-init --drop {db}")
+        elif db in drop:
+            p.errors.append(f"--drop {db}: {db} is complete ({len(KIND_TABLES[kind])} tables); "
+                            "refusing to drop a complete database")
+    return p
+
+
+def _identified(server: Server, h: str) -> str:
+    if not server.mariadb and server.version >= (5, 7, 6):
+        return f"IDENTIFIED WITH mysql_native_password AS {lit(h)}"
+    return f"IDENTIFIED BY PASSWORD {lit(h)}"
+
+
+def _alter_password(server: Server, acc: str, h: str) -> str:
+    if server.version >= ((10, 2, 0) if server.mariadb else (5, 7, 6)):
+        return f"ALTER USER {acc} {_identified(server, h)};"
+    return f"SET PASSWORD FOR {acc} = {lit(h)};"
+
+
+# --------------------------------------------------------------------------- remote scripts
+
+
+def client_prelude(inv: Inventory) -> str:
+    """Shell lines defining bps_sql(): the admin client, login from a 0600 temp option file."""
+    d = inv.database
+    if d.admin_user:
+        pw = inv.secrets.db_admin_password
+        if not pw:
+            raise remote.RemoteError("database.admin_user is set but secrets.db_admin_password "
+                                     "is not; add it to [secrets] in hosts.toml")
+        if "\n" in pw or "\r" in pw:
+            raise remote.RemoteError("secrets.db_admin_password contains a line break; the "
+                                     "client option file cannot hold it")
+        cnf = f"[client]\nuser={d.admin_user}\npassword=\"{pw.replace(chr(92), chr(92) * 2)}\"\n"
+    else:
+        cnf = "[client]\nuser=root\n"
+    b64 = base64.encodebytes(cnf.encode()).decode()
+    return (
+        "BPS_CLIENT=$(command -v mariadb || command -v mysql) || "
+        "{ echo 'BPS-NO-CLIENT: no mariadb/mysql client on this host'; exit 127; }\n"
+        "BPS_CNF=$(umask 077; mktemp /tmp/.bps-db.XXXXXX)\n"
+        "trap 'rm -f \"$BPS_CNF\"' EXIT\n"
+        f"base64 -d > \"$BPS_CNF\" <<'__BPS_CNF__'\n{b64}__BPS_CNF__\n"
+        "bps_sql() { \"$BPS_CLIENT\" --defaults-extra-file=\"$BPS_CNF\" --connect-timeout=10 "
+        "\"$@\"; }\n")
+
+
+def _facts_sql(inv: Inventory, app_hash: str) -> str:
+    dbs = ", ".join(lit(x) for x in db_kinds(inv))
+    u = lit(inv.database.user)
+    h = lit(app_hash)
+    return "\n".join([
+        "SELECT 'version', VERSION(), @@version_comment;",
+        f"SELECT 'db', SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA "
+        f"WHERE SCHEMA_NAME IN ({dbs});",
+        f"SELECT 'table', TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA IN ({dbs});",
+        f"SELECT 'user', Host, plugin, authentication_string = {h} FROM mysql.user "
+        f"WHERE User = {u};",
+        f"SELECT 'grant', GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE FROM "
+        f"information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE LIKE {lit(lit(inv.database.user) + '@%')};",
+        "SELECT 'var', 'max_connections', @@global.max_connections;",
+        "SELECT 'var', 'socket', @@global.socket;",
+        "SELECT 'var', 'skip_networking', @@global.skip_networking;",
+        "SELECT 'var', 'bind_address', @@global.bind_address;",
+        # MariaDB < 10.4 keeps the hash in Password; MySQL has no such column (error ignored)
+        f"SELECT 'pwcol', Host, Password = {h} FROM mysql.user WHERE User = {u};",
+    ]) + "\n"
+
+
+def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
+    sql = _facts_sql(inv, app_hash)
+    dirs = " ".join(q(x) for x in CONF_DIRS)
+    return {
+        "sql": (client_prelude(inv)
+                + f"bps_sql --force -N -B <<'__BPS_SQL__'\n{sql}__BPS_SQL__\n"),
+        "cnf": ("my_print_defaults --mysqld 2>/dev/null || mariadbd --print-defaults 2>/dev/null"
+                " || mysqld --print-defaults 2>/dev/null || true"),
+        "confdir": (f"for d in {dirs}; do if [ -d \"$d\" ]; then echo \"$d\"; "
+                    f"f=\"$d/{DROPIN_NAME}\"; "
+                    "if [ -f \"$f\" ]; then stat -c '%a %U %G' \"$f\"; base64 -w0 < \"$f\"; echo; "
+                    "else echo MISSING; fi; break; fi; done"),
+        "init": ("if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi; "
+                 "for s in mariadb mysql mysqld; do if [ -e /etc/init.d/$s ] || "
+                 "[ -e /lib/systemd/system/$s.service ] || [ -e /usr/lib/systemd/system/$s.service ]"
+                 " || [ -e /etc/systemd/system/$s.service ]; then echo $s; break; fi; done"),
+    }
+
+
+def parse_db_facts(raw: dict[str, Fact], host: str, inv: Inventory) -> DbFacts:
+    f = DbFacts()
+    cnf = parse_cnf_options(raw["cnf"].out) if "cnf" in raw else {}
+    f.bind_configured = cnf.get("bind_address")
+    if cnf.get("max_connections", "").isdigit():
+        f.max_conn_configured = int(cnf["max_connections"])
+    if cnf.get("socket"):
+        f.socket = cnf["socket"]
+    lines = raw["confdir"].out.splitlines() if "confdir" in raw else []
+    f.conf_dir = lines[0].strip() if lines else None
+    if len(lines) >= 3 and lines[1].strip() != "MISSING":
+        mode, owner, group = lines[1].split()
+        f.dropin = base64.b64decode(lines[2].strip())
+        f.dropin_state = FileState(hashlib.sha256(f.dropin).hexdigest(), int(mode, 8), owner,
+                                   group)
+    init = raw["init"].out.split() if "init" in raw else []
+    f.init = init[0] if init else "sysv"
+    f.service = init[1] if len(init) > 1 else ("mariadb" if f.conf_dir and "mariadb" in
+                                              f.conf_dir else "mysql")
+    sql = raw["sql"]
+    pw_col: dict[str, bool] = {}
+    for line in sql.out.splitlines():
+        cols = line.split("\t")
+        tag = cols[0]
+        if tag == "version" and len(cols) >= 3:
+            f.server = Server.parse(cols[1], cols[2])
+        elif tag == "db" and len(cols) >= 3:
+            f.databases[cols[1]] = cols[2]
+        elif tag == "table" and len(cols) >= 3:
+            f.tables.setdefault(cols[1], set()).add(cols[2].upper())
+        elif tag == "user" and len(cols) >= 4:
+            f.users[cols[1]] = cols[2] == "mysql_native_password" and cols[3] == "1"
+        elif tag == "pwcol" and len(cols) >= 3:
+            pw_col[cols[1]] = cols[2] == "1"
+        elif tag == "grant" and len(cols) >= 4:
+            m = re.match(r"'(.*)'@'(.*)'$", cols[1])
+            if m:
+                f.grants.setdefault(m.group(2), {}).setdefault(
+                    cols[2].replace("\\_", "_"), set()).add(cols[3].upper())
+        elif tag == "var" and len(cols) >= 3:
+            name, val = cols[1], cols[2]
+            if name == "max_connections" and val.isdigit():
+                f.max_conn_running = int(val)
+            elif name == "socket" and val not in ("", "NULL"):
+                f.socket = val
+            elif name == "skip_networking":
+                f.skip_networking = val in ("1", "ON")
+            elif name == "bind_address":
+                f.bind_running = "" if val == "NULL" else val
+    for h, ok in pw_col.items():  # MariaDB < 10.4: hash in Password, plugin ''
+        if ok:
+            f.users[h] = True
+    if f.server is None:
+        f.running = False
+        out = sql.out.strip()
+        if "BPS-NO-CLIENT" in out:
+            f.error = (f"no mariadb/mysql client on {host}; install the server's client "
+                       "package there")
+        elif re.search(r"ERROR 200[0-9]|Can't connect|No such file", out):
+            m = re.search(r"socket '([^']+)'", out)
+            f.socket = m.group(1) if m else f.socket
+            f.error = f"database server on {host} is not running (socket {f.socket})"
+        elif re.search(r"ERROR (1045|1698)", out):
+            who = inv.database.admin_user or "root (unix socket)"
+            f.error = (f"the database server on {host} refused the admin login as {who}: "
+                       f"{out.splitlines()[-1][:300]}; set database.admin_user and "
+                       "secrets.db_admin_password in hosts.toml")
+        else:
+            f.error = f"cannot read the database server on {host}: {out[-500:] or 'no output'}"
+    return f
+
+
+def read_db_facts(s: HostSession, inv: Inventory, app_hash: str) -> DbFacts:
+    return parse_db_facts(remote.read_facts(s, db_probes(inv, app_hash)), s.name, inv)
+
+
+def restart_command(facts: DbFacts) -> str:
+    svc = q(facts.service)
+    if facts.init == "systemd":
+        return f"systemctl restart {svc}"
+    return f"service {svc} restart"
+
+
+def settings_script(plan: DbPlan, facts: DbFacts, stamp: str, inv: Inventory) -> str:
+    """Write the drop-in; restart when the bind address must change; roll back on failure."""
+    change = (remote.plan_files([plan.dropin], {plan.dropin.path: facts.dropin_state})
+              if plan.dropin else [])
+    restart = restart_command(facts) if plan.restart else None
+    validate = f"{restart} </dev/null" if restart else None
+    body = remote.write_files_script(change, stamp, validate)
+    out = f"(\n{body})\nrc=$?\n"
+    if restart:
+        out += (f"if [ $rc -ne 0 ]; then {restart} </dev/null >/dev/null 2>&1; "
+                "echo 'restart with the new settings failed: previous settings restored and the "
+                "server started again' >&2; exit $rc; fi\n")
+        out += f"echo 'restarted {facts.service}'\n"
+    out += "exit $rc\n"
+    return out
+
+
+def admin_script(inv: Inventory, statements: list[str]) -> str:
+    sql = "\n".join(statements) + "\n"
+    assert "__BPS_SQL__" not in sql
+    return client_prelude(inv) + f"bps_sql -N -B <<'__BPS_SQL__'\n{sql}__BPS_SQL__\n"
+
+
+def load_script(inv: Inventory, loads: list[Load], sources: dict[str, bytes]) -> str:
+    """One client invocation per database; markers report each exit code; then re-read tables."""
+    parts = [client_prelude(inv)]
+    for ld in loads:
+        sql = "\n".join(sources[s].decode("utf-8", "replace").rstrip() for s in ld.scripts)
+        delim = "__BPS_LOAD_" + hashlib.sha256(sql.encode()).hexdigest()[:16] + "__"
+        assert delim not in sql
+        parts.append(f"echo '@@LOAD {ld.db} start'\n"
+                     f"bps_sql --database={q(ld.db)} <<'{delim}'\n{sql}\n{delim}\n"
+                     f"echo \"@@LOAD {ld.db} rc=$?\"\n")
+    dbs = ", ".join(lit(x.db) for x in loads)
+    parts.append("bps_sql -N -B <<'__BPS_SQL__'\n"
+                  f"SELECT 'table', TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+                  f"WHERE TABLE_SCHEMA IN ({dbs});\n__BPS_SQL__\n")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- script sources
+
+
+def needed_scripts(plan: DbPlan) -> list[str]:
+    out: list[str] = []
+    for ld in plan.loads:
+        out += [s for s in ld.scripts if s not in out]
+    return out
+
+
+def fetch_scripts(run, paths: list[str]) -> dict[str, bytes]:
+    """WSO2's scripts: from database.scripts_dir (local) or the first node's EI_HOME (one read)."""
+    inv = run.inv
+    out: dict[str, bytes] = {}
+    missing: list[str] = []
+    if inv.database.scripts_dir:
+        base = Path(inv.database.scripts_dir).expanduser()
+        if not base.is_absolute():
+            base = inv.path.parent / base
+        for p in paths:
+            f = base / p
+            if f.is_file():
+                out[p] = f.read_bytes()
+            else:
+                missing.append(str(f))
+        where = f"database.scripts_dir ({base})"
+    else:
+        node = inv.nodes[0]
+        s = run.session(node)
+        ei = inv.cluster.ei_home
+        facts = remote.read_facts(s, {p: remote.probe_content(f"{ei}/{p}") for p in paths})
+        for p in paths:
+            content = remote.parse_content_probe(facts[p].out) if p in facts else None
+            if content is None:
+                missing.append(f"{node.name}:{ei}/{p}")
+            else:
+                out[p] = content
+        where = f"{node.name}:{ei}"
+    if missing:
+        raise remote.RemoteError(f"WSO2's scripts not found in {where}: {', '.join(missing)}; "
+                                 "check cluster.ei_home / cluster.ei_version, or set "
+                                 "database.scripts_dir to a local EI_HOME copy")
+    return out
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def _validate_drop(inv: Inventory, drop: tuple[str, ...]) -> None:
+    known = list(db_kinds(inv))
+    bad = [d for d in drop if d not in known]
+    if bad:
+        raise Abort(f"--drop {', '.join(bad)}: not a database of this cluster (known: "
+                    f"{', '.join(known)}); nothing was touched")
+
+
+def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> StepResult:
+    inv = run.inv
+    app_hash = native_hash(inv.secrets.db_password or "")
+    run.rep.redact.add(app_hash)
+    facts = read_db_facts(s, inv, app_hash)
+    if not facts.running:
+        state["down"] = True
+        return StepResult(s.name, STEP, "failed", facts.error)
+    found = f"{facts.server.label} found"
+    plan = plan_db(facts, inv, drop, app_hash)
+    diffs = []
+    if plan.dropin and run.opts.diff:
+        diffs.append(unified_diff(plan.dropin.path, facts.dropin, plan.dropin.content,
+                                  run.rep.redact))
+    if plan.errors:
+        return StepResult(s.name, STEP, "failed", f"{found}; nothing changed: "
+                          + "; ".join(plan.errors), diffs=diffs)
+    tail = "".join(f"; {n}" for n in plan.notes)
+    if run.check:
+        if plan.problems:
+            return StepResult(s.name, STEP, "failed", f"{found}; " + "; ".join(plan.problems)
+                              + tail, changes=[f"would {c}" for c in plan.changes], diffs=diffs)
+        if plan.empty:
+            return StepResult(s.name, STEP, "ok", f"{found}; databases, users, grants, schemas "
+                              f"and server settings already as wanted{tail}")
+        return StepResult(s.name, STEP, "changed", f"{found}; would make "
+                          f"{len(plan.changes)} change(s){tail}",
+                          changes=[f"would {c}" for c in plan.changes], diffs=diffs)
+
+    sources = fetch_scripts(run, needed_scripts(plan)) if plan.loads else {}
+    restarted = False
+    if plan.dropin or plan.restart:
+        res = remote.run_script(s, settings_script(plan, facts, run.stamp, inv),
+                                what="db settings")
+        if not res.ok:
+            raise remote.CommandFailed(s.name, "writing the server settings / restart", res)
+        restarted = plan.restart
+    admin = list(plan.admin_sql)
+    for ld in plan.loads:
+        if ld.drop_first:
+            admin += [f"DROP DATABASE {ident(ld.db)};",
+                      f"CREATE DATABASE {ident(ld.db)} CHARACTER SET "
+                      f"{(facts.server or Server('MariaDB', (10, 11, 0))).charset};"]
+    if admin:
+        res = remote.run_script(s, admin_script(inv, admin), what="db admin SQL")
+        if not res.ok:
+            raise remote.CommandFailed(s.name, "creating databases/users/grants", res)
+    failures: list[str] = []
+    if plan.loads:
+        res = remote.run_script(s, load_script(inv, plan.loads, sources), what="schema load",
+                                timeout=max(s.timeout, 600))
+        rcs = dict(re.findall(r"^@@LOAD (\S+) rc=(\d+)$", res.stdout, re.M))
+        after: dict[str, set[str]] = {}
+        for line in res.stdout.splitlines():
+            cols = line.split("\t")
+            if cols[0] == "table" and len(cols) >= 3:
+                after.setdefault(cols[1], set()).add(cols[2].upper())
+        for ld in plan.loads:
+            state_, missing = classify(after.get(ld.db), ld.kind)
+            if rcs.get(ld.db) != "0" or state_ != "complete":
+                err = [x for x in res.stderr.splitlines() if x.strip()][-3:]
+                failures.append(f"loading {ld.db} failed (client exit {rcs.get(ld.db, '?')}; "
+                                f"{state_}, missing {len(missing)} table(s)): "
+                                + " | ".join(err))
+    changes = list(plan.changes)
+    msg = f"{found}; {len(changes)} change(s)" if changes else f"{found}; nothing to do"
+    if restarted:
+        msg += f"; {facts.service} restarted (bind-address changed)"
+    problems = failures + plan.problems
+    if problems:
+        return StepResult(s.name, STEP, "failed", f"{msg}; " + "; ".join(problems) + tail,
+                          changes=changes, diffs=diffs, restarted=restarted)
+    if not changes:
+        return StepResult(s.name, STEP, "ok", f"{found}; databases, users, grants, schemas and "
+                          f"server settings already as wanted{tail}")
+    return StepResult(s.name, STEP, "changed", msg + tail, changes=changes, diffs=diffs,
+                      restarted=restarted)
+
+
+def etc_hosts_line(inv: Inventory) -> str | None:
+    name = inv.database.hostname
+    if not inv.cluster.etc_hosts or not name or name == inv.db.address:
+        return None
+    return f"{inv.db.address}\t{name}"
+
+
+def plan_etc_hosts(text: str, line: str, hostname: str) -> tuple[str, list[str]]:
+    """Pure: the new /etc/hosts text and notes about other lines naming the same host."""
+    new = remote.managed_block(text, [line], HOSTS_MARKER)
+    notes = []
+    inside = False
+    for ln in text.splitlines():
+        if ln.startswith(f"# BEGIN {HOSTS_MARKER}"):
+            inside = True
+        elif ln.startswith(f"# END {HOSTS_MARKER}"):
+            inside = False
+        elif not inside and hostname in ln.split("#", 1)[0].split()[1:]:
+            notes.append(f"another line also maps {hostname} (left alone, may win): {ln.strip()}")
+    return new, notes
+
+
+def _etc_hosts_one(run, s: HostSession, line: str) -> StepResult:
+    inv = run.inv
+    facts = remote.read_facts(s, {"st": remote.probe_file("/etc/hosts"),
+                                  "c": remote.probe_content("/etc/hosts")})
+    st = remote.parse_file_probe(facts["st"].out)
+    before = remote.parse_content_probe(facts["c"].out) or b""
+    new, notes = plan_etc_hosts(before.decode("utf-8", "replace"), line, inv.database.hostname)
+    tail = "".join(f"; {n}" for n in notes)
+    if new.encode() == before:
+        return StepResult(s.name, HOSTS_STEP, "ok",
+                          f"{inv.database.hostname} already maps to {inv.db.address}{tail}")
+    spec = FileSpec("/etc/hosts", new.encode(), st.owner if st else "root",
+                    st.group if st else "root", st.mode if st else 0o644)
+    changes = remote.plan_files([spec], {"/etc/hosts": st})
+    diffs = [unified_diff("/etc/hosts", before, spec.content, run.rep.redact)] \
+        if run.opts.diff else []
+    desc = f"map {inv.database.hostname} to {inv.db.address} in /etc/hosts"
+    if run.check:
+        return StepResult(s.name, HOSTS_STEP, "changed", f"would {desc}{tail}",
+                          changes=[f"would {desc}"], diffs=diffs)
+    res = run.apply_files(s, changes, what="/etc/hosts")
+    if not res.ok:
+        raise remote.CommandFailed(s.name, "writing /etc/hosts", res)
+    return StepResult(s.name, HOSTS_STEP, "changed", desc + tail, changes=[desc], diffs=diffs)
+
+
+def db_step(run, drop: tuple[str, ...] = ()) -> bool:
+    """Databases, app user, grants, schemas, server settings; then /etc/hosts on the nodes.
+
+    Returns False when the DB host failed (the nodes are then not touched).
+    """
+    inv = run.inv
+    drop = tuple(x for x in drop if x)
+    _validate_drop(inv, drop)
+    state: dict = {}
+    res = run.each([inv.db], STEP, lambda s: _db_host_step(run, s, drop, state))
+    if res[inv.db.name].status in ("failed", "unreachable"):
+        return False
+    line = etc_hosts_line(inv)
+    if line is None:
+        return True
+    nodes = run.alive(inv.nodes)
+    out = run.each(nodes, HOSTS_STEP, lambda s: _etc_hosts_one(run, s, line))
+    return all(r.status not in ("failed", "unreachable") for r in out.values())
+
+
+def db_status(run) -> dict:
+    """For `fab status`: server version and each database complete / partial / missing."""
+    inv = run.inv
+    app_hash = native_hash(inv.secrets.db_password or "")
+    out: dict = {"host": inv.db.name, "running": False, "server": None, "databases": {}}
+    try:
+        facts = read_db_facts(run.session(inv.db), inv, app_hash)
+    except remote.RemoteError as e:
+        out["error"] = str(e)
+        return out
+    if not facts.running:
+        out["error"] = facts.error
+        return out
+    out["running"] = True
+    out["server"] = facts.server.label
+    for db, kind in db_kinds(inv).items():
+        st, missing = classify(facts.tables.get(db), kind)
+        out["databases"][db] = {"state": st, "exists": db in facts.databases,
+                                "tables": len(KIND_TABLES[kind]) - len(missing),
+                                "expected": len(KIND_TABLES[kind]), "missing": missing}
+    out["users"] = {h: {"password_ok": ok} for h, ok in facts.users.items()}
+    return out
+
+
+@task(name="db-init", help={
+    "check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
+    "parallel": COMMON_HELP["parallel"],
+    "drop": "comma-separated PARTIAL databases to drop and reload (e.g. BPS_DS); nothing else "
+            "is ever dropped"})
+def db_init(c, check=False, diff=False, drop="", parallel=16):
+    """Create the cluster's databases, app user, grants and WSO2 schemas on the DB host."""
+    with session(c, check=check, diff=diff, parallel=parallel, title="DB-INIT") as run:
+        db_step(run, tuple(x.strip() for x in (drop or "").split(",") if x.strip()))

@@ -1,0 +1,405 @@
+"""`fab certs` and `fab lb` on a real lab: openssl/keytool, nginx, round robin, affinity,
+idempotence (no reload), rollback of a broken config, allow-list, renewal, per-node failures.
+
+Order matters (one lab per module, each test builds on the previous state).
+LAB_INDEX=21 python3 -m pytest tests/integration/test_lb_certs.py
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STORE = "/opt/wso2ei-6.6.0/wso2/business-process/repository/resources/security/client-truststore.jks"
+CARBON_STORE = "/opt/wso2ei-6.6.0/repository/resources/security/client-truststore.jks"
+SERVICE, CONSOLE = "ei.wso2.com", "ui.ei.wso2.com"
+
+RESPONDER = r'''
+import http.server, socket, ssl, sys, threading
+name = socket.gethostname()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"node={name} path={self.path} host={self.headers.get('Host')}\n".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+def serve(port, tls):
+    srv = http.server.ThreadingHTTPServer(("0.0.0.0", port), H)
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain("/tmp/resp.crt", "/tmp/resp.key")
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.serve_forever()
+threading.Thread(target=serve, args=(9765, False), daemon=True).start()
+serve(9445, True)
+'''
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def fab(inv: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FABRIC_INVENTORY": str(inv)}
+    return subprocess.run(["fab", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def out_of(p: subprocess.CompletedProcess) -> str:
+    return p.stdout + p.stderr
+
+
+def start_responders(lab, nodes=None):
+    for n in nodes or lab.node_names:
+        lab.exec(n, "pkill -f /tmp/resp.py; sleep 0.2; true")
+        lab.exec(n, "[ -f /tmp/resp.key ] || openssl req -x509 -newkey rsa:2048 -nodes "
+                    "-keyout /tmp/resp.key -out /tmp/resp.crt -subj /CN=localhost -days 2 "
+                    ">/dev/null 2>&1", check=True)
+        lab.exec(n, "cat > /tmp/resp.py", input=RESPONDER, check=True)
+        lab.exec(n, "setsid python3 /tmp/resp.py </dev/null >/tmp/resp.log 2>&1 &", check=True)
+    deadline = time.monotonic() + 10
+    for n in nodes or lab.node_names:
+        while lab.exec(n, "ss -ltn | grep -q ':9445 '").returncode != 0:
+            assert time.monotonic() < deadline, f"responder did not start on {n}"
+            time.sleep(0.1)
+
+
+def curl(lab, name: str, path: str = "/", https: bool = True, from_host: str | None = None,
+         code_only: bool = False) -> str:
+    port = 443 if https else 80
+    url = f"{'https' if https else 'http'}://{name}{path}"
+    cmd = ["curl", "-sk", "--max-time", "10", "--resolve", f"{name}:{port}:{lab.address('lb')}"]
+    if code_only:
+        cmd += ["-o", "/dev/null", "-w", "%{http_code}"]
+    cmd.append(url)
+    if from_host:
+        return lab.exec(from_host, cmd).stdout
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
+
+
+def answered_by(text: str) -> str | None:
+    m = re.search(r"node=(\S+)", text)
+    return m.group(1) if m else None
+
+
+def nginx_procs(lab) -> tuple:
+    """(master pid, master start time, sorted worker pids): a reload replaces the workers."""
+    out = lab.exec("lb", "ps -eo pid,ppid,lstart,args | grep '[n]ginx:'").stdout
+    master = [l for l in out.splitlines() if "master process" in l]
+    assert master, f"nginx master not running:\n{out}"
+    mpid = master[0].split()[0]
+    mstart = " ".join(master[0].split()[2:7])
+    workers = sorted(l.split()[0] for l in out.splitlines()
+                     if "worker process" in l and l.split()[1] == mpid)
+    return mpid, mstart, workers
+
+
+def lb_fingerprint(lab, name: str = SERVICE) -> str:
+    p = subprocess.run(f"echo | openssl s_client -connect {lab.address('lb')}:443 "
+                       f"-servername {name} 2>/dev/null | openssl x509 -noout -fingerprint "
+                       "-sha256", shell=True, capture_output=True, text=True, timeout=20)
+    return p.stdout.strip().split("=", 1)[1]
+
+
+def store_fingerprint(lab, node: str, store: str = STORE) -> str:
+    p = lab.exec(node, f"keytool -list -keystore {store} -storepass:file /tmp/.ts-pw "
+                       f"-alias {SERVICE}")
+    m = re.search(r"\(SHA-256\):\s*(\S+)", p.stdout)
+    assert m, f"{node}: no {SERVICE} in {store}: {p.stdout}{p.stderr}"
+    return m.group(1)
+
+
+def vhost_shas(lab) -> str:
+    return lab.exec("lb", "sha256sum /etc/nginx/conf.d/*.conf").stdout
+
+
+class PsSampler:
+    """Samples every host's process list while a run goes on."""
+
+    def __init__(self, lab):
+        self.lab, self.samples, self._stop = lab, [], threading.Event()
+        self.t = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            for h in self.lab.hosts:
+                try:
+                    self.samples.append(self.lab.exec(h, "ps -eww -o args", timeout=5).stdout)
+                except Exception:
+                    pass
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self.t.join(10)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def env(lab, tmp_path_factory):
+    # Lab workaround: /var/lib and /var/backups are the machine's own dirs, shared by every lab
+    # host, so /var/lib/bps-deploy (truststore checksum, pending-restart) would be shared too.
+    # Give each host a private one (bind mount inside the host's private mount namespace).
+    for h in lab.hosts:
+        lab.exec(h, "for d in /var/lib/bps-deploy /var/backups/bps-deploy; do mkdir -p $d; "
+                    "p=/tmp/.private$(echo $d | tr / _); mkdir -p -m 700 $p; "
+                    "mountpoint -q $d || mount --bind $p $d; done", check=True)
+    for n in lab.node_names:  # the store password, for the tests' own keytool -list
+        lab.exec(n, "umask 077; cat > /tmp/.ts-pw", input=lab.secret("truststore_password"),
+                 check=True)
+    start_responders(lab)
+    d = tmp_path_factory.mktemp("lbcerts")
+    return {"lab": lab, "inv": Path(lab.hosts_toml), "dir": d}
+
+
+def variant(env, name: str, **overrides) -> Path:
+    return env["lab"].write_hosts_toml(env["dir"] / f"{name}.toml", **overrides)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_lb_before_certs_stops_and_writes_nothing(env):
+    lab = env["lab"]
+    p = fab(env["inv"], "lb")
+    assert p.returncode != 0
+    assert "run `fab certs` first" in out_of(p)
+    assert lab.exec("lb", "ls /etc/nginx/conf.d/").stdout.strip() == ""
+    assert "bps-deploy lb-names" not in lab.exec("node1", "cat /etc/hosts").stdout
+
+
+def test_certs_first_run(env):
+    lab = env["lab"]
+    secrets = [lab.secret(n) for n in ("truststore_password", "db_password", "admin_password")]
+    with PsSampler(lab) as ps:
+        p = fab(env["inv"], "certs")
+    out = out_of(p)
+    assert p.returncode == 0, out
+    assert re.search(r"\[lb\] certs: changed", out)
+    for n in lab.node_names:
+        assert f"[{n}] certs: changed" in out
+    # no secrets / key material anywhere: argv on the hosts, output, run log
+    assert len(ps.samples) > 4
+    argv = "\n".join(ps.samples)
+    for s in secrets:
+        assert s not in argv and s not in out
+    assert "-storepass " not in argv and "PRIVATE KEY" not in argv
+    log = sorted((env["inv"].parent / "logs").glob("run-*.log"))[-1].read_text()
+    assert not any(s in log for s in secrets) and "PRIVATE KEY" not in log
+    # the key: 0600 root, RSA >= 3072; the cert: SANs, validity
+    assert lab.exec("lb", "stat -c '%a %U' /etc/nginx/ssl/server.key").stdout.strip() == "600 root"
+    text = lab.exec("lb", "openssl x509 -in /etc/nginx/ssl/server.crt -noout -text").stdout
+    assert "DNS:ei.wso2.com, DNS:ui.ei.wso2.com" in text and "Public-Key: (3072 bit)" in text
+    assert "Subject: CN = ei.wso2.com" in text
+    dates = lab.exec("lb", "openssl x509 -in /etc/nginx/ssl/server.crt -noout -startdate "
+                           "-enddate").stdout
+    assert "Not" not in dates and "notAfter" in dates
+    days = lab.exec("lb", "openssl x509 -in /etc/nginx/ssl/server.crt -noout -checkend "
+                          f"{364 * 86400} && openssl x509 -in /etc/nginx/ssl/server.crt -noout "
+                          f"-checkend {366 * 86400} || echo expires-in-365").stdout
+    assert "expires-in-365" in days
+    # every node: both stores hold the certificate, node marked for restart
+    fp = lab.exec("lb", "openssl x509 -in /etc/nginx/ssl/server.crt -noout -fingerprint "
+                        "-sha256").stdout.strip().split("=", 1)[1]
+    for n in lab.node_names:
+        assert store_fingerprint(lab, n) == fp
+        assert store_fingerprint(lab, n, CARBON_STORE) == fp
+        assert "certs" in lab.exec(n, "cat /var/lib/bps-deploy/pending-restart").stdout
+    env["fp"] = fp
+
+
+def test_lb_first_run(env):
+    lab = env["lab"]
+    p = fab(env["inv"], "lb")
+    out = out_of(p)
+    assert p.returncode == 0, out
+    assert "create /etc/nginx/conf.d/ei.http.conf" in out and "start nginx" in out
+    assert lab.exec("lb", "ls /etc/nginx/conf.d/").stdout.split() == \
+        ["ei.http.conf", "ei.https.conf", "ui.ei.https.conf"]
+    assert not lab.exec("lb", "ls /etc/nginx/sites-enabled/").stdout.strip()
+    for h in ["lb", *lab.node_names]:
+        hosts = lab.exec(h, "cat /etc/hosts").stdout
+        assert f"{lab.address('lb')}\tei.wso2.com ui.ei.wso2.com" in hosts
+        assert "127.0.0.1\tlocalhost" in hosts  # other lines untouched
+    nginx_procs(lab)
+
+
+def test_tls_fingerprint_equals_every_truststore(env):
+    lab = env["lab"]
+    for name in (SERVICE, CONSOLE):
+        assert lb_fingerprint(lab, name) == env["fp"]
+    for n in lab.node_names:
+        assert store_fingerprint(lab, n) == env["fp"]
+
+
+def test_http_round_robin_and_failover(env):
+    lab = env["lab"]
+    who = [answered_by(curl(lab, SERVICE, "/services/x", https=False)) for _ in range(6)]
+    assert set(who) == {"node1", "node2"}, who
+    assert all(a != b for a, b in zip(who, who[1:])), f"not round robin: {who}"
+    lab.exec("node2", "pkill -f /tmp/resp.py")
+    try:
+        who = [answered_by(curl(lab, SERVICE, "/", https=False)) for _ in range(4)]
+        assert who == ["node1"] * 4, who
+    finally:
+        start_responders(lab, ["node2"])
+
+
+def test_https_service_round_robin(env):
+    lab = env["lab"]
+    time.sleep(0.5)
+    who = [answered_by(curl(lab, SERVICE, "/services/")) for _ in range(8)]
+    assert set(who) == {"node1", "node2"}, who
+
+
+def test_console_affinity(env):
+    lab = env["lab"]
+    for client in (None, "node1", "node2", "db"):  # four client addresses in the allow-list
+        texts = [curl(lab, CONSOLE, "/carbon/", from_host=client) for _ in range(5)]
+        assert all("path=/carbon/" in t for t in texts), texts
+        assert len({answered_by(t) for t in texts}) == 1, (client, texts)
+
+
+def test_second_runs_change_nothing_and_do_not_reload(env):
+    lab = env["lab"]
+    before = nginx_procs(lab)
+    shas = vhost_shas(lab)
+    p = fab(env["inv"], "lb")
+    assert p.returncode == 0, out_of(p)
+    assert ": changed" not in p.stdout and ": failed" not in p.stdout, p.stdout
+    assert "no reload" in p.stdout
+    q = fab(env["inv"], "certs")
+    assert q.returncode == 0, out_of(q)
+    assert ": changed" not in q.stdout
+    for n in lab.node_names:
+        assert f"[{n}] certs: ok: truststore(s) unchanged" in q.stdout  # no keytool run
+    assert nginx_procs(lab) == before  # same master, same start time, same workers: no reload
+    assert vhost_shas(lab) == shas
+    assert lb_fingerprint(lab) == env["fp"]
+
+
+def test_check_and_diff_show_but_touch_nothing(env):
+    lab = env["lab"]
+    before, shas = nginx_procs(lab), vhost_shas(lab)
+    inv = variant(env, "extra", cluster={"nginx_extra": "client_max_body_size 20m;"})
+    p = fab(inv, "lb", "--check", "--diff")
+    out = out_of(p)
+    assert p.returncode == 0, out
+    assert "CHECK MODE" in out and "update /etc/nginx/conf.d/ei.http.conf" in out
+    assert "+    client_max_body_size 20m;" in out
+    assert nginx_procs(lab) == before and vhost_shas(lab) == shas
+
+
+def test_broken_value_fails_with_nginx_message_and_old_config_serves(env):
+    lab = env["lab"]
+    before, shas = nginx_procs(lab), vhost_shas(lab)
+    inv = variant(env, "broken", cluster={"nginx_extra": "bogus_directive on;"})
+    p = fab(inv, "lb")
+    out = out_of(p)
+    assert p.returncode != 0
+    assert re.search(r'unknown directive "bogus_directive" in /etc/nginx/conf.d/ei\.https?\.conf:\d+',
+                     out), out
+    assert "previous files were put back" in out
+    assert vhost_shas(lab) == shas
+    assert nginx_procs(lab) == before
+    assert answered_by(curl(lab, SERVICE, "/", https=False)) in ("node1", "node2")
+    assert not lab.exec("lb", "ls -A /etc/nginx/conf.d/ | grep bps-tmp").stdout
+
+
+def test_console_allow_list(env):
+    lab = env["lab"]
+    inv = variant(env, "allow", cluster={"console_allow": [f"{lab.address('node1')}/32"]})
+    p = fab(inv, "lb")
+    assert p.returncode == 0, out_of(p)
+    try:
+        assert curl(lab, CONSOLE, "/carbon/", code_only=True) == "403"  # the machine: outside
+        t = curl(lab, CONSOLE, "/carbon/", from_host="node1")
+        assert "path=/carbon/" in t and answered_by(t)
+        # the service vhost is not restricted
+        assert answered_by(curl(lab, SERVICE, "/services/"))
+    finally:
+        assert fab(env["inv"], "lb").returncode == 0
+
+
+def test_drain_marks_node_down(env):
+    import sys
+    sys.path.insert(0, str(REPO))
+    from tasks import lb
+    from tasks.runner import make_run
+    from tasks.inventory import load
+    lab = env["lab"]
+    run = make_run(load(env["inv"]))
+    try:
+        assert lb.lb_step(run, drain=frozenset({"node2"}))
+    finally:
+        run.close()
+    who = {answered_by(curl(lab, SERVICE, "/", https=False)) for _ in range(6)}
+    assert who == {"node1"}
+    assert fab(env["inv"], "lb").returncode == 0
+    who = {answered_by(curl(lab, SERVICE, "/", https=False)) for _ in range(6)}
+    assert who == {"node1", "node2"}
+
+
+def test_renew_changes_fingerprint_everywhere(env):
+    lab = env["lab"]
+    before = nginx_procs(lab)
+    p = fab(env["inv"], "certs", "--renew")
+    assert p.returncode == 0, out_of(p)
+    assert "nginx reloaded" in p.stdout
+    fp = lb_fingerprint(lab)
+    assert fp != env["fp"]
+    for n in lab.node_names:
+        assert store_fingerprint(lab, n) == fp
+        assert store_fingerprint(lab, n, CARBON_STORE) == fp
+    assert nginx_procs(lab)[2] != before[2]  # reloaded: new workers
+    env["fp"] = fp
+
+
+def test_missing_truststore_on_one_node(env):
+    lab = env["lab"]
+    lab.exec("node2", f"mv {STORE} /tmp/ts.moved", check=True)
+    try:
+        p = fab(env["inv"], "certs", "--renew")
+        out = out_of(p)
+        assert p.returncode != 0
+        assert re.search(r"\[node2\] certs: failed: truststore .*client-truststore.jks is "
+                         r"missing", out), out
+        assert "[node1] certs: changed" in out
+        recap = out.split("CERTS (")[1]
+        assert re.search(r"node2\s+0\s+0\s+1", recap), recap
+        fp = lb_fingerprint(lab)
+        assert store_fingerprint(lab, "node1") == fp
+    finally:
+        lab.exec("node2", f"mv /tmp/ts.moved {STORE}", check=True)
+    p = fab(env["inv"], "certs")  # the next run completes node2
+    assert p.returncode == 0, out_of(p)
+    assert store_fingerprint(lab, "node2") == lb_fingerprint(lab)
+
+
+def test_wrong_password_on_one_node(env):
+    lab = env["lab"]
+    pw = lab.secret("truststore_password")
+    # node2's store gets another password: the inventory's one is now wrong there only
+    lab.exec("node2", f"printf other-pass-1 > /tmp/.new-pw; keytool -storepasswd -keystore {STORE} "
+                      "-storepass:file /tmp/.ts-pw -new:file /tmp/.new-pw", check=True)
+    try:
+        p = fab(env["inv"], "certs", "--renew")
+        out = out_of(p)
+        assert p.returncode != 0
+        assert re.search(r"\[node2\] certs: failed: .*password is wrong", out), out
+        assert "[node1] certs: changed" in out
+        assert pw not in out and "other-pass-1" not in out
+    finally:
+        lab.exec("node2", f"keytool -storepasswd -keystore {STORE} -storepass:file /tmp/.new-pw "
+                          "-new:file /tmp/.ts-pw", check=True)
+    assert fab(env["inv"], "certs").returncode == 0

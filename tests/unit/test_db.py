@@ -1,0 +1,434 @@
+"""`fab db-init`: fact parsing, the pure plan, scripts and secrets handling (no host)."""
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tasks import db, inventory, remote  # noqa: E402
+from tasks.remote import Fact  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "wso2-ei"
+APP_PW = "s3cret-db_password"
+MARIADB = db.Server("MariaDB", (10, 11, 6), "10.11.6-MariaDB-0+deb12u1")
+
+
+def make_inv(tmp: Path, nodes: int = 2, database=None, cluster=None, secrets=None):
+    for name in ("db_password", "admin_password", "db_admin_password"):
+        p = tmp / name
+        p.write_text("s3cret-" + name + "\n")
+        p.chmod(0o600)
+    (tmp / "known_hosts").write_text("")
+    (tmp / "driver.jar").write_bytes(b"PK")
+    raw = {
+        "ssh": {"user": "deploy", "known_hosts": "known_hosts"},
+        "lb": {"address": "192.0.2.2"},
+        "nodes": [{"name": f"node{i}", "address": f"192.0.2.{10 + i}"}
+                  for i in range(1, nodes + 1)],
+        "db": {"address": "192.0.2.3", "hostname": "carbondb.example.com"},
+        "cluster": {"service_name": "ei.example.com", "console_name": "ui.ei.example.com",
+                    "ei_home": "/opt/wso2ei-6.6.0", "jdbc_driver": "driver.jar",
+                    **(cluster or {})},
+        "database": database or {},
+        "secrets": {"db_password": {"file": "db_password"},
+                    "admin_password": {"file": "admin_password"}, **(secrets or {})},
+    }
+    return inventory.from_dict(raw, tmp / "hosts.toml")
+
+
+@pytest.fixture
+def inv(tmp_path):
+    return make_inv(tmp_path)
+
+
+def all_grants(inv):
+    return {n.address: {d: set(db.REQUIRED_PRIVS) for d in db.db_kinds(inv)} for n in inv.nodes}
+
+
+def done_facts(inv, **kw) -> db.DbFacts:
+    """A server where everything is already as wanted."""
+    tables = {}
+    for name, kind in db.db_kinds(inv).items():
+        tables[name] = set(db.KIND_TABLES[kind])
+    dropin = db.render_dropin("127.0.0.1,192.0.2.3", 1000)
+    base = dict(server=MARIADB, databases={d: "utf8mb4" for d in db.db_kinds(inv)},
+                tables=tables, users={n.address: True for n in inv.nodes},
+                grants=all_grants(inv), bind_running="127.0.0.1,192.0.2.3",
+                max_conn_running=1000, bind_configured="127.0.0.1,192.0.2.3",
+                max_conn_configured=1000, dropin=dropin,
+                dropin_state=remote.FileState(hashlib.sha256(dropin).hexdigest(), 0o644,
+                                              "root", "root"))
+    base.update(kw)
+    return db.DbFacts(**base)
+
+
+def fresh_facts(**kw) -> db.DbFacts:
+    """A fresh apt install: nothing of ours, bind 127.0.0.1, 151 connections."""
+    base = dict(server=MARIADB, bind_running="127.0.0.1", max_conn_running=151,
+                bind_configured="127.0.0.1", max_conn_configured=None)
+    base.update(kw)
+    return db.DbFacts(**base)
+
+
+# --------------------------------------------------------------------------- tables / scripts
+
+
+def script_tables(path: Path) -> set[str]:
+    text = "\n".join(l for l in path.read_text().splitlines() if not l.lstrip().startswith("--"))
+    return {m.upper() for m in re.findall(r"create\s+table\s+(?:if\s+not\s+exists\s+)?`?(\w+)",
+                                          text, re.I)}
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared WSO2 files not present")
+def test_table_sets_match_the_shipped_scripts():
+    srv = MARIADB
+    assert script_tables(SHARED / db.scripts_for("kernel", srv, "6.6.0")[0]) == db.KERNEL_TABLES
+    assert len(db.KERNEL_TABLES) == 40  # REG_ASSOCIATIONS is commented out
+    assert script_tables(SHARED / db.scripts_for("bps", srv, "6.6.0")[0]) == db.BPS_TABLES
+    assert len(db.BPS_TABLES) == 41
+    acts = db.scripts_for("activiti", srv, "6.6.0")
+    counts = [len(script_tables(SHARED / s)) for s in acts]
+    assert counts == [13, 8, 4, 1, 1]
+    assert set().union(*(script_tables(SHARED / s) for s in acts)) == db.ACTIVITI_TABLES
+    old = db.Server("MySQL", (5, 6, 3))
+    assert set().union(*(script_tables(SHARED / s) for s in db.scripts_for("activiti", old,
+                                                                            "6.6.0"))) \
+        == db.ACTIVITI_TABLES
+    v65 = SHARED / "variants/ei-6.5.0"
+    assert script_tables(v65 / "dbscripts/mysql5.7.sql") == db.KERNEL_TABLES
+    assert script_tables(v65 / "dbscripts/mysql.sql") == db.KERNEL_TABLES
+
+
+def test_script_choice_by_server_and_ei_version():
+    base = "wso2/business-process/dbscripts/bps/bpmn/create/activiti."
+    assert db.scripts_for("kernel", MARIADB, "6.6.0") == ["dbscripts/mysql.sql"]
+    assert db.scripts_for("kernel", db.Server("MySQL", (5, 7, 30)), "6.5.0") == \
+        ["dbscripts/mysql5.7.sql"]
+    assert db.scripts_for("kernel", db.Server("MySQL", (8, 0, 36)), "6.5.0") == \
+        ["dbscripts/mysql5.7.sql"]
+    assert db.scripts_for("kernel", MARIADB, "6.5.0") == ["dbscripts/mysql5.7.sql"]
+    assert db.scripts_for("kernel", db.Server("MySQL", (5, 6, 40)), "6.5.0") == \
+        ["dbscripts/mysql.sql"]
+    assert db.scripts_for("bps", MARIADB, "6.6.0") == \
+        ["wso2/business-process/dbscripts/bps/bpel/create/mysql.sql"]
+    assert db.scripts_for("activiti", db.Server("MySQL", (8, 0, 36)), "6.6.0") == [
+        base + "mysql.create.engine.sql", base + "mysql.create.history.sql",
+        base + "mysql.create.identity.sql", base + "mysql.create.substitute.sql",
+        "wso2/business-process/dbscripts/bps/bpmn/metadata/create/mysql.sql"]
+    old = db.scripts_for("activiti", db.Server("MySQL", (5, 6, 3)), "6.6.0")
+    assert old[:4] == [base + "mysql55.create.engine.sql", base + "mysql55.create.history.sql",
+                       base + "mysql.create.identity.sql", base + "mysql55.create.substitute.sql"]
+
+
+def test_charset_and_server_levels():
+    assert MARIADB.charset == "utf8mb4" and MARIADB.multi_bind
+    assert db.Server("MySQL", (5, 6, 51)).charset == "latin1"
+    assert db.Server("MySQL", (5, 7, 7)).charset == "utf8mb4"
+    assert not db.Server("MySQL", (5, 7, 44)).multi_bind
+    assert db.Server.parse("10.11.6-MariaDB-0+deb12u1", "Debian 12").label == "MariaDB 10.11.6"
+    assert db.Server.parse("8.0.36", "MySQL Community Server - GPL").label == "MySQL 8.0.36"
+
+
+def test_classify():
+    assert db.classify(None, "bps") == ("missing", sorted(db.BPS_TABLES))
+    assert db.classify({"OTHER"}, "bps")[0] == "missing"
+    assert db.classify(set(db.BPS_TABLES), "bps") == ("complete", [])
+    st, missing = db.classify({"ODE_SCHEMA_VERSION", "ode_job"}, "bps")
+    assert st == "partial" and len(missing) == 39 and "ODE_JOB" not in missing
+
+
+def test_native_hash_is_mysql_password():
+    # SELECT PASSWORD('password') on MariaDB / MySQL 5.x
+    assert db.native_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+
+
+def test_bind_ok():
+    assert db.bind_ok(None, "10.0.0.3") and db.bind_ok("0.0.0.0", "10.0.0.3")
+    assert db.bind_ok("127.0.0.1,10.0.0.3", "10.0.0.3") and db.bind_ok("*", "x")
+    assert not db.bind_ok("127.0.0.1", "10.0.0.3")
+    assert not db.bind_ok("10.0.0.4", "10.0.0.3")
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_plan_fresh_server(inv):
+    p = db.plan_db(fresh_facts(), inv)
+    assert not p.errors and not p.problems
+    assert p.dropin.path == "/etc/mysql/mariadb.conf.d/60-bps-cluster.cnf"
+    assert b"bind-address = 127.0.0.1,192.0.2.3\n" in p.dropin.content
+    assert b"max_connections = 1000\n" in p.dropin.content
+    assert p.restart
+    sql = "\n".join(p.admin_sql)
+    assert "SET GLOBAL max_connections = 1000;" in sql
+    for name in ("WSO2_USER_DB", "REGISTRY_DB", "REGISTRY_LOCAL1", "REGISTRY_LOCAL2", "BPS_DS",
+                 "ACTIVITI_DB"):
+        assert f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4;" in sql
+        for addr in ("192.0.2.11", "192.0.2.12"):
+            assert f"GRANT ALL PRIVILEGES ON `{name}`.* TO 'wso2bps'@'{addr}';" in sql
+    h = db.native_hash(APP_PW)
+    assert f"CREATE USER 'wso2bps'@'192.0.2.11' IDENTIFIED BY PASSWORD '{h}';" in sql
+    assert "'%'" not in sql and "IDENTIFIED BY '" not in sql
+    assert APP_PW not in sql  # only the hash ever leaves this machine
+    assert [ld.db for ld in p.loads] == list(db.db_kinds(inv))
+    assert not any(ld.drop_first for ld in p.loads)
+    # statements in the order the server needs them: databases, users, then grants
+    first_grant = next(i for i, s in enumerate(p.admin_sql) if s.startswith("GRANT"))
+    assert all(not s.startswith("CREATE DATABASE") for s in p.admin_sql[first_grant:])
+
+
+def test_plan_no_change(inv):
+    p = db.plan_db(done_facts(inv), inv)
+    assert p.empty and not p.errors and not p.problems and not p.restart
+    assert p.changes == [] and p.admin_sql == [] and p.loads == []
+
+
+def test_plan_mysql8_syntax(inv):
+    srv = db.Server("MySQL", (8, 0, 36))
+    p = db.plan_db(fresh_facts(server=srv, conf_dir="/etc/mysql/mysql.conf.d",
+                               service="mysql"), inv)
+    sql = "\n".join(p.admin_sql)
+    h = db.native_hash(APP_PW)
+    assert f"CREATE USER 'wso2bps'@'192.0.2.11' IDENTIFIED WITH mysql_native_password AS '{h}';" \
+        in sql
+    assert "GRANT ALL PRIVILEGES ON `BPS_DS`.* TO 'wso2bps'@'192.0.2.11';" in sql
+    assert not re.search(r"GRANT[^;]*IDENTIFIED", sql)
+    assert p.dropin.path == "/etc/mysql/mysql.conf.d/60-bps-cluster.cnf"
+
+
+def test_plan_mysql57_single_bind_and_56_latin1(inv):
+    p = db.plan_db(fresh_facts(server=db.Server("MySQL", (5, 7, 44))), inv)
+    assert b"bind-address = 192.0.2.3\n" in p.dropin.content
+    p = db.plan_db(fresh_facts(server=db.Server("MySQL", (5, 6, 51))), inv)
+    assert "CREATE DATABASE IF NOT EXISTS `BPS_DS` CHARACTER SET latin1;" in p.admin_sql
+
+
+def test_plan_password_changed(inv):
+    users = {"192.0.2.11": False, "192.0.2.12": True}
+    p = db.plan_db(done_facts(inv, users=users), inv)
+    h = db.native_hash(APP_PW)
+    assert p.admin_sql == [f"ALTER USER 'wso2bps'@'192.0.2.11' IDENTIFIED BY PASSWORD '{h}';"]
+    assert p.changes == ["set the password of 'wso2bps'@'192.0.2.11' (hosts.toml has a "
+                         "different one)"]
+
+
+def test_plan_missing_grant_and_other_accounts(inv):
+    grants = all_grants(inv)
+    grants["192.0.2.12"]["BPS_DS"] = {"SELECT"}
+    grants["%"] = {"OTHER_DB": {"SELECT"}}
+    p = db.plan_db(done_facts(inv, grants=grants,
+                              users={"192.0.2.11": True, "192.0.2.12": True, "%": True}), inv)
+    assert p.admin_sql == ["GRANT ALL PRIVILEGES ON `BPS_DS`.* TO 'wso2bps'@'192.0.2.12';"]
+    notes = " ".join(p.notes)
+    assert "'wso2bps'@'%'" in notes and "OTHER_DB" in notes  # reported, left alone
+
+
+def test_plan_partial_is_reported_never_dropped(inv):
+    f = done_facts(inv)
+    f.tables["BPS_DS"] = {"ODE_SCHEMA_VERSION", "ODE_JOB", "TASK_ATTACHMENT"}
+    p = db.plan_db(f, inv)
+    assert p.loads == [] and not any("DROP" in s for s in p.admin_sql)
+    assert len(p.problems) == 1
+    msg = p.problems[0]
+    assert "BPS_DS is partial (3 of 41 tables" in msg and "HT_COORDINATION_DATA" in msg
+    assert "ODE_JOB," not in msg and "--drop BPS_DS" in msg
+
+
+def test_plan_drop_only_the_named_partial(inv):
+    f = done_facts(inv)
+    f.tables["BPS_DS"] = {"ODE_SCHEMA_VERSION"}
+    f.tables["ACTIVITI_DB"] = {"ACT_GE_PROPERTY"}
+    p = db.plan_db(f, inv, drop=("BPS_DS",))
+    assert [(ld.db, ld.drop_first) for ld in p.loads] == [("BPS_DS", True)]
+    assert len(p.problems) == 1 and "ACTIVITI_DB is partial" in p.problems[0]
+
+
+def test_plan_drop_refuses_complete_and_unknown(inv):
+    p = db.plan_db(done_facts(inv), inv, drop=("BPS_DS",))
+    assert p.errors and "refusing to drop a complete database" in p.errors[0]
+    p = db.plan_db(done_facts(inv), inv, drop=("mysql",))
+    assert p.errors and "not one of this cluster's databases" in p.errors[0]
+    with pytest.raises(db.Abort):
+        db._validate_drop(inv, ("mysql",))
+
+
+def test_plan_settings_only_when_needed(inv):
+    # all interfaces and plenty of connections configured elsewhere: no drop-in, no restart
+    f = done_facts(inv, dropin=None, dropin_state=None, bind_running="0.0.0.0",
+                   bind_configured="0.0.0.0", max_conn_configured=2000, max_conn_running=2000)
+    p = db.plan_db(f, inv)
+    assert p.dropin is None and not p.restart and p.empty
+    # only max_connections too low: drop-in with max_connections, SET GLOBAL, no restart
+    f = done_facts(inv, dropin=None, dropin_state=None, bind_running="0.0.0.0",
+                   bind_configured="0.0.0.0", max_conn_configured=None, max_conn_running=151)
+    p = db.plan_db(f, inv)
+    assert p.dropin.content == db.render_dropin(None, 1000) and not p.restart
+    assert p.admin_sql == ["SET GLOBAL max_connections = 1000;"]
+
+
+def test_plan_skip_networking_refused(inv):
+    p = db.plan_db(done_facts(inv, skip_networking=True), inv)
+    assert p.errors and "skip-networking" in p.errors[0]
+
+
+def test_local_registry_per_node(tmp_path):
+    inv3 = make_inv(tmp_path, nodes=3)
+    p = db.plan_db(fresh_facts(), inv3)
+    assert [ld.db for ld in p.loads if ld.kind == "kernel"] == [
+        "WSO2_USER_DB", "REGISTRY_DB", "REGISTRY_LOCAL1", "REGISTRY_LOCAL2", "REGISTRY_LOCAL3"]
+    assert sum(s.startswith("CREATE USER") for s in p.admin_sql) == 3
+
+
+# --------------------------------------------------------------------------- facts parsing
+
+SQL_OUT = "\n".join([
+    "version\t10.11.6-MariaDB-0+deb12u1\tDebian 12",
+    "db\tBPS_DS\tutf8mb4",
+    "table\tBPS_DS\tODE_JOB",
+    "table\tBPS_DS\tODE_SCHEMA_VERSION",
+    "user\t10.99.1.11\tmysql_native_password\t1",
+    "user\t10.99.1.12\tmysql_native_password\t0",
+    "grant\t'wso2bps'@'10.99.1.11'\tBPS_DS\tSELECT",
+    "grant\t'wso2bps'@'10.99.1.11'\tBPS_DS\tINSERT",
+    "var\tmax_connections\t151",
+    "var\tsocket\t/run/mysqld/mysqld.sock",
+    "var\tskip_networking\tOFF",
+    "var\tbind_address\t127.0.0.1",
+    "pwcol\t10.99.1.11\t1",
+    "pwcol\t10.99.1.12\t0",
+])
+
+
+def test_parse_facts(inv):
+    raw = {"sql": Fact(SQL_OUT, 0),
+           "cnf": Fact("--socket=/run/mysqld/mysqld.sock\n--bind-address=127.0.0.1\n"
+                       "--max_connections=500", 0),
+           "confdir": Fact("/etc/mysql/mariadb.conf.d\nMISSING", 0),
+           "init": Fact("sysv\nmariadb", 0)}
+    f = db.parse_db_facts(raw, "db", inv)
+    assert f.running and f.server.label == "MariaDB 10.11.6"
+    assert f.databases == {"BPS_DS": "utf8mb4"}
+    assert f.tables == {"BPS_DS": {"ODE_JOB", "ODE_SCHEMA_VERSION"}}
+    assert f.users == {"10.99.1.11": True, "10.99.1.12": False}
+    assert f.grants == {"10.99.1.11": {"BPS_DS": {"SELECT", "INSERT"}}}
+    assert (f.bind_running, f.max_conn_running, f.skip_networking) == ("127.0.0.1", 151, False)
+    assert (f.bind_configured, f.max_conn_configured) == ("127.0.0.1", 500)
+    assert f.dropin is None and f.conf_dir == "/etc/mysql/mariadb.conf.d"
+    assert (f.init, f.service) == ("sysv", "mariadb")
+    assert db.restart_command(f) == "service mariadb restart"
+    f.init = "systemd"
+    assert db.restart_command(f) == "systemctl restart mariadb"
+
+
+def test_parse_facts_existing_dropin(inv):
+    import base64
+    content = db.render_dropin("127.0.0.1,10.0.0.3", 1000)
+    raw = {"sql": Fact(SQL_OUT, 0), "cnf": Fact("", 0), "init": Fact("systemd\nmysql", 0),
+           "confdir": Fact("/etc/mysql/mariadb.conf.d\n644 root root\n"
+                           + base64.b64encode(content).decode(), 0)}
+    f = db.parse_db_facts(raw, "db", inv)
+    assert f.dropin == content and f.dropin_state.mode == 0o644
+    assert f.bind_configured is None  # not set anywhere: all interfaces
+
+
+def test_server_down_message(inv):
+    out = ("ERROR 2002 (HY000): Can't connect to local server through socket "
+           "'/run/mysqld/mysqld.sock' (2)")
+    f = db.parse_db_facts({"sql": Fact(out, 1), "cnf": Fact("", 0),
+                           "confdir": Fact("", 0), "init": Fact("sysv", 0)}, "db", inv)
+    assert not f.running
+    assert f.error == "database server on db is not running (socket /run/mysqld/mysqld.sock)"
+
+
+def test_admin_login_refused_message(inv):
+    out = "ERROR 1698 (28000): Access denied for user 'root'@'localhost'"
+    f = db.parse_db_facts({"sql": Fact(out, 1)}, "db", inv)
+    assert not f.running and "refused the admin login" in f.error
+    assert "database.admin_user" in f.error
+
+
+# --------------------------------------------------------------------------- scripts / secrets
+
+
+def test_scripts_keep_secrets_off_argv(tmp_path):
+    inv = make_inv(tmp_path, database={"admin_user": "dbadmin"},
+                   secrets={"db_admin_password": {"file": "db_admin_password"}})
+    h = db.native_hash(APP_PW)
+    probes = db.db_probes(inv, h)
+    sql = probes["sql"]
+    admin_pw = "s3cret-db_admin_password"
+    # the admin password is only inside a base64 heredoc written to a mktemp (0600) file
+    assert admin_pw not in sql and APP_PW not in sql
+    import base64
+    b64 = re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S).group(1)
+    assert base64.b64decode(b64).decode() == \
+        f'[client]\nuser=dbadmin\npassword="{admin_pw}"\n'
+    assert "umask 077; mktemp" in sql and "trap 'rm -f \"$BPS_CNF\"' EXIT" in sql
+    # the client's command line: only the option file's name
+    assert re.search(r'"\$BPS_CLIENT" --defaults-extra-file="\$BPS_CNF" --connect-timeout=10 '
+                     r'"\$@"', sql)
+    # the app password itself never leaves: only its hash, compared on the server
+    assert f"authentication_string = '{h}'" in sql
+
+
+def test_default_admin_is_root_socket(inv):
+    import base64
+    sql = db.client_prelude(inv)
+    b64 = re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S).group(1)
+    assert base64.b64decode(b64) == b"[client]\nuser=root\n"
+
+
+def test_admin_user_without_password_is_refused(tmp_path):
+    inv = make_inv(tmp_path, database={"admin_user": "dbadmin"})
+    with pytest.raises(remote.RemoteError, match="db_admin_password"):
+        db.client_prelude(inv)
+
+
+def test_load_script_one_client_per_database(inv):
+    p = db.plan_db(fresh_facts(), inv)
+    sources = {s: f"CREATE TABLE T_{i} (A INT);\n".encode()
+               for i, s in enumerate(db.needed_scripts(p))}
+    script = db.load_script(inv, p.loads, sources)
+    assert script.count("bps_sql --database=") == len(p.loads) == 6
+    # Activiti: one invocation, scripts in order engine -> history -> identity -> substitute
+    # -> metadata
+    act = script.split("bps_sql --database=ACTIVITI_DB", 1)[1].split("@@LOAD", 1)[0]
+    order = [sources[s].decode().strip() for s in p.loads[-1].scripts]
+    assert [act.index(x) for x in order] == sorted(act.index(x) for x in order)
+
+
+def test_settings_script_restart_and_rollback(inv):
+    f = fresh_facts()
+    p = db.plan_db(f, inv)
+    s = db.settings_script(p, f, "20240101T000000Z", inv)
+    assert "service mariadb restart" in s and "previous settings restored" in s
+    assert "60-bps-cluster.cnf" in s
+
+
+# --------------------------------------------------------------------------- /etc/hosts
+
+
+def test_etc_hosts_block(inv):
+    line = db.etc_hosts_line(inv)
+    assert line == "192.0.2.3\tcarbondb.example.com"
+    text = "127.0.0.1 localhost\n10.0.0.9 carbondb.example.com # old\n"
+    new, notes = db.plan_etc_hosts(text, line, "carbondb.example.com")
+    assert new.startswith(text)
+    assert "# BEGIN bps-deploy db-name (managed, do not edit)\n192.0.2.3\tcarbondb.example.com\n" \
+        in new
+    assert notes and "10.0.0.9" in notes[0]
+    again, notes2 = db.plan_etc_hosts(new, line, "carbondb.example.com")
+    assert again == new
+
+
+def test_etc_hosts_off(tmp_path):
+    assert db.etc_hosts_line(make_inv(tmp_path, cluster={"etc_hosts": False})) is None
+
+
+def test_task_registered():
+    from tasks import ns
+    assert "db-init" in ns.task_names
