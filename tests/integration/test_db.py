@@ -63,6 +63,12 @@ def app_query(lab, host: str, target: str, db: str):
 
 
 @pytest.fixture(scope="module")
+def lab(lab_factory):
+    """This module's own lab (LAB_INDEX+5), so other modules' state cannot leak in."""
+    return lab_factory(int(os.environ.get("LAB_INDEX", "7")) + 5, nodes=2)
+
+
+@pytest.fixture(scope="module")
 def first(lab):
     """The first run on the fresh lab, with the hosts' process lists sampled during it."""
     t = time.monotonic()

@@ -146,14 +146,13 @@ class PsSampler:
 
 
 @pytest.fixture(scope="module")
+def lab(lab_factory):
+    """This module's own lab (LAB_INDEX+6), so other modules' state cannot leak in."""
+    return lab_factory(int(os.environ.get("LAB_INDEX", "7")) + 6, nodes=2)
+
+
+@pytest.fixture(scope="module")
 def env(lab, tmp_path_factory):
-    # Lab workaround: /var/lib and /var/backups are the machine's own dirs, shared by every lab
-    # host, so /var/lib/bps-deploy (truststore checksum, pending-restart) would be shared too.
-    # Give each host a private one (bind mount inside the host's private mount namespace).
-    for h in lab.hosts:
-        lab.exec(h, "for d in /var/lib/bps-deploy /var/backups/bps-deploy; do mkdir -p $d; "
-                    "p=/tmp/.private$(echo $d | tr / _); mkdir -p -m 700 $p; "
-                    "mountpoint -q $d || mount --bind $p $d; done", check=True)
     for n in lab.node_names:  # the store password, for the tests' own keytool -list
         lab.exec(n, "umask 077; cat > /tmp/.ts-pw", input=lab.secret("truststore_password"),
                  check=True)
