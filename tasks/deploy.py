@@ -213,7 +213,7 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                 if not restart_nodes(run, todo if not full else list(run.inv.nodes),
                                      rolling=True, full=full):
                     raise Abort("a node failed its health check; the LB was left as it was")
-            lb.lb_step(run)
+            lb.lb_step(run, certs_planned=True)
         finally:
             if not run.check:
                 release_lock(run)
@@ -288,9 +288,12 @@ def status(c, parallel=16):
         saved = run.opts.check
         run.opts.check = True
         try:
-            drift = ei_config.configure_step(run, run.alive(inv.nodes))
+            drift = ei_config.configure_step(run, run.alive(inv.nodes), step="drift")
         finally:
             run.opts.check = saved
+        for name in sorted(drift.changed):
+            run.rep.record(StepResult(name, "status", "failed", "configuration DRIFT: "
+                                      "`fab deploy` would change it (see the lines above)"))
         run.each([inv.lb], "status", lambda s: lb_status(run, s))
         run.each([inv.db], "status", lambda s: db_status(run, s))
         if not drift.ok:

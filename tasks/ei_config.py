@@ -277,7 +277,8 @@ class ConfigureOutcome:
     states: dict[str, services.NodeState] = field(default_factory=dict)
 
 
-def configure_step(run: Run, nodes: list[Host] | None = None) -> ConfigureOutcome:
+def configure_step(run: Run, nodes: list[Host] | None = None,
+                   step: str = "configure") -> ConfigureOutcome:
     inv = run.inv
     nodes = nodes or list(inv.nodes)
     jar = inv.cluster.jdbc_driver.read_bytes()
@@ -292,21 +293,21 @@ def configure_step(run: Run, nodes: list[Host] | None = None) -> ConfigureOutcom
         facts = parse_node_facts(raw)
         if not facts.ei_home:
             if inv.cluster.ei_zip is None:
-                return StepResult(s.name, "configure", "failed",
+                return StepResult(s.name, step, "failed",
                                   f"EI_HOME {inv.cluster.ei_home} is missing on this node: "
                                   "install EI there, or set cluster.ei_zip to let the tool do it")
             notes.append(install_from_zip(run, s))
             if run.check:
-                return StepResult(s.name, "configure", "changed", notes[0],
+                return StepResult(s.name, step, "changed", notes[0],
                                   changes=["configure the unpacked EI (after install)"])
             facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
         if not facts.java:
-            return StepResult(s.name, "configure", "failed",
+            return StepResult(s.name, step, "failed",
                               "no JDK: set JAVA_HOME for the node or put java on PATH")
         try:
             plan = plan_node(inv, s.host, facts, jar)
         except ei_xml.XmlConfigError as e:
-            return StepResult(s.name, "configure", "failed", f"{e} (nothing written)")
+            return StepResult(s.name, step, "failed", f"{e} (nothing written)")
         jdk = facts.java.replace('"', "")
         if plan.membership_changed:
             outcome.membership_changed = True
@@ -314,18 +315,18 @@ def configure_step(run: Run, nodes: list[Host] | None = None) -> ConfigureOutcom
             msg = "configuration up to date" + (f"; {jdk}" if jdk else "")
             if facts.pending:
                 msg += "; restart still pending from an earlier run"
-            return StepResult(s.name, "configure", "ok", msg)
+            return StepResult(s.name, step, "ok", msg)
         diffs = run.diffs_for(s, plan.files, plan.originals)
         changes = notes + plan.describe(inv)
         if not run.check:
             remote.run_script(s, apply_script(inv, plan, run.stamp), check=True,
                               what="configure write")
-            outcome.changed.add(s.name)
-        return StepResult(s.name, "configure", "changed",
+        outcome.changed.add(s.name)  # in check mode: would change
+        return StepResult(s.name, step, "changed",
                           ("would change" if run.check else "changed") + f"; {jdk}",
                           changes=changes, diffs=diffs)
 
-    results = run.each(nodes, "configure", one)
+    results = run.each(nodes, step, one)
     outcome.ok = all(r.status in ("ok", "changed") for r in results.values())
     return outcome
 

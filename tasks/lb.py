@@ -257,14 +257,18 @@ class LbPlan:
         return out
 
 
-def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset()) -> LbPlan:
-    """Pure: what the LB needs. Raises RenderError/LbError for config mistakes."""
+def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
+            certs_planned: bool = False) -> LbPlan:
+    """Pure: what the LB needs. Raises RenderError/LbError for config mistakes.
+
+    certs_planned: a check-mode deploy whose certs step would create the certificate first.
+    """
     if facts.nginx_version is None:
         return LbPlan(error="nginx is not installed on the LB (or `nginx -v` fails): install "
                             "it first, e.g. `apt-get install nginx`")
     missing = [p for p, ok in ((inv.certs.cert_path, facts.cert_present),
                                (inv.certs.key_path, facts.key_present)) if not ok]
-    if missing:
+    if missing and not certs_planned:
         return LbPlan(error=f"{' and '.join(missing)} not on the LB: run `fab certs` first "
                             "(nothing was written)")
     wanted = render_vhosts(inv, facts.nginx_version, drain)
@@ -360,7 +364,7 @@ def node_hosts(run, s: HostSession) -> StepResult:
     return StepResult(s.name, STEP, "changed", "", changes, diffs)
 
 
-def lb_step(run, drain: frozenset[str] = frozenset()) -> bool:
+def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
     """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
     inv = run.inv
     if not inv.cluster.console_allow:
@@ -372,7 +376,7 @@ def lb_step(run, drain: frozenset[str] = frozenset()) -> bool:
     def one(s: HostSession) -> StepResult:
         facts = read_lb_facts(s, inv)
         try:
-            plan = plan_lb(facts, inv, frozenset(drain))
+            plan = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check)
         except (RenderError, LbError) as e:
             return StepResult(s.name, STEP, "failed", str(e))
         return apply_lb(run, s, facts, plan)

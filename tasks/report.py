@@ -89,10 +89,18 @@ class Reporter:
         prefix = f"[{host}] " if host else ""
         with self.lock:
             for ln in text.splitlines() or [""]:
-                self.stream.write(self._paint(prefix + ln, status) + "\n")
                 if self._log:
                     self._log.write(f"{time.strftime('%H:%M:%S')} {prefix}{ln}\n")
-            self.stream.flush()
+                if self.stream is not None:
+                    try:
+                        self.stream.write(self._paint(prefix + ln, status) + "\n")
+                    except BrokenPipeError:  # `fab ... | head`: keep working, stop printing
+                        self.stream = None
+            if self.stream is not None:
+                try:
+                    self.stream.flush()
+                except BrokenPipeError:
+                    self.stream = None
 
     def log_only(self, host: str | None, text: str) -> None:
         if self._log:
