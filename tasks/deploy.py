@@ -22,6 +22,7 @@ from .report import StepResult
 from .runner import Run
 
 LOCK_DIR = f"{remote.STATE_DIR}/deploy.lock"
+MISSING_EI = "; EI_HOME missing: will install from cluster.ei_zip"
 
 
 # --------------------------------------------------------------------------- preflight
@@ -72,14 +73,27 @@ def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
                             "firewalls between the hosts")
     if problems:
         return StepResult(s.name, "preflight", "failed", "; ".join(problems))
-    return StepResult(s.name, "preflight", "ok", facts["os"].out.strip())
+    msg = facts["os"].out.strip()
+    if s.host.role == "node" and facts["ei_home"].out.strip() != "present":
+        msg += MISSING_EI
+    return StepResult(s.name, "preflight", "ok", msg)
 
 
-def preflight(run: Run) -> None:
-    results = run.each(run.inv.hosts, "preflight", lambda s: preflight_host(run.inv, s))
+def preflight(run: Run) -> list[Host]:
+    """Check every host; return the nodes that need EI installed from the zip."""
+    missing: list[Host] = []
+
+    def one(s: HostSession) -> StepResult:
+        r = preflight_host(run.inv, s)
+        if r.status == "ok" and s.host.role == "node" and r.msg.endswith(MISSING_EI):
+            missing.append(s.host)
+        return r
+
+    results = run.each(run.inv.hosts, "preflight", one)
     bad = [f"{h}: {r.msg}" for h, r in results.items() if r.status != "ok"]
     if bad:
         raise Abort("preflight found problems; nothing was changed:\n  " + "\n  ".join(bad))
+    return [n for n in run.inv.nodes if n in missing]
 
 
 # --------------------------------------------------------------------------- lock
@@ -198,10 +212,15 @@ def nodes_needing_restart(run: Run, cfg: ei_config.ConfigureOutcome) -> list[Hos
 def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=False):
     """Deploy the whole cluster: db-init, certs, configure, ordered restarts, LB."""
     with session(c, check=check, diff=diff, parallel=parallel, title="DEPLOY") as run:
-        preflight(run)
+        to_install = preflight(run)
         if not run.check:
             acquire_lock(run, break_lock)
         try:
+            if to_install:
+                results = run.each(to_install, "install", lambda s: StepResult(
+                    s.name, "install", "changed", ei_config.install_from_zip(run, s)))
+                if any(r.status != "changed" for r in results.values()):
+                    raise Abort("installing EI from the zip failed")
             if not db.db_step(run):
                 raise Abort("db-init failed: nodes were not touched")
             if not certs.certs_step(run, renew=renew) and run.inv.lb.name in run.dead:

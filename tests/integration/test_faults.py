@@ -491,6 +491,7 @@ def test_deploy_killed_at_random_points_converges(deployed):
         p.send_signal(signal.SIGKILL)
         p.wait(30)
         where = seen[-1] if seen else "(start)"
+        print(f"  killed after line {k}: {where}")
         r = fab(toml, "deploy")
         assert r.returncode == 0, f"after a kill at line {k} ({where!r}):\n{out(r)}"
         assert_noop(lab, toml)

@@ -1,0 +1,147 @@
+"""Pure parts of the node steps: the JDBC driver plan, node state parsing, membership change
+detection, the configure plan on WSO2's shipped files, the deploy lock's staleness rule."""
+import hashlib
+import os
+import socket
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tasks import deploy, ei_config, ei_xml, jdbc, remote, services  # noqa: E402
+from tasks.inventory import from_dict  # noqa: E402
+
+SHARED = Path(os.environ.get("WSO2_SHARED") or REPO.parent / "shared")
+CONF = SHARED / "wso2-ei" / "wso2" / "business-process" / "conf"
+
+
+def make_jar(path: Path, services_text: str | None) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        if services_text is not None:
+            z.writestr("META-INF/services/java.sql.Driver", services_text)
+        z.writestr("x/Driver.class", b"\xca\xfe")
+    return path
+
+
+def test_driver_class_read_from_the_jar_skipping_comments(tmp_path):
+    jar = make_jar(tmp_path / "mysql-connector-java-5.1.49.jar",
+                   "# licence\n#\n\ncom.mysql.jdbc.Driver\ncom.mysql.fabric.jdbc.Driver\n")
+    assert jdbc.driver_class_of(jar) == "com.mysql.jdbc.Driver"
+    with pytest.raises(jdbc.DriverError, match="jdbc_driver_class"):
+        jdbc.driver_class_of(make_jar(tmp_path / "plain.jar", None))
+
+
+def test_real_mariadb_jar_when_installed():
+    jar = Path("/usr/share/java/mariadb-java-client.jar")
+    if not jar.exists():
+        pytest.fail("libmariadb-java is a dependency (scripts/install-deps.sh)")
+    assert jdbc.driver_class_of(jar) == "org.mariadb.jdbc.Driver"
+
+
+@pytest.mark.parametrize("name,fam", [
+    ("mariadb-java-client-2.7.6.jar", "mariadb-java-client"),
+    ("mariadb-java-client.jar", "mariadb-java-client"),
+    ("mysql-connector-java-5.1.49-bin.jar", "mysql-connector-java"),
+    ("mysql-connector-j-8.4.0.jar", "mysql-connector-j"),
+])
+def test_family(name, fam):
+    assert jdbc.family(name) == fam
+
+
+def test_plan_lib():
+    sha = "a" * 64
+    lib = {"mariadb-java-client.jar": sha, "mariadb-java-client-2.5.0.jar": "b" * 64,
+           "other-lib-1.0.jar": "c" * 64, "mysql-connector-java-5.1.40.jar": "d" * 64}
+    plan = jdbc.plan_lib("mariadb-java-client.jar", sha, "org.mariadb.jdbc.Driver", lib)
+    assert not plan.install and plan.move_aside == ("mariadb-java-client-2.5.0.jar",)
+    plan = jdbc.plan_lib("mysql-connector-java-5.1.49.jar", "e" * 64, "com.mysql.jdbc.Driver", lib)
+    assert plan.install and plan.move_aside == ("mysql-connector-java-5.1.40.jar",)
+    assert jdbc.parse_lib(f"{sha}  mariadb-java-client.jar\n") == {"mariadb-java-client.jar": sha}
+
+
+def test_parse_node_state():
+    f = {"proc": remote.Fact("alive 123", 0), "https": remote.Fact("200", 0),
+         "log_size": remote.Fact("4096", 0), "pending": remote.Fact("", 0)}
+    st = services.parse_state(f)
+    assert st.running and st.healthy and st.pid == "123" and st.log_size == 4096
+    f["https"] = remote.Fact("000", 0)
+    assert not services.parse_state(f).healthy
+    f["proc"] = remote.Fact("dead", 0)
+    assert not services.parse_state(f).running
+
+
+def _inv(tmp_path, nodes=2):
+    for n in ("db_password", "admin_password"):
+        (tmp_path / n).write_text("pw-" + n)
+        (tmp_path / n).chmod(0o600)
+    (tmp_path / "kh").write_text("")
+    jar = make_jar(tmp_path / "mariadb-java-client.jar", "org.mariadb.jdbc.Driver\n")
+    raw = {
+        "ssh": {"known_hosts": "kh"},
+        "lb": {"address": "192.0.2.2"},
+        "nodes": [{"name": f"node{i}", "address": f"192.0.2.{10 + i}"}
+                  for i in range(1, nodes + 1)],
+        "db": {"address": "192.0.2.3", "hostname": "db.example.com"},
+        "cluster": {"service_name": "ei.example.com", "console_name": "ui.example.com",
+                    "ei_home": "/opt/ei", "jdbc_driver": str(jar)},
+        "secrets": {"db_password": {"file": "db_password"},
+                    "admin_password": {"file": "admin_password"}},
+    }
+    return from_dict(raw, tmp_path / "hosts.toml"), jar.read_bytes()
+
+
+def _facts(conf: dict, lib=None, user=True) -> ei_config.NodeFacts:
+    return ei_config.NodeFacts(
+        ei_home=True, user_exists=user, not_owned="", java="openjdk 17", lib=lib or {},
+        conf=conf, conf_state={k: remote.FileState(hashlib.sha256(v).hexdigest(),
+                                                   0o600 if k in ei_config.SECRET_FILES
+                                                   else 0o644, "wso2", "wso2")
+                               for k, v in conf.items()}, pending="")
+
+
+def test_configure_plan_on_shipped_files_then_no_change(tmp_path):
+    inv, jar = _inv(tmp_path)
+    shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
+    plan = ei_config.plan_node(inv, inv.nodes[0], _facts(shipped, user=False), jar)
+    paths = {c.spec.path for c in plan.files}
+    assert "/opt/ei/lib/mariadb-java-client.jar" in paths and len(paths) == 10
+    assert plan.create_user and plan.membership_changed
+    # the same node after the write: nothing to do
+    done = {rel: ei_xml.render_node_config(shipped, ei_config.node_params(inv, inv.nodes[0]))[rel]
+            for rel in ei_xml.CONF_FILES}
+    lib = {"mariadb-java-client.jar": hashlib.sha256(jar).hexdigest()}
+    again = ei_config.plan_node(inv, inv.nodes[0], _facts(done, lib), jar)
+    assert again.empty and not again.membership_changed
+    script = ei_config.apply_script(inv, plan, "STAMP")
+    assert "pw-db_password" not in script.split("base64 -d")[0]  # secrets only inside payloads
+
+
+def test_adding_a_node_is_a_membership_change_only_in_axis2(tmp_path):
+    inv2, jar = _inv(tmp_path)
+    inv3, _ = _inv(tmp_path, nodes=3)
+    shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
+    done = ei_xml.render_node_config(shipped, ei_config.node_params(inv2, inv2.nodes[0]))
+    lib = {"mariadb-java-client.jar": hashlib.sha256(jar).hexdigest()}
+    plan = ei_config.plan_node(inv3, inv3.nodes[0], _facts(done, lib), jar)
+    assert [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] == ["axis2.xml"]
+    assert plan.membership_changed
+
+
+def test_node_params_per_node(tmp_path):
+    inv, _ = _inv(tmp_path)
+    p1, p2 = (ei_config.node_params(inv, n) for n in inv.nodes)
+    assert (p1.registry_read_only, p2.registry_read_only) == (False, True)
+    assert p2.local_db.url.startswith("jdbc:mysql://db.example.com:3306/REGISTRY_LOCAL2?")
+    assert p1.member_ips == p2.member_ips == ("192.0.2.11", "192.0.2.12")
+    assert p1.node_id == "node1" and p1.bps_db.driver_class == "org.mariadb.jdbc.Driver"
+
+
+def test_lock_staleness_rule():
+    me = socket.gethostname()
+    assert not deploy._stale(f"alice@{me} pid={os.getpid()} since=x")  # alive
+    assert deploy._stale(f"alice@{me} pid=999999999 since=x")  # gone, same machine
+    assert not deploy._stale("alice@elsewhere pid=999999999 since=x")  # cannot tell: explicit
