@@ -11,33 +11,13 @@ sys.path.insert(0, str(REPO))
 
 from tasks import db, inventory, remote  # noqa: E402
 from tasks.remote import Fact  # noqa: E402
+from inv_factory import make_inv  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "wso2-ei"
 APP_PW = "s3cret-db_password"
 MARIADB = db.Server("MariaDB", (10, 11, 6), "10.11.6-MariaDB-0+deb12u1")
 
 
-def make_inv(tmp: Path, nodes: int = 2, database=None, cluster=None, secrets=None):
-    for name in ("db_password", "admin_password", "db_admin_password"):
-        p = tmp / name
-        p.write_text("s3cret-" + name + "\n")
-        p.chmod(0o600)
-    (tmp / "known_hosts").write_text("")
-    (tmp / "driver.jar").write_bytes(b"PK")
-    raw = {
-        "ssh": {"user": "deploy", "known_hosts": "known_hosts"},
-        "lb": {"address": "192.0.2.2"},
-        "nodes": [{"name": f"node{i}", "address": f"192.0.2.{10 + i}"}
-                  for i in range(1, nodes + 1)],
-        "db": {"address": "192.0.2.3", "hostname": "carbondb.example.com"},
-        "cluster": {"service_name": "ei.example.com", "console_name": "ui.ei.example.com",
-                    "ei_home": "/opt/wso2ei-6.6.0", "jdbc_driver": "driver.jar",
-                    **(cluster or {})},
-        "database": database or {},
-        "secrets": {"db_password": {"file": "db_password"},
-                    "admin_password": {"file": "admin_password"}, **(secrets or {})},
-    }
-    return inventory.from_dict(raw, tmp / "hosts.toml")
 
 
 @pytest.fixture

@@ -9,28 +9,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from tasks import inventory, lb, remote  # noqa: E402
+import inv_factory  # noqa: E402
 
 
 def make_inv(tmp: Path, nodes: int = 2, **cluster) -> inventory.Inventory:
-    for name in ("db_password", "admin_password"):
-        p = tmp / name
-        p.write_text("s3cret-" + name + "\n")
-        p.chmod(0o600)
-    (tmp / "known_hosts").write_text("")
-    (tmp / "driver.jar").write_bytes(b"PK")
-    raw = {
-        "ssh": {"user": "deploy", "known_hosts": "known_hosts"},
-        "lb": {"address": "192.0.2.2"},
-        "nodes": [{"name": f"node{i}", "address": f"192.0.2.{10 + i}"}
-                  for i in range(1, nodes + 1)],
-        "db": {"address": "192.0.2.3", "hostname": "carbondb.example.com"},
-        "cluster": {"service_name": "ei.example.com", "console_name": "ui.ei.example.com",
-                    "ei_home": "/opt/wso2ei-6.6.0", "jdbc_driver": "driver.jar",
-                    "console_allow": ["192.0.2.0/24"], **cluster},
-        "secrets": {"db_password": {"file": "db_password"},
-                    "admin_password": {"file": "admin_password"}},
-    }
-    return inventory.from_dict(raw, tmp / "hosts.toml")
+    return inv_factory.make_inv(tmp, nodes, cluster=cluster)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from tasks import deploy, ei_config, ei_xml, jdbc, remote, services  # noqa: E402
-from tasks.inventory import from_dict  # noqa: E402
+from inv_factory import make_inv  # noqa: E402
 
 SHARED = Path(os.environ.get("WSO2_SHARED") or REPO.parent / "shared")
 CONF = SHARED / "wso2-ei" / "wso2" / "business-process" / "conf"
@@ -75,23 +75,8 @@ def test_parse_node_state():
 
 
 def _inv(tmp_path, nodes=2):
-    for n in ("db_password", "admin_password"):
-        (tmp_path / n).write_text("pw-" + n)
-        (tmp_path / n).chmod(0o600)
-    (tmp_path / "kh").write_text("")
-    jar = make_jar(tmp_path / "mariadb-java-client.jar", "org.mariadb.jdbc.Driver\n")
-    raw = {
-        "ssh": {"known_hosts": "kh"},
-        "lb": {"address": "192.0.2.2"},
-        "nodes": [{"name": f"node{i}", "address": f"192.0.2.{10 + i}"}
-                  for i in range(1, nodes + 1)],
-        "db": {"address": "192.0.2.3", "hostname": "db.example.com"},
-        "cluster": {"service_name": "ei.example.com", "console_name": "ui.example.com",
-                    "ei_home": "/opt/ei", "jdbc_driver": str(jar)},
-        "secrets": {"db_password": {"file": "db_password"},
-                    "admin_password": {"file": "admin_password"}},
-    }
-    return from_dict(raw, tmp_path / "hosts.toml"), jar.read_bytes()
+    inv = make_inv(tmp_path, nodes, driver_class="org.mariadb.jdbc.Driver")
+    return inv, inv.cluster.jdbc_driver.read_bytes()
 
 
 def _facts(conf: dict, lib=None, user=True) -> ei_config.NodeFacts:
@@ -108,7 +93,7 @@ def test_configure_plan_on_shipped_files_then_no_change(tmp_path):
     shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
     plan = ei_config.plan_node(inv, inv.nodes[0], _facts(shipped, user=False), jar)
     paths = {c.spec.path for c in plan.files}
-    assert "/opt/ei/lib/mariadb-java-client.jar" in paths and len(paths) == 10
+    assert "/opt/wso2ei-6.6.0/lib/mariadb-java-client.jar" in paths and len(paths) == 10
     assert plan.create_user and plan.membership_changed
     # the same node after the write: nothing to do
     done = {rel: ei_xml.render_node_config(shipped, ei_config.node_params(inv, inv.nodes[0]))[rel]
@@ -135,7 +120,7 @@ def test_node_params_per_node(tmp_path):
     inv, _ = _inv(tmp_path)
     p1, p2 = (ei_config.node_params(inv, n) for n in inv.nodes)
     assert (p1.registry_read_only, p2.registry_read_only) == (False, True)
-    assert p2.local_db.url.startswith("jdbc:mysql://db.example.com:3306/REGISTRY_LOCAL2?")
+    assert p2.local_db.url.startswith("jdbc:mysql://carbondb.example.com:3306/REGISTRY_LOCAL2?")
     assert p1.member_ips == p2.member_ips == ("192.0.2.11", "192.0.2.12")
     assert p1.node_id == "node1" and p1.bps_db.driver_class == "org.mariadb.jdbc.Driver"
 
