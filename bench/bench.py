@@ -8,8 +8,10 @@ For each cluster size (2, 4, 8, 16 nodes, plus the LB and the DB host) it brings
 * wall time of the whole command as a user runs it (`python -m fabric deploy`: interpreter
   start, imports, inventory, connections, work, recap), and the tool's own time;
 * SSH commands per host, from the tool's own counters (BPS_STATS_FILE, see tasks/cli.py);
-* SSH connections and SFTP sessions per host, counted independently from each lab host's
-  sshd log (`Accepted publickey ...`, `subsystem request for sftp ...`);
+* SSH connections per host, counted independently from each lab host's sshd log
+  (`Accepted publickey ...`), and, in one extra no-op run per size (not timed), SSH commands and
+  SFTP sessions per host counted on paramiko's channels (bench/sshcount.py): a cross-check of
+  the tool's own counters;
 * the machine's load average before each measurement (figures taken on a busy machine are
   flagged).
 
@@ -67,14 +69,32 @@ def loadavg() -> float:
 
 
 def sshd_counts(lab: Lab) -> dict[str, dict[str, int]]:
-    """Per host: SSH logins and SFTP subsystem requests so far, from the host's sshd log."""
+    """Per host: SSH logins so far, from the host's own sshd log."""
     out = {}
     for h in lab.hosts:
         f = lab.run_dir / "logs" / f"{h}.log"
         text = f.read_text(errors="replace") if f.exists() else ""
-        out[h] = {"connections": len(re.findall(r"^Accepted publickey for ", text, re.M)),
-                  "sftp": len(re.findall(r"subsystem request for sftp", text))}
+        out[h] = {"connections": len(re.findall(r"^Accepted publickey for ", text, re.M))}
     return out
+
+
+def channel_counts(lab: Lab, toml: Path) -> dict[str, dict[str, int]]:
+    """One extra no-op run with paramiko's channel calls counted (bench/sshcount.py):
+    per host, SSH commands (exec), SFTP sessions (subsystem sftp) and shells."""
+    with tempfile.NamedTemporaryFile(prefix="bps-chan-", suffix=".json", delete=False) as f:
+        path = Path(f.name)
+    env = {**os.environ, "FABRIC_INVENTORY": str(toml), "BENCH_SSH_COUNTS": str(path)}
+    p = subprocess.run([sys.executable, str(BENCH / "sshcount.py"), "deploy"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=600)
+    raw = json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
+    path.unlink(missing_ok=True)
+    if p.returncode != 0:
+        raise SystemExit(f"bench: counted run failed:\n{(p.stdout + p.stderr)[-3000:]}")
+    by_addr = {lab.address(h): h for h in lab.hosts}
+    return {by_addr.get(a, a): {"exec": c.get("exec", 0), "sftp": c.get("subsystem:sftp", 0),
+                                "other": sum(v for k, v in c.items()
+                                             if k not in ("exec", "subsystem:sftp"))}
+            for a, c in raw.items()}
 
 
 def fab_deploy(toml: Path, *args: str) -> dict:
@@ -120,8 +140,7 @@ def bench_size(nodes: int, index: int, runs: int, keep: bool) -> dict:
                         "phases": fresh["stats"].get("steps", {}),
                         "commands": fresh["stats"].get("commands", {}),
                         "connections": {h: after[h]["connections"] - before[h]["connections"]
-                                        for h in lab.hosts},
-                        "sftp": {h: after[h]["sftp"] - before[h]["sftp"] for h in lab.hosts}}
+                                        for h in lab.hosts}}
         print(f"   fresh deploy: {fresh['wall']:.1f}s", flush=True)
         noop = []
         for i in range(runs):
@@ -138,8 +157,7 @@ def bench_size(nodes: int, index: int, runs: int, keep: bool) -> dict:
                          "steps": r["stats"].get("steps", {}),
                          "commands": r["stats"].get("commands", {}), "load_before": load,
                          "connections": {h: after[h]["connections"] - before[h]["connections"]
-                                         for h in lab.hosts},
-                         "sftp": {h: after[h]["sftp"] - before[h]["sftp"] for h in lab.hosts}})
+                                         for h in lab.hosts}})
             print(f"   no-op {i + 1}/{runs}: {r['wall']:.2f}s (tool {r['stats'].get('seconds', 0):.2f}s,"
                   f" load {load:.2f})", flush=True)
         res["noop_runs"] = noop
@@ -149,7 +167,10 @@ def bench_size(nodes: int, index: int, runs: int, keep: bool) -> dict:
         res["noop_commands_per_host"] = {"max": max(cmds), "min": min(cmds),
                                          "by_host": noop[-1]["commands"]}
         res["noop_connections_per_host_max"] = max(c for r in noop for c in r["connections"].values())
-        res["noop_sftp_total"] = sum(c for r in noop for c in r["sftp"].values())
+        chan = channel_counts(lab, toml)
+        res["noop_channels"] = chan
+        res["noop_sftp_total"] = sum(c["sftp"] for c in chan.values())
+        res["noop_exec_per_host_max"] = max(c["exec"] for c in chan.values())
         steps = {}
         for r in noop:
             for k, v in r["steps"].items():
@@ -186,7 +207,7 @@ def table(data: dict) -> str:
         rows.append(f"{r['nodes']:>5} {r['hosts']:>5} | {w['median']:>11.2f}s "
                     f"{w['min']:>5.2f}-{w['max']:<5.2f}s {w['stdev']:>5.2f}s "
                     f"{r['noop_tool']['median']:>6.2f}s | "
-                    f"{r['noop_commands_per_host']['max']:>13} "
+                    f"{r['noop_commands_per_host']['max']:>6} /{r['noop_exec_per_host_max']:>5} "
                     f"{r['noop_connections_per_host_max']:>10} {r['noop_sftp_total']:>4} | "
                     f"{verdict}")
     out = "\n".join(rows)
@@ -201,6 +222,41 @@ def table(data: dict) -> str:
         out += (f"\ninterpreter + imports (`python -m fabric --list`): median {s['median']:.2f}s "
                 f"({s['min']:.2f}-{s['max']:.2f}s)")
     return out
+
+
+def markdown(data: dict) -> str:
+    """The README's tables, from the JSON."""
+    m = data["machine"]
+    out = [f"Measured {data['started']} .. {data.get('finished', '?')}, {m['cpus']} CPUs, "
+           f"Python {m['python']}, {data['runs']} no-op runs per size.", "",
+           "| nodes (hosts) | no-op `fab deploy` wall: median | min - max | stdev | inside the "
+           "tool | SSH commands / host | SSH connections / host | SFTP ops | target |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["sizes"]:
+        w, tgt = r["noop_wall"], TARGETS.get(r["nodes"])
+        verdict = "" if tgt is None else (f"<= {tgt} s: met" if w["median"] <= tgt
+                                          else f"<= {tgt} s: **missed**")
+        c = r["noop_commands_per_host"]
+        out.append(f"| {r['nodes']} ({r['hosts']}) | {w['median']:.2f} s | {w['min']:.2f} - "
+                   f"{w['max']:.2f} s | {w['stdev']:.2f} s | {r['noop_tool']['median']:.2f} s | "
+                   f"{c['max']} (db host: {c['by_host'].get('db', '?')}); counted on the channels: "
+                   f"{r['noop_exec_per_host_max']} | "
+                   f"{r['noop_connections_per_host_max']} | {r['noop_sftp_total']} | {verdict} |")
+    out += ["", "| nodes | fresh `fab deploy` wall | " + " | ".join(
+        k for k in data["sizes"][0]["fresh"]["phases"]) + " |",
+        "|---|---|" + "---|" * len(data["sizes"][0]["fresh"]["phases"])]
+    for r in data["sizes"]:
+        f = r["fresh"]
+        out.append(f"| {r['nodes']} | {f['wall']:.1f} s | " + " | ".join(
+            f"{f['phases'].get(k, 0):.1f} s" for k in data["sizes"][0]["fresh"]["phases"]) + " |")
+    out += ["", "| nodes | no-op, median per step: " + " | ".join(
+        data["sizes"][0]["noop_steps_median"]) + " |",
+        "|---|" + "---|" * len(data["sizes"][0]["noop_steps_median"])]
+    for r in data["sizes"]:
+        out.append(f"| {r['nodes']} | " + " | ".join(
+            f"{r['noop_steps_median'].get(k, 0):.2f} s" for k in data["sizes"][0]["noop_steps_median"])
+            + " |")
+    return "\n".join(out) + "\n"
 
 
 def chart(data: dict, path: Path) -> None:
@@ -226,6 +282,10 @@ def chart(data: dict, path: Path) -> None:
     ax.set_xlabel("hosts (nodes + LB + DB)")
     ax.set_ylabel("seconds, no-op deploy")
     ax.set_yscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+    ax.yaxis.set_major_locator(FixedLocator([0.5, 1, 1.5, 2, 3, 5, 10, 20, 30, 60]))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(x)
     ax.set_title("No-op `fab deploy`: cost as the cluster grows")
     ax.grid(True, which="both", alpha=0.3)
@@ -270,7 +330,8 @@ def main(argv=None) -> int:
     if busy:
         print(f"note: the machine was busy (load average > {(os.cpu_count() or 2) * 0.5:.1f}) "
               f"during the runs for {busy} nodes: take figures again on a quiet machine")
-    print(f"\njson: {out_json}")
+    (RESULTS / "tables.md").write_text(markdown(data))
+    print(f"\njson: {out_json}\nmarkdown: {RESULTS / 'tables.md'}")
     if ensure_matplotlib():
         chart(data, BENCH / "scaling.png")
         print(f"chart: {BENCH / 'scaling.png'}")

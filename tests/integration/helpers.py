@@ -107,12 +107,18 @@ class Load:
 def snapshot(lab, hosts=None) -> dict[str, str]:
     """What a --check run must not change: files we manage, processes, databases."""
     paths = "/etc/nginx /etc/hosts /etc/mysql /opt /var/lib/bps-deploy /etc/passwd"
+    # MariaDB's debian-start (table checks right after the server starts) comes and goes
+    for _ in range(100):
+        if not lab.exec("db", "pgrep -f debian-start").stdout.strip():
+            break
+        time.sleep(0.2)
     snap = {}
     for h in hosts or lab.hosts:
         files = lab.exec(h, f"find {paths} -xdev -type f 2>/dev/null | sort | "
                             "xargs -r sha256sum 2>/dev/null; ps -eo pid,args --no-headers | "
                             "grep -v -e 'ps -eo' -e sshd: -e 'sort' -e 'xargs' -e 'find ' "
-                            "-e 'grep' -e 'sha256sum' -e ' sh -c' -e nsenter | sort").stdout
+                            "-e 'grep' -e 'sha256sum' -e ' sh -c' -e nsenter -e debian-start "
+                            "-e mysqlcheck -e 'mysql --defaults' | sort").stdout
         snap[h] = files
     snap["db:databases"] = lab.exec("db", "mariadb -N -e 'show databases' 2>&1").stdout
     return snap
