@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test` (both as root on Debian 12).
-PY ?= python3
+PY ?= .venv/bin/python
 LAB_INDEX ?= 0
 NODES ?= 2
 
@@ -10,17 +10,17 @@ deps:
 
 # Bring the lab up (lb, node1, node2, db), deploy the cluster with the shipped hosts.toml,
 # show the LB answering from both nodes. The lab stays up: `make lab-down` removes it.
-demo: deps
+demo:
 	bash scripts/demo.sh
 
 # Every test: unit tests and the real-host lab tests (needs root; never skipped).
-test: deps
-	$(PY) -m pytest tests -q -p no:cacheprovider
+test:
+	bash scripts/test.sh
 
-unit:
-	$(PY) -m pytest tests/unit -q -p no:cacheprovider
+unit: deps
+	$(PY) -m pytest tests/unit -q
 
-lab-up:
+lab-up: deps
 	$(PY) lab/lab.py up --index $(LAB_INDEX) --nodes $(NODES)
 
 lab-down:

@@ -2,7 +2,8 @@
 # Demo: a real deploy of the clustered BPS profile against the lab, with the shipped hosts.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-python3}
+bash scripts/install-deps.sh
+PY=.venv/bin/python
 echo "== lab: four hosts (lb, node1, node2, db) in network namespaces"
 $PY lab/lab.py up --index 0 --nodes 2
 echo "== fab ping"
@@ -21,5 +22,6 @@ done
 echo "== fab status"
 $PY -m fabric status
 echo
-echo "The lab stays up: try 'fab logs', 'fab restart --rolling', 'fab run --on nodes uptime'."
+echo "The lab stays up. Try, after '. .venv/bin/activate':"
+echo "  fab logs -n 5 | fab restart --rolling | fab run --on nodes uptime | fab deploy --check --diff"
 echo "Remove it with: make lab-down"

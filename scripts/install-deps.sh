@@ -3,8 +3,9 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES=(nginx mariadb-server mariadb-client openssh-server libmariadb-java
-              openjdk-17-jdk-headless sudo curl iproute2 procps psmisc unzip util-linux)
+APT_PACKAGES=(python3 python3-venv make nginx mariadb-server mariadb-client openssh-server
+              libmariadb-java openjdk-17-jdk-headless sudo curl iproute2 procps psmisc unzip
+              util-linux)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,9 +14,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "apt: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # daemons must not start machine-wide: the lab starts them inside its hosts
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+# Python packages go into .venv (pinned in requirements.txt): no clash with the system's
 PY=${PYTHON:-python3}
-$PY -m pip install -q --root-user-action=ignore -r requirements.txt
+if [ ! -x .venv/bin/python ]; then
+  $PY -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
