@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from . import remote
+from . import remote, services
 from .cli import COMMON_HELP, session, targets
 from .inventory import Inventory
 from .remote import HostSession, q
@@ -21,8 +21,7 @@ def ping_probes(inv: Inventory, role: str) -> dict[str, str]:
     elif role == "node":
         ei = inv.cluster.ei_home
         probes["ei_home"] = f"test -d {q(ei + '/wso2/business-process')} && echo present"
-        probes["java"] = ("if [ -n \"${JAVA_HOME:-}\" ]; then \"$JAVA_HOME/bin/java\" -version; "
-                          "else java -version; fi 2>&1 | head -1")
+        probes["java"] = services.JAVA_PROBE
         probes["keytool"] = "command -v keytool"
     elif role == "db":
         probes["db"] = ("(mariadbd --version || mysqld --version || mariadb --version || "

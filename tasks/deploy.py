@@ -28,28 +28,51 @@ MISSING_EI = "; EI_HOME missing: will install from cluster.ei_zip"
 # --------------------------------------------------------------------------- preflight
 
 
-def _path_check(addr: str, port: int) -> str:
-    # "refused" proves the route (the host answered): fine before the service is up
-    return (f"out=$(timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' 2>&1); rc=$?; "
-            f"if [ $rc -eq 0 ]; then echo open; elif echo \"$out\" | grep -qi refused; "
-            f"then echo refused; else echo \"unreachable ${{out:-timeout}}\"; fi")
+def paths_probe(targets: list[tuple[str, str, int]]) -> str:
+    """Probe: TCP to every (name, address, port) at once, in one bash, 3 s at most.
+
+    Prints 'name:port open|refused|unreachable ...' per target. "refused" proves the route (the
+    host answered), which is all we ask before the service is up.
+    """
+    checks = " ".join(q(f"{n}:{a}:{p}") for n, a, p in targets)
+    inner = ("for t in " + checks + "; do ( IFS=:; set -- $t; "
+             "if out=$( { exec 3<>\"/dev/tcp/$2/$3\"; } 2>&1 ); then echo \"$1:$3 open\"; "
+             "elif echo \"$out\" | grep -qi refused; then echo \"$1:$3 refused\"; "
+             "else echo \"$1:$3 unreachable ${out##*: }\"; fi ) & done; wait")
+    names = " ".join(q(f"{n}:{p}") for n, _, p in targets)
+    # whatever has not answered when the 3 s are up is unreachable (timed out)
+    return (f"res=$(timeout 3 bash -c {q(inner)} 2>/dev/null); echo \"$res\"; "
+            f"for t in {names}; do echo \"$res\" | grep -q \"^$t \" || "
+            "echo \"$t unreachable (timed out)\"; done")
+
+
+def parse_paths(out: str) -> dict[str, str]:
+    res = {}
+    for line in out.splitlines():
+        key, _, state = line.strip().partition(" ")
+        if key and state:
+            res[key] = state
+    return res
+
+
+def path_targets(inv: Inventory, h: Host) -> list[tuple[str, str, int]]:
+    if h.role == "node":
+        return [(inv.db.name, inv.db.address, inv.database.port)] + [
+            (o.name, o.address, inv.cluster.hazelcast_port) for o in inv.nodes if o.name != h.name]
+    if h.role == "lb":
+        return [(n.name, n.address, port) for n in inv.nodes
+                for port in (inv.cluster.http_port, inv.cluster.https_port)]
+    return []
 
 
 def preflight_probes(inv: Inventory, h: Host) -> dict[str, str]:
     from .adhoc import ping_probes
     probes = ping_probes(inv, h.role)
+    targets = path_targets(inv, h)
+    if targets:
+        probes["paths"] = paths_probe(targets)
     if h.role == "node":
-        probes[f"path:{inv.db.name}:{inv.database.port}"] = _path_check(inv.db.address,
-                                                                       inv.database.port)
-        for other in inv.nodes:
-            if other.name != h.name:
-                probes[f"path:{other.name}:{inv.cluster.hazelcast_port}"] = _path_check(
-                    other.address, inv.cluster.hazelcast_port)
         probes["curl"] = "command -v curl"
-    elif h.role == "lb":
-        for n in inv.nodes:
-            for port in (inv.cluster.http_port, inv.cluster.https_port):
-                probes[f"path:{n.name}:{port}"] = _path_check(n.address, port)
     return probes
 
 
@@ -65,11 +88,12 @@ def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
     if s.host.role == "node" and facts["ei_home"].out.strip() != "present" \
             and inv.cluster.ei_zip is None:
         problems.append(f"EI_HOME {inv.cluster.ei_home} missing (set cluster.ei_zip to install)")
-    for key, f in facts.items():
-        if key.startswith("path:") and f.out.startswith("unreachable"):
-            _, target, port = key.split(":")
+    paths = parse_paths(facts["paths"].out) if "paths" in facts else {}
+    for key, state in paths.items():
+        if state.startswith("unreachable"):
+            target, _, port = key.partition(":")
             problems.append(f"cannot reach {target} on port {port} "
-                            f"({f.out.removeprefix('unreachable').strip()}): check routes and "
+                            f"({state.removeprefix('unreachable').strip()}): check routes and "
                             "firewalls between the hosts")
     if problems:
         return StepResult(s.name, "preflight", "failed", "; ".join(problems))

@@ -82,7 +82,7 @@ class NodeFacts:
     ei_home: bool
     user_exists: bool
     not_owned: str  # first path under EI_HOME not owned by the service user ("" = all owned)
-    java: str  # first line of `java -version`, "" when missing
+    java: str  # "java 17.0.15 (/usr/lib/jvm/...)", "" when missing
     lib: dict[str, str]  # jar name -> sha256
     conf: dict[str, bytes | None]  # rel path -> bytes
     conf_state: dict[str, FileState | None]
@@ -103,9 +103,7 @@ def node_probes(inv: Inventory) -> dict[str, str]:
         "not_owned": (f"id -u {q(cl.service_user)} >/dev/null 2>&1 && "
                       f"find {q(cl.ei_home)} ! -user {q(cl.service_user)} -print -quit "
                       "2>/dev/null; true"),
-        "java": ("if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
-                 "\"$JAVA_HOME/bin/java\" -version 2>&1 | head -1; elif command -v java "
-                 ">/dev/null; then java -version 2>&1 | head -1; fi"),
+        "java": services.JAVA_PROBE,
         "lib": jdbc.probe_lib(q(cl.ei_home + "/lib")),
         "pending": remote.probe_pending(),
     }
@@ -287,7 +285,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
     def one(s: HostSession) -> StepResult:
         notes = []
         probes = node_probes(inv)
-        probes.update(services.state_probes(inv, s.host.address))
+        probes.update(services.state_probes(inv, s.host.address, https=False))
         raw = remote.read_facts(s, probes)
         outcome.states[s.name] = services.parse_state(raw)
         facts = parse_node_facts(raw)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import logging
+
 import paramiko
 from fabric import Config, Connection
 
@@ -32,6 +34,9 @@ STATE_DIR = "/var/lib/bps-deploy"  # our marks on every host (pending restart, l
 BACKUP_DIR = "/var/backups/bps-deploy"  # previous versions of the files we replaced
 PENDING_RESTART = f"{STATE_DIR}/pending-restart"
 q = shlex.quote
+# paramiko's transport thread logs failures (with a traceback) to the root logger's last-resort
+# handler, i.e. on the user's stderr; every failure reaches the user through our own message
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 # --------------------------------------------------------------------------- errors
@@ -163,7 +168,14 @@ def connect(inv: Inventory, host: Host) -> HostSession:
     except (socket.timeout, TimeoutError) as e:
         raise Unreachable(f"cannot reach {where}: timed out after {inv.ssh.connect_timeout}s; "
                           "check the address, that sshd runs and the firewall") from None
-    except (OSError, paramiko.SSHException, EOFError) as e:
+    except paramiko.SSHException as e:
+        if "banner" in str(e) or str(e) == "No existing session":  # paramiko's words for it
+            raise Unreachable(f"cannot reach {where}: the port answers but no SSH banner came "
+                              f"within {inv.ssh.connect_timeout}s; check that sshd runs (hung or "
+                              "overloaded?) and that this is the SSH port") from None
+        raise Unreachable(f"cannot reach {where}: {e or type(e).__name__}; check the address, "
+                          "that sshd runs and the port") from None
+    except (OSError, EOFError) as e:
         raise Unreachable(f"cannot reach {where}: {e or type(e).__name__}; check the address, "
                           "that sshd runs and the port") from None
     return HostSession(host, c, inv.ssh.user, inv.secrets.sudo_password,

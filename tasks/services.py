@@ -16,6 +16,15 @@ from .runner import Run
 
 STARTED_MARK = "WSO2 Carbon started"
 
+# The node's JDK without starting a JVM: the JDK's `release` file names its version
+# (a JVM per node per no-op run costs more than everything else the run does).
+JAVA_PROBE = (
+    "jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
+    "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then jb=$(command -v java); fi; "
+    "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); "
+    "v=$(sed -n 's/^JAVA_VERSION=\"\\(.*\\)\"/\\1/p' \"$jh/release\" 2>/dev/null); "
+    "if [ -n \"$v\" ]; then echo \"java $v ($jh)\"; else \"$jb\" -version 2>&1 | head -1; fi; fi")
+
 
 def paths(inv: Inventory) -> dict[str, str]:
     home = inv.cluster.profile_home
@@ -23,17 +32,21 @@ def paths(inv: Inventory) -> dict[str, str]:
             "ctl": f"{home}/bin/wso2server.sh"}
 
 
-def state_probes(inv: Inventory, node_address: str) -> dict[str, str]:
+def state_probes(inv: Inventory, node_address: str, https: bool = True) -> dict[str, str]:
+    """Process, pending mark, log size; with https, the HTTPS answer too (a TLS handshake in
+    the node's JVM: only where health matters, not to decide restarts)."""
     p = paths(inv)
     url = f"https://{node_address}:{inv.cluster.https_port}/carbon/"
-    return {
+    probes = {
         "proc": (f"pid=$(cat {q(p['pid'])} 2>/dev/null); if [ -n \"$pid\" ] && kill -0 \"$pid\" "
                  "2>/dev/null; then echo \"alive $pid\"; else echo dead; fi"),
-        "https": (f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 3 {q(url)} 2>/dev/null "
-                  "|| echo 000"),
         "log_size": f"stat -c %s {q(p['log'])} 2>/dev/null || echo 0",
         "pending": remote.probe_pending(),
     }
+    if https:
+        probes["https"] = (f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 3 {q(url)} "
+                           "2>/dev/null || echo 000")
+    return probes
 
 
 @dataclass
@@ -52,8 +65,9 @@ class NodeState:
 def parse_state(facts: dict[str, remote.Fact]) -> NodeState:
     proc = facts["proc"].out.strip().split()
     size = facts["log_size"].out.strip()
+    https = facts["https"].out.strip()[-3:] if "https" in facts else ""
     return NodeState(bool(proc) and proc[0] == "alive", proc[1] if len(proc) > 1 else "",
-                     facts["https"].out.strip()[-3:], int(size) if size.isdigit() else 0,
+                     https, int(size) if size.isdigit() else 0,
                      facts["pending"].out.strip())
 
 
