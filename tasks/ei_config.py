@@ -8,6 +8,7 @@ settings stay); only files whose bytes, owner or mode differ are written, atomic
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import posixpath
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class NodeFacts:
     conf: dict[str, bytes | None]  # rel path -> bytes
     conf_state: dict[str, FileState | None]
     pending: str
+    remembered: str = ""  # CONFIG_STATE: what we rendered last time, and from which inputs
 
 
 def _probe_conf(path: str) -> str:
@@ -95,7 +97,18 @@ def _probe_conf(path: str) -> str:
             "else echo MISSING; fi")
 
 
-def node_probes(inv: Inventory) -> dict[str, str]:
+CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
+
+
+def _probe_meta(path: str) -> str:
+    p = q(path)
+    return (f"if [ -f {p} ]; then stat -c '%a %U %G' {p}; sha256sum < {p} | cut -d' ' -f1; "
+            "else echo MISSING; fi")
+
+
+def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
+    """Facts of a node; the config files' bytes only with `contents` (a no-op run needs only
+    their hashes, compared with what we remember having written)."""
     cl = inv.cluster
     probes = {
         "ei_home": f"test -d {q(cl.profile_home)} && echo yes || echo no",
@@ -106,9 +119,11 @@ def node_probes(inv: Inventory) -> dict[str, str]:
         "java": services.JAVA_PROBE,
         "lib": jdbc.probe_lib(q(cl.ei_home + "/lib")),
         "pending": remote.probe_pending(),
+        "remembered": f"cat {CONFIG_STATE} 2>/dev/null || true",
     }
+    probe = _probe_conf if contents else _probe_meta
     for rel in ei_xml.CONF_FILES:
-        probes[f"conf:{rel}"] = _probe_conf(f"{conf_dir(inv)}/{rel}")
+        probes[f"conf:{rel}"] = probe(f"{conf_dir(inv)}/{rel}")
     return probes
 
 
@@ -120,18 +135,44 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
         if out == "MISSING" or not out:
             conf[rel], state[rel] = None, None
             continue
-        meta, _, b64 = out.partition("\n")
+        meta, _, rest = out.partition("\n")
         mode, owner, group = meta.split()
-        data = remote.parse_content_probe(b64)
-        conf[rel] = data
-        state[rel] = FileState(hashlib.sha256(data).hexdigest(), int(mode, 8), owner, group)
+        if len(rest.strip()) == 64 and all(ch in "0123456789abcdef" for ch in rest.strip()):
+            conf[rel], sha = None, rest.strip()  # metadata probe: hash only
+        else:
+            conf[rel] = remote.parse_content_probe(rest)
+            sha = hashlib.sha256(conf[rel]).hexdigest()
+        state[rel] = FileState(sha, int(mode, 8), owner, group)
     return NodeFacts(
         ei_home=facts["ei_home"].out.strip() == "yes",
         user_exists=facts["user"].out.strip() == "yes",
         not_owned=facts["not_owned"].out.strip(),
         java=facts["java"].out.strip(),
         lib=jdbc.parse_lib(facts["lib"].out),
-        conf=conf, conf_state=state, pending=facts["pending"].out.strip())
+        conf=conf, conf_state=state, pending=facts["pending"].out.strip(),
+        remembered=facts["remembered"].out.strip() if "remembered" in facts else "")
+
+
+def render_digest(inv: Inventory, node: Host) -> str:
+    """Identifies everything the XML edit depends on besides the files: the node's parameters
+    (secrets included, only as a hash, in a root-only file on a node that holds them anyway)
+    and the edit code itself."""
+    code = Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+    params = repr(node_params(inv, node)).encode()
+    return hashlib.sha256(code + b"\0" + params).hexdigest()
+
+
+def remembered_state(digest: str, files: dict[str, str]) -> str:
+    """CONFIG_STATE content: the digest, then 'sha256 rel' of each file as we wrote it."""
+    return "\n".join([digest] + [f"{sha} {rel}" for rel, sha in sorted(files.items())]) + "\n"
+
+
+def unchanged_since_last_render(f: NodeFacts, digest: str) -> bool:
+    """True when every config file is byte for byte what we wrote from the same inputs: the
+    edit is idempotent, so rendering again would give the same bytes (no need to fetch them)."""
+    current = {rel: st.sha256 for rel, st in f.conf_state.items() if st is not None}
+    return len(current) == len(ei_xml.CONF_FILES) and \
+        f.remembered == remembered_state(digest, current).strip()
 
 
 # --------------------------------------------------------------------------- plan
@@ -145,6 +186,7 @@ class NodePlan:
     move_aside: tuple[str, ...] = ()
     membership_changed: bool = False
     originals: dict[str, bytes | None] = field(default_factory=dict)
+    rendered: dict[str, str] = field(default_factory=dict)  # rel -> sha256 we want
 
     @property
     def empty(self) -> bool:
@@ -162,34 +204,55 @@ class NodePlan:
         return out
 
 
+def _wanted_mode(rel: str) -> int:
+    return 0o600 if rel in SECRET_FILES else 0o644
+
+
+def meta_as_wanted(inv: Inventory, f: NodeFacts) -> bool:
+    user = inv.cluster.service_user
+    return all(st is not None and (st.owner, st.group, st.mode) == (user, user, _wanted_mode(rel))
+               for rel, st in f.conf_state.items())
+
+
 def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
-    """Pure: from the node's facts to the writes it needs. Raises ei_xml.XmlConfigError."""
+    """Pure: from the node's facts to the writes it needs. Raises ei_xml.XmlConfigError.
+
+    With metadata-only facts (no file contents: the caller saw that the files are what we
+    rendered last time from the same inputs) only the driver and ownership are planned.
+    """
     cl = inv.cluster
     user = cl.service_user
-    missing = [rel for rel, data in f.conf.items() if data is None]
-    if missing:
-        raise ei_xml.XmlConfigError(missing[0], "", f"{conf_dir(inv)}/{missing[0]} is missing "
-                                    "on the node: is EI_HOME a complete EI 6.x install?")
-    wanted = ei_xml.render_node_config(dict(f.conf), node_params(inv, node))
-    specs = [FileSpec(f"{conf_dir(inv)}/{rel}", data, user, user,
-                      0o600 if rel in SECRET_FILES else 0o644, rel in SECRET_FILES)
-             for rel, data in wanted.items()]
+    specs: list[FileSpec] = []
+    states: dict[str, FileState | None] = {}
+    wanted: dict[str, bytes] = {}
+    membership = False
+    contents = any(data is not None for data in f.conf.values())
+    if contents:
+        missing = [rel for rel, data in f.conf.items() if data is None]
+        if missing:
+            raise ei_xml.XmlConfigError(missing[0], "", f"{conf_dir(inv)}/{missing[0]} is "
+                                        "missing on the node: is EI_HOME a complete EI 6.x install?")
+        wanted = ei_xml.render_node_config(dict(f.conf), node_params(inv, node))
+        specs = [FileSpec(f"{conf_dir(inv)}/{rel}", data, user, user, _wanted_mode(rel),
+                          rel in SECRET_FILES) for rel, data in wanted.items()]
+        states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}
+        old_axis2, new_axis2 = f.conf[MEMBERSHIP_FILE], wanted[MEMBERSHIP_FILE]
+        membership = old_axis2 != new_axis2 and _members(old_axis2) != _members(new_axis2)
     jar_name = cl.jdbc_driver.name
     jar_sha = hashlib.sha256(jar).hexdigest()
     lib = jdbc.plan_lib(jar_name, jar_sha, driver_class(inv), f.lib)
     if lib.install:
         specs.append(FileSpec(f"{cl.ei_home}/lib/{jar_name}", jar, user, user, 0o644))
-    states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}
     if jar_name in f.lib:  # the lib probe gives no owner/mode: only content matters there
         states[f"{cl.ei_home}/lib/{jar_name}"] = FileState(f.lib[jar_name], 0o644, user, user)
     changes = remote.plan_files(specs, states)
-    membership = any(c.content_changed and c.spec.path.endswith(MEMBERSHIP_FILE)
-                     and _members(c.before and f.conf[MEMBERSHIP_FILE]) !=
-                     _members(c.spec.content) for c in changes)
+    rendered = {rel: hashlib.sha256(data).hexdigest() for rel, data in wanted.items()} \
+        if contents else {}
     return NodePlan(files=changes, create_user=not f.user_exists,
                     chown=bool(f.not_owned) or not f.user_exists, move_aside=lib.move_aside,
                     membership_changed=membership,
-                    originals={f"{conf_dir(inv)}/{k}": v for k, v in f.conf.items()})
+                    originals={f"{conf_dir(inv)}/{k}": v for k, v in f.conf.items()},
+                    rendered=rendered)
 
 
 def _members(axis2: bytes | None) -> tuple:
@@ -209,7 +272,13 @@ def _members(axis2: bytes | None) -> tuple:
     return (cl.get("enable"), tuple(dom), hosts)
 
 
-def apply_script(inv: Inventory, plan: NodePlan, stamp: str) -> str:
+def remember_script(state: str) -> str:
+    b64 = base64.b64encode(state.encode()).decode()
+    return (f"mkdir -p {remote.STATE_DIR}; umask 077; echo {b64} | base64 -d > "
+            f"{CONFIG_STATE}.tmp && mv -f {CONFIG_STATE}.tmp {CONFIG_STATE}\n")
+
+
+def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "") -> str:
     cl = inv.cluster
     user, home = q(cl.service_user), q(cl.ei_home)
     lines = ["set -e"]
@@ -228,6 +297,8 @@ def apply_script(inv: Inventory, plan: NodePlan, stamp: str) -> str:
     reasons = [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] + list(plan.move_aside)
     if reasons:
         script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")
+    if remember:
+        script += remember_script(remember)
     return script
 
 
@@ -302,10 +373,19 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         if not facts.java:
             return StepResult(s.name, step, "failed",
                               "no JDK: set JAVA_HOME for the node or put java on PATH")
+        digest = render_digest(inv, s.host)
+        if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)):
+            # something differs from what we wrote last time: fetch the files and edit them
+            full = parse_node_facts(remote.read_facts(s, node_probes(inv, contents=True)))
+            full.remembered = facts.remembered
+            facts = full
         try:
             plan = plan_node(inv, s.host, facts, jar)
         except ei_xml.XmlConfigError as e:
             return StepResult(s.name, step, "failed", f"{e} (nothing written)")
+        remember = remembered_state(digest, plan.rendered) if plan.rendered else ""
+        if plan.empty and remember and remember.strip() != facts.remembered and not run.check:
+            remote.run_script(s, remember_script(remember), check=True, what="remember")
         jdk = facts.java.replace('"', "")
         if plan.membership_changed:
             outcome.membership_changed = True
@@ -317,7 +397,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         diffs = run.diffs_for(s, plan.files, plan.originals)
         changes = notes + plan.describe(inv)
         if not run.check:
-            remote.run_script(s, apply_script(inv, plan, run.stamp), check=True,
+            remote.run_script(s, apply_script(inv, plan, run.stamp, remember), check=True,
                               what="configure write")
         outcome.changed.add(s.name)  # in check mode: would change
         return StepResult(s.name, step, "changed",
