@@ -9,7 +9,9 @@ settings stay); only files whose bytes, owner or mode differ are written, atomic
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import json
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +160,9 @@ def render_digest(inv: Inventory, node: Host) -> str:
     (secrets included, only as a hash, in a root-only file on a node that holds them anyway)
     and the edit code itself."""
     code = Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
-    params = repr(node_params(inv, node)).encode()
+    # asdict, not repr: the dataclasses hide passwords from repr, and a changed password
+    # must change the digest
+    params = json.dumps(dataclasses.asdict(node_params(inv, node)), sort_keys=True).encode()
     return hashlib.sha256(code + b"\0" + params).hexdigest()
 
 

@@ -201,7 +201,12 @@ def _exec(s: HostSession, command: str, stdin: bytes, timeout: int) -> CmdResult
     transport = s.c.client.get_transport()
     if transport is None or not transport.is_active():
         raise Unreachable(f"connection to {s.host.ssh_address} was lost")
-    chan = transport.open_session(timeout=timeout)
+    try:
+        chan = transport.open_session(timeout=timeout)
+    except (paramiko.SSHException, OSError, EOFError) as e:
+        why = str(e) or type(e).__name__
+        raise Unreachable(f"no answer from {s.host.ssh_address}: {why} (host down or "
+                          "connection lost?)") from None
     chan.settimeout(timeout)
     out: list[bytes] = []
     err: list[bytes] = []

@@ -130,3 +130,26 @@ def test_lock_staleness_rule():
     assert not deploy._stale(f"alice@{me} pid={os.getpid()} since=x")  # alive
     assert deploy._stale(f"alice@{me} pid=999999999 since=x")  # gone, same machine
     assert not deploy._stale("alice@elsewhere pid=999999999 since=x")  # cannot tell: explicit
+
+
+def test_render_digest_follows_every_input(tmp_path):
+    import dataclasses
+    inv, _ = _inv(tmp_path)
+    d1 = ei_config.render_digest(inv, inv.nodes[0])
+    assert d1 == ei_config.render_digest(inv, inv.nodes[0])
+    assert d1 != ei_config.render_digest(inv, inv.nodes[1])
+    changed = dataclasses.replace(inv, secrets=type(inv.secrets)(
+        {"db_password": "another password", "admin_password": inv.secrets.admin_password}))
+    assert ei_config.render_digest(changed, changed.nodes[0]) != d1
+
+
+def test_unchanged_since_last_render(tmp_path):
+    inv, _ = _inv(tmp_path)
+    shas = {rel: "%064x" % i for i, rel in enumerate(ei_xml.CONF_FILES)}
+    state = {rel: remote.FileState(sha, 0o600, "wso2", "wso2") for rel, sha in shas.items()}
+    f = ei_config.NodeFacts(True, True, "", "java 17", {}, {r: None for r in shas}, state, "",
+                            remembered=ei_config.remembered_state("D", shas).strip())
+    assert ei_config.unchanged_since_last_render(f, "D")
+    assert not ei_config.unchanged_since_last_render(f, "E")  # other inputs
+    state[ei_xml.CONF_FILES[0]] = remote.FileState("f" * 64, 0o600, "wso2", "wso2")
+    assert not ei_config.unchanged_since_last_render(f, "D")  # edited on the node
