@@ -12,8 +12,9 @@ For each cluster size (2, 4, 8, 16 nodes, plus the LB and the DB host) it brings
   (`Accepted publickey ...`), and, in one extra no-op run per size (not timed), SSH commands and
   SFTP sessions per host counted on paramiko's channels (bench/sshcount.py): a cross-check of
   the tool's own counters;
-* the machine's load average before each measurement (figures taken on a busy machine are
-  flagged).
+* the machine's CPU use, sampled for 2 s with the lab idle before each size's no-op runs
+  (figures taken above 25% are flagged), and during every run (both CPUs' busy share, and the
+  tool's own CPU seconds).
 
 Prints a table, writes bench/results/bench.json and draws bench/scaling.png (hosts vs seconds).
 Nothing in the lab or the tool is tuned for it: the labs are the ones the tests use, and the
@@ -97,21 +98,36 @@ def channel_counts(lab: Lab, toml: Path) -> dict[str, dict[str, int]]:
             for a, c in raw.items()}
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
 def fab_deploy(toml: Path, *args: str) -> dict:
     """One `fab deploy`, as a user runs it; returns wall seconds, the tool's stats, sshd counts."""
     with tempfile.NamedTemporaryFile(prefix="bps-stats-", suffix=".json", delete=False) as f:
         stats_file = Path(f.name)
     env = {**os.environ, "FABRIC_INVENTORY": str(toml), "BPS_STATS_FILE": str(stats_file)}
+    import resource
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    b0, t0j = cpu_times()
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "fabric", "deploy", *args], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
+    b1, t1j = cpu_times()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tool_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    machine_busy = (b1 - b0) / max(1, t1j - t0j)
     try:
         stats = json.loads(stats_file.read_text())
     except (OSError, ValueError):
         stats = {}
     stats_file.unlink(missing_ok=True)
-    return {"wall": wall, "rc": p.returncode, "stats": stats, "output": p.stdout + p.stderr}
+    return {"wall": wall, "rc": p.returncode, "stats": stats, "output": p.stdout + p.stderr,
+            "tool_cpu": tool_cpu, "machine_busy": machine_busy}
 
 
 def summary(values: list[float]) -> dict:
@@ -142,6 +158,12 @@ def bench_size(nodes: int, index: int, runs: int, keep: bool) -> dict:
                         "connections": {h: after[h]["connections"] - before[h]["connections"]
                                         for h in lab.hosts}}
         print(f"   fresh deploy: {fresh['wall']:.1f}s", flush=True)
+        time.sleep(2)
+        b0, t0 = cpu_times()
+        time.sleep(2)
+        b1, t1 = cpu_times()
+        res["idle_busy"] = (b1 - b0) / max(1, t1 - t0)
+        print(f"   machine busy while the lab idles: {res['idle_busy']:.0%}", flush=True)
         noop = []
         for i in range(runs):
             before = sshd_counts(lab)
@@ -156,13 +178,17 @@ def bench_size(nodes: int, index: int, runs: int, keep: bool) -> dict:
             noop.append({"wall": r["wall"], "tool_seconds": r["stats"].get("seconds"),
                          "steps": r["stats"].get("steps", {}),
                          "commands": r["stats"].get("commands", {}), "load_before": load,
+                         "tool_cpu": r["tool_cpu"], "machine_busy": r["machine_busy"],
                          "connections": {h: after[h]["connections"] - before[h]["connections"]
                                          for h in lab.hosts}})
             print(f"   no-op {i + 1}/{runs}: {r['wall']:.2f}s (tool {r['stats'].get('seconds', 0):.2f}s,"
-                  f" load {load:.2f})", flush=True)
+                  f" tool CPU {r['tool_cpu']:.2f}s, both CPUs {r['machine_busy']:.0%} busy, "
+                  f"load {load:.2f})", flush=True)
         res["noop_runs"] = noop
         res["noop_wall"] = summary([r["wall"] for r in noop])
         res["noop_tool"] = summary([r["tool_seconds"] or 0.0 for r in noop])
+        res["noop_tool_cpu"] = summary([r["tool_cpu"] for r in noop])
+        res["noop_machine_busy"] = summary([r["machine_busy"] for r in noop])
         cmds = [c for r in noop for c in r["commands"].values()]
         res["noop_commands_per_host"] = {"max": max(cmds), "min": min(cmds),
                                          "by_host": noop[-1]["commands"]}
@@ -230,8 +256,9 @@ def markdown(data: dict) -> str:
     out = [f"Measured {data['started']} .. {data.get('finished', '?')}, {m['cpus']} CPUs, "
            f"Python {m['python']}, {data['runs']} no-op runs per size.", "",
            "| nodes (hosts) | no-op `fab deploy` wall: median | min - max | stdev | inside the "
-           "tool | SSH commands / host | SSH connections / host | SFTP ops | target |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "tool | the tool's CPU | machine CPUs busy | SSH commands / host | SSH connections / host "
+           "| SFTP ops | target |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["sizes"]:
         w, tgt = r["noop_wall"], TARGETS.get(r["nodes"])
         verdict = "" if tgt is None else (f"<= {tgt} s: met" if w["median"] <= tgt
@@ -239,6 +266,8 @@ def markdown(data: dict) -> str:
         c = r["noop_commands_per_host"]
         out.append(f"| {r['nodes']} ({r['hosts']}) | {w['median']:.2f} s | {w['min']:.2f} - "
                    f"{w['max']:.2f} s | {w['stdev']:.2f} s | {r['noop_tool']['median']:.2f} s | "
+                   f"{r.get('noop_tool_cpu', {}).get('median', 0):.2f} s | "
+                   f"{r.get('noop_machine_busy', {}).get('median', 0):.0%} | "
                    f"{c['max']} (db host: {c['by_host'].get('db', '?')}); counted on the channels: "
                    f"{r['noop_exec_per_host_max']} | "
                    f"{r['noop_connections_per_host_max']} | {r['noop_sftp_total']} | {verdict} |")
@@ -325,11 +354,10 @@ def main(argv=None) -> int:
         data["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         out_json.write_text(json.dumps(data, indent=1))
     print("\n" + table(data))
-    busy = [r["nodes"] for r in data["sizes"]
-            if max(x["load_before"] for x in r["noop_runs"]) > (os.cpu_count() or 2) * 0.5]
+    busy = [r["nodes"] for r in data["sizes"] if r.get("idle_busy", 0) > 0.25]
     if busy:
-        print(f"note: the machine was busy (load average > {(os.cpu_count() or 2) * 0.5:.1f}) "
-              f"during the runs for {busy} nodes: take figures again on a quiet machine")
+        print(f"note: the machine was busy (> 25% CPU with the lab idle) before the runs for "
+              f"{busy} nodes: take figures again on a quiet machine")
     (RESULTS / "tables.md").write_text(markdown(data))
     print(f"\njson: {out_json}\nmarkdown: {RESULTS / 'tables.md'}")
     if ensure_matplotlib():

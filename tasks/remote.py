@@ -178,6 +178,8 @@ def connect(inv: Inventory, host: Host) -> HostSession:
     except (OSError, EOFError) as e:
         raise Unreachable(f"cannot reach {where}: {e or type(e).__name__}; check the address, "
                           "that sshd runs and the port") from None
+    # keepalives: a host that drops mid-run is noticed in seconds, not at the TCP timeout
+    c.client.get_transport().set_keepalive(5)
     return HostSession(host, c, inv.ssh.user, inv.secrets.sudo_password,
                        inv.ssh.command_timeout)
 
@@ -239,6 +241,11 @@ def _exec(s: HostSession, command: str, stdin: bytes, timeout: int) -> CmdResult
     if any(t.is_alive() for t in readers) or errors:
         chan.close()
         raise RemoteError(f"command timed out after {timeout}s on {s.name}")
+    # the exit status follows the output; a host that drops right now must not hang us
+    if not chan.status_event.wait(max(1.0, deadline - time.monotonic())):
+        chan.close()
+        raise Unreachable(f"no exit status from {s.host.ssh_address} within {timeout}s "
+                          "(host down or connection lost?)")
     code = chan.recv_exit_status()
     chan.close()
     with s.lock:

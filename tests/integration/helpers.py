@@ -109,7 +109,7 @@ def snapshot(lab, hosts=None) -> dict[str, str]:
     paths = "/etc/nginx /etc/hosts /etc/mysql /opt /var/lib/bps-deploy /etc/passwd"
     # MariaDB's debian-start (table checks right after the server starts) comes and goes
     for _ in range(100):
-        if not lab.exec("db", "pgrep -f debian-start").stdout.strip():
+        if not lab.exec("db", "pgrep -f 'debian-[s]tart'").stdout.strip():
             break
         time.sleep(0.2)
     snap = {}

@@ -1,7 +1,8 @@
 """The fault suite: what the user sees when things go wrong, and that nothing is lost or half-done.
 
-Two labs of their own (LAB_INDEX+3: a deployed cluster; LAB_INDEX+4: a fresh lab for SSH-level
-faults), so this file runs in the same pytest session as the other integration tests.
+Two labs of their own (LAB_INDEX+3: a deployed cluster the cases break and repair; LAB_INDEX+4: a
+fresh lab for SSH-level faults, on which nothing may change), so this file runs in the same
+pytest session as the other integration tests. The table of cases is in bench/README.md.
 
 Covered elsewhere (not repeated here; see bench/README.md "## Fault suite"):
 * bad / inconsistent hosts.toml keys: tests/unit/test_inventory.py::test_bad_input_is_named
@@ -17,13 +18,11 @@ from __future__ import annotations
 import os
 import random
 import re
-import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -291,15 +290,11 @@ def test_host_unreachable(slab, how):
     assert re.search(r"^\[node2\] preflight: unreachable: cannot reach deploy@10\.99\.\d+\.12:22: ",
                      line), line
     # the cause in words (not paramiko's "No existing session"), and no traceback
-    assert re.search(r"timed out|no SSH banner|unreachable", line.split(":22:", 1)[1]), line
+    assert re.search(r"timed out|no SSH banner", line.split(":22:", 1)[1]), line
     assert "that sshd runs" in line
     assert "Traceback" not in text, text
-    assert rows_status(text)["node2"]["unreach"] == 1
+    assert recap_rows(text)["node2"]["unreach"] == 1
     assert took < 40, took
-
-
-def rows_status(text):
-    return recap_rows(text)
 
 
 def test_host_key_changed(slab, tmp_path):
@@ -526,3 +521,45 @@ def test_two_deploys_at_once(deployed):
     assert no_lock(lab)
     assert_noop(lab, toml)
     assert lb_nodes(lab) == {"node1", "node2"}
+
+
+def test_host_drops_mid_run(deployed, tmp_path):
+    """node2 leaves the network after preflight, in the middle of a deploy with work to do."""
+    lab = deployed
+    toml = lab.write_hosts_toml(tmp_path / "hosts.toml", ssh={"command_timeout": 15})
+    ns = lab.netns("node2")
+    drift(lab)
+    p = subprocess.Popen([sys.executable, "-m", "fabric", "deploy"], cwd=REPO,
+                         env={**fab_env(toml), "PYTHONFAULTHANDLER": "1"},
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in p.stdout:
+            seen.append(line.rstrip("\n"))
+            if line.startswith("[db] db-init:"):
+                subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "down"], check=True)
+                break
+        try:
+            rest, _ = p.communicate(timeout=150)
+        except subprocess.TimeoutExpired:  # a hang: dump every thread's stack, then fail
+            p.send_signal(signal.SIGABRT)
+            rest, _ = p.communicate(timeout=30)
+            pytest.fail("deploy still running 150 s after node2 dropped (command_timeout 15 s):\n"
+                        + "\n".join(seen) + "\n" + rest[-6000:], pytrace=False)
+    finally:
+        subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+    text = "\n".join(seen) + "\n" + rest
+    print(text)
+    assert p.returncode == 1, text
+    line = next(l for l in text.splitlines() if re.match(r"^\[node2\] [a-z /-]+: (failed|unreachable)", l))
+    assert re.search(r"timed out|lost|unreachable", line), line
+    assert recap_rows(text)["node2"]["failed"] + recap_rows(text)["node2"]["unreach"] >= 1
+    assert no_lock(lab)
+    # the run stopped there (db-init is a gate: "nodes were not touched"); node1 still serves
+    assert "node1" in lb_nodes(lab)
+    # the host is back: the next deploy finishes node2, then nothing is left to do
+    r = fab(lab.hosts_toml, "deploy")
+    assert r.returncode == 0, out(r)
+    assert_noop(lab, lab.hosts_toml)
+    assert lb_nodes(lab) == {"node1", "node2"}
+    assert not tmp_leftovers(lab), tmp_leftovers(lab)
