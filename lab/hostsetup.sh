@@ -18,6 +18,9 @@ mount -t overlay "lab-etc-$HOST_NAME" \
 mount -t overlay "lab-varlib-$HOST_NAME" \
     -o "lowerdir=/var/lib,upperdir=$D/varlib-upper,workdir=$D/varlib-work" /var/lib
 
+# A new host has no deploy-tool state, whatever the machine's own /var/lib holds.
+rm -rf /var/lib/bps-deploy
+
 # Private directories (prepared by lab.py under $D/fs), on top of the overlays.
 for p in root home opt srv var/lib/mysql var/lib/nginx var/log var/www var/tmp var/mail var/backups run tmp; do
     [ -d "/$p" ] || mkdir -p "/$p"
