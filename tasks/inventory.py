@@ -495,8 +495,6 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     if not allow and "console_allow" in raw.get("cluster", {}):
         ck.warnings.append("!!! cluster.console_allow is empty: the management console "
                            "(/carbon) is open to everyone who reaches the LB")
-    if cl["nginx_extra"] and "}" in cl["nginx_extra"] and "{" not in cl["nginx_extra"]:
-        pass  # nginx -t judges the snippet; we do not pre-parse nginx syntax
 
     # database
     names = [dbs[k] for k in ("user_db", "registry_db", "bps_db", "activiti_db")]

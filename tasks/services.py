@@ -114,8 +114,7 @@ def stop_node(run: Run, s: HostSession) -> StepResult:
     return StepResult(s.name, "stop", "changed", f"stopped (was pid {st.pid})")
 
 
-def start_and_wait(run: Run, s: HostSession, step: str = "restart",
-                   restart: bool = True) -> StepResult:
+def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResult:
     """(Re)start the node and hold until it is healthy; clear its pending mark only then."""
     inv = run.inv
     st, _ = node_state(run, s)
@@ -123,8 +122,7 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart",
         what = "restart" if st.running else "start"
         return StepResult(s.name, step, "changed", f"would {what}"
                           + (f" (pending: {st.pending.splitlines()[-1]})" if st.pending else ""))
-    script = (stop_script(inv) if (restart and st.running) else "") + \
-        _as_service_user(inv, "start")
+    script = (stop_script(inv) if st.running else "") + _as_service_user(inv, "start")
     remote.run_script(s, script, check=True, what="start")
     ok, detail = wait_healthy(run, s, st.log_size, inv.cluster.health_timeout)
     if not ok:
