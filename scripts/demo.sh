@@ -23,5 +23,5 @@ echo "== fab status"
 $PY -m fabric status
 echo
 echo "The lab stays up. Try, after '. .venv/bin/activate':"
-echo "  fab logs -n 5 | fab restart --rolling | fab run --on nodes uptime | fab deploy --check --diff"
+echo "  fab logs -n 5;  fab restart --rolling;  fab run --on nodes uptime;  fab deploy --check --diff"
 echo "Remove it with: make lab-down"
