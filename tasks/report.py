@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 import threading
 import time
@@ -47,9 +48,36 @@ class Redactor:
         return text
 
 
+# Values of password-like fields, masked in every diff: the redactor knows today's secrets,
+# but the "before" side of a diff may hold an old password that it has never seen.
+_SECRET_FIELDS = [
+    re.compile(r"(<(?P<tag>[\w:.-]*(?:[Pp]assword|PASSWORD))(?:\s[^>]*)?>)(?P<v>[^<]*)(</(?P=tag)>)"),
+    re.compile(r"(?im)^(\s*[\w.-]*password[\w.-]*\s*[=:]\s*)(?P<v>\S.*)$"),
+]
+
+
+def mask_secret_fields(text: str, before: str | None = None) -> str:
+    """Replace password-like values with ***; with `before` (the other side of a diff), a value
+    that differs from the same field there shows as ***changed*** so the diff still says so."""
+    for rx in _SECRET_FIELDS:
+        old = [m.group("v") for m in rx.finditer(before)] if before is not None else []
+        count = iter(range(10 ** 9))
+
+        def repl(m, old=old, count=count):
+            i = next(count)
+            mark = "***" if before is None or (i < len(old) and old[i] == m.group("v")) \
+                else "***changed***"
+            return m.group(0)[:m.start("v") - m.start(0)] + mark + \
+                m.group(0)[m.end("v") - m.start(0):]
+        text = rx.sub(repl, text)
+    return text
+
+
 def unified_diff(path: str, before: bytes | None, after: bytes, redact: Redactor) -> str:
-    a = redact((before or b"").decode("utf-8", "replace")).splitlines(keepends=True)
-    b = redact(after.decode("utf-8", "replace")).splitlines(keepends=True)
+    old = (before or b"").decode("utf-8", "replace")
+    new = after.decode("utf-8", "replace")
+    a = redact(mask_secret_fields(old)).splitlines(keepends=True)
+    b = redact(mask_secret_fields(new, old)).splitlines(keepends=True)
     return "".join(difflib.unified_diff(a, b, f"before: {path}", f"after: {path}"))
 
 

@@ -110,3 +110,14 @@ def test_redactor_and_recap(capsys, tmp_path):
     assert "[node1] configure: changed: password *** set" in out
     assert "hunter22" not in out and "hunter22" not in rep.log_path.read_text()
     assert oct(rep.log_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_diffs_mask_old_passwords_the_redactor_never_saw():
+    from tasks.report import unified_diff
+    before = b"<AdminUser>\n  <UserName>admin</UserName>\n  <Password>old-secret</Password>\n"
+    after = b"<AdminUser>\n  <UserName>admin</UserName>\n  <Password>new-secret</Password>\n"
+    d = unified_diff("user-mgt.xml", before, after, Redactor(["new-secret"]))
+    assert "old-secret" not in d and "new-secret" not in d
+    assert "-  <Password>***</Password>" in d and "+  <Password>***changed***</Password>" in d
+    cnf = unified_diff("x.cnf", b"password = a1\n", b"password = b2\n", Redactor())
+    assert "a1" not in cnf and "b2" not in cnf
