@@ -224,7 +224,18 @@ def _exec(s: HostSession, command: str, stdin: bytes, timeout: int) -> CmdResult
         except BaseException as e:  # socket.timeout, closed channel
             errors.append(e)
 
-    chan.exec_command(command)
+    # paramiko waits for the exec reply without a timeout: a host that drops right now would
+    # hang us forever, so a watchdog closes the connection (the host is lost anyway)
+    watchdog = threading.Timer(timeout, transport.close)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        chan.exec_command(command)
+    except (paramiko.SSHException, OSError, EOFError) as e:
+        raise Unreachable(f"no answer from {s.host.ssh_address} within {timeout}s: "
+                          f"{str(e) or type(e).__name__} (host down or connection lost?)") from None
+    finally:
+        watchdog.cancel()
     readers = [threading.Thread(target=pump, args=(chan.recv, out), daemon=True),
                threading.Thread(target=pump, args=(chan.recv_stderr, err), daemon=True)]
     for t in readers:
