@@ -764,27 +764,20 @@ def plan_etc_hosts(text: str, line: str, hostname: str) -> tuple[str, list[str]]
 
 def _etc_hosts_one(run, s: HostSession, line: str) -> StepResult:
     inv = run.inv
-    facts = remote.read_facts(s, {"st": remote.probe_file("/etc/hosts"),
-                                  "c": remote.probe_content("/etc/hosts")})
-    st = remote.parse_file_probe(facts["st"].out)
-    before = remote.parse_content_probe(facts["c"].out) or b""
-    new, notes = plan_etc_hosts(before.decode("utf-8", "replace"), line, inv.database.hostname)
+    before, st = remote.read_file(s, "/etc/hosts")
+    _, notes = plan_etc_hosts((before or b"").decode("utf-8", "replace"), line,
+                              inv.database.hostname)
     tail = "".join(f"; {n}" for n in notes)
-    if new.encode() == before:
+    changes = remote.block_change("/etc/hosts", before, st, [line], HOSTS_MARKER)
+    if not changes:
         return StepResult(s.name, HOSTS_STEP, "ok",
                           f"{inv.database.hostname} already maps to {inv.db.address}{tail}")
-    spec = FileSpec("/etc/hosts", new.encode(), st.owner if st else "root",
-                    st.group if st else "root", st.mode if st else 0o644)
-    changes = remote.plan_files([spec], {"/etc/hosts": st})
-    diffs = [unified_diff("/etc/hosts", before, spec.content, run.rep.redact)] \
-        if run.opts.diff else []
+    diffs = run.diffs_for(s, changes, {"/etc/hosts": before})
     desc = f"map {inv.database.hostname} to {inv.db.address} in /etc/hosts"
     if run.check:
         return StepResult(s.name, HOSTS_STEP, "changed", f"would {desc}{tail}",
                           changes=[f"would {desc}"], diffs=diffs)
-    res = run.apply_files(s, changes, what="/etc/hosts")
-    if not res.ok:
-        raise remote.CommandFailed(s.name, "writing /etc/hosts", res)
+    run.apply_files(s, changes, what="/etc/hosts")
     return StepResult(s.name, HOSTS_STEP, "changed", desc + tail, changes=[desc], diffs=diffs)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import posixpath
@@ -155,11 +156,16 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
         remembered=facts["remembered"].out.strip() if "remembered" in facts else "")
 
 
+@functools.lru_cache(maxsize=1)
+def _edit_code() -> bytes:
+    return Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+
+
 def render_digest(inv: Inventory, node: Host) -> str:
     """Identifies everything the XML edit depends on besides the files: the node's parameters
     (secrets included, only as a hash, in a root-only file on a node that holds them anyway)
     and the edit code itself."""
-    code = Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+    code = _edit_code()
     # asdict, not repr: the dataclasses hide passwords from repr, and a changed password
     # must change the digest
     params = json.dumps(dataclasses.asdict(node_params(inv, node)), sort_keys=True).encode()

@@ -156,17 +156,8 @@ def hosts_block(inv: Inventory) -> list[str]:
 def plan_etc_hosts(current: bytes | None, state: remote.FileState | None,
                    inv: Inventory) -> list[FileChange]:
     """Pure: the /etc/hosts change (managed block present when etc_hosts, absent otherwise)."""
-    text = (current or b"").decode("utf-8", "replace")
     block = hosts_block(inv) if inv.cluster.etc_hosts else []
-    new = remote.managed_block(text, block, HOSTS_MARKER)
-    if current is None and not block:
-        return []
-    if new == text:
-        return []
-    spec = FileSpec(ETC_HOSTS, new.encode(),
-                    owner=state.owner if state else "root", group=state.group if state else "root",
-                    mode=state.mode if state else 0o644)
-    return [FileChange(spec, state, True)]
+    return remote.block_change(ETC_HOSTS, current, state, block, HOSTS_MARKER)
 
 
 # --------------------------------------------------------------------------- facts
@@ -224,12 +215,6 @@ def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
 
 def read_lb_facts(s: HostSession, inv: Inventory) -> LbFacts:
     return parse_lb_facts(remote.read_facts(s, lb_probes(inv)))
-
-
-def read_hosts_facts(s: HostSession) -> tuple[bytes | None, remote.FileState | None]:
-    f = remote.read_facts(s, {"state": remote.probe_file(ETC_HOSTS),
-                              "content": remote.probe_content(ETC_HOSTS)})
-    return remote.parse_content_probe(f["content"].out), remote.parse_file_probe(f["state"].out)
 
 
 # --------------------------------------------------------------------------- plan
@@ -326,7 +311,8 @@ def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
     if run.check:
         return StepResult(s.name, STEP, "changed", "would change (check mode)", changes, diffs)
     if plan.vhosts:
-        res = run.apply_files(s, plan.vhosts, validate="nginx -t", what="nginx vhosts")
+        res = run.apply_files(s, plan.vhosts, validate="nginx -t", what="nginx vhosts",
+                              check=False)
         if not res.ok:
             if res.exit == 3:
                 return StepResult(
@@ -351,7 +337,7 @@ def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
 
 
 def node_hosts(run, s: HostSession) -> StepResult:
-    content, state = read_hosts_facts(s)
+    content, state = remote.read_file(s, ETC_HOSTS)
     plan = plan_etc_hosts(content, state, run.inv)
     if not plan:
         return StepResult(s.name, STEP, "ok", "/etc/hosts already maps the LB names"

@@ -109,7 +109,7 @@ class HostSession:
     commands: int = 0
     bytes_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _sudo_mode: str | None = None  # "root" | "nopasswd" | "password"
+    _sudo_mode: str | None = None  # None (not known yet) | "nopasswd" | "password"
 
     @property
     def name(self) -> str:
@@ -507,6 +507,25 @@ def managed_block(text: str, block: list[str], marker: str = "bps-deploy") -> st
     elif block:
         lines += body
     return "\n".join(lines) + "\n"
+
+
+def block_change(path: str, current: bytes | None, state: FileState | None,
+                 block: list[str], marker: str) -> list[FileChange]:
+    """Pure: the write that puts `block` between our markers in a text file (an empty block
+    removes ours), keeping the file's owner and mode; [] when nothing changes."""
+    text = (current or b"").decode("utf-8", "replace")
+    new = managed_block(text, block, marker)
+    if new == text or (current is None and not block):
+        return []
+    spec = FileSpec(path, new.encode(), state.owner if state else "root",
+                    state.group if state else "root", state.mode if state else 0o644)
+    return [FileChange(spec, state, True)]
+
+
+def read_file(s: HostSession, path: str) -> tuple[bytes | None, FileState | None]:
+    """One round trip: a file's bytes and its owner/mode (None, None when missing)."""
+    f = read_facts(s, {"state": probe_file(path), "content": probe_content(path)})
+    return parse_content_probe(f["content"].out), parse_file_probe(f["state"].out)
 
 
 def pending_restart_script(reason: str) -> str:

@@ -127,9 +127,12 @@ class Run:
         return out
 
     def apply_files(self, s: HostSession, changes: list[FileChange], *,
-                    validate: str | None = None, what: str = "write files") -> remote.CmdResult:
+                    validate: str | None = None, what: str = "write files",
+                    check: bool = True) -> remote.CmdResult:
+        """Write the changes atomically; a failure raises (CommandFailed) unless check=False,
+        for a caller that reads the result itself (e.g. a failed validation, exit 3)."""
         script = remote.write_files_script(changes, self.stamp, validate)
-        return remote.run_script(s, script, what=what)
+        return remote.run_script(s, script, what=what, check=check)
 
 
 def make_run(inv: Inventory, check: bool = False, diff: bool = False, parallel: int = 16,
