@@ -19,8 +19,10 @@ Lab K: namespaces bps{K}-lb, bps{K}-db, bps{K}-node1..N on bridge bpsbr{K} (10.9
 machine gets 10.99.K.1, lb .2, db .3, nodeI .10+I). Each host runs in its own PID/mount/UTS/IPC
 namespaces with sshd as PID 1; /etc is an overlay over the machine's /etc, and /root /home /opt
 /srv /var/lib/mysql /var/lib/nginx /var/log /var/www /var/tmp /var/mail /run /tmp are private.
-State: lab/run/K/ (keys, known_hosts, secrets/, hosts.toml, one dir per host).
-Shared, prepared once: lab/run/cache/ (MariaDB datadir template, stand-in jar, keystores).
+State: lab/run/K/ in the clone (SSH key, known_hosts, secrets/, hosts.toml, logs/) and, outside
+the clone where no host's private mounts can hide it, $BPS_LAB_STATE (default /var/cache/bps-lab):
+labs/K/hosts/<host>/ (the host's file systems, sshd config, host key) and cache/ (MariaDB datadir
+template, stand-in jar, keystores), prepared once and shared by every clone on the machine.
 """
 from __future__ import annotations
 
@@ -43,8 +45,10 @@ from pathlib import Path
 
 LAB_DIR = Path(__file__).resolve().parent
 REPO = LAB_DIR.parent
+# What the operator uses (SSH key, known_hosts, secrets, hosts.toml, logs): in the clone.
 RUN_ROOT = LAB_DIR / "run"
-CACHE = RUN_ROOT / "cache"
+# WSO2's own files (conf, dbscripts), kept in the repo with their licence and provenance.
+WSO2_FILES = REPO / "tests" / "fixtures" / "wso2-ei"
 STANDIN_SRC = LAB_DIR / "standin"
 SETUP_SCRIPT = LAB_DIR / "hostsetup.sh"
 EI_DIRNAME = "wso2ei-6.6.0"
@@ -55,14 +59,25 @@ CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PRIVATE_DIRS = ["root", "home", "opt", "srv", "var/lib/mysql", "var/lib/nginx", "var/log",
                 "var/www", "var/tmp", "var/mail", "var/backups", "run", "tmp"]
 
+# Where the hosts' own files live (their file systems, sshd config, host keys, a copy of what
+# setup reads) and the shared cache. Not in the clone: a clone under /root, /home, /tmp, /opt or
+# /srv would be hidden inside each host by the host's private mounts of those folders, and /root
+# (0700) keeps the mysql user out of the MariaDB template. Machine-wide, like the namespaces.
+STATE_ROOT = Path(os.environ.get("BPS_LAB_STATE", "/var/cache/bps-lab"))
+CACHE = STATE_ROOT / "cache"
+
 
 class LabError(RuntimeError):
     pass
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("WSO2_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+def check_state_root() -> None:
+    masked = PRIVATE_DIRS + ["etc", "var/lib"]
+    for p in masked:
+        if STATE_ROOT == Path("/" + p) or Path("/" + p) in STATE_ROOT.parents:
+            raise LabError(f"BPS_LAB_STATE={STATE_ROOT} is under /{p}, which every lab host "
+                           "replaces with its own; pick a folder outside " +
+                           ", ".join("/" + d for d in masked))
 
 
 def _run(cmd, check=True, input=None, **kw) -> subprocess.CompletedProcess:
@@ -91,9 +106,10 @@ def _chown(path: Path, user: str, group: str):
 
 class _CacheLock:
     def __enter__(self):
+        check_state_root()
         CACHE.mkdir(parents=True, exist_ok=True)
-        os.chmod(RUN_ROOT, 0o755)
-        os.chmod(CACHE, 0o755)
+        for d in (STATE_ROOT, CACHE):  # the mysql user builds the MariaDB template in here
+            os.chmod(d, 0o755)
         self.f = open(CACHE / ".lock", "w")
         fcntl.flock(self.f, fcntl.LOCK_EX)
         return self
@@ -160,13 +176,12 @@ def prepare_cache() -> None:
             (tpl / ".lab-ok").write_text("ok\n")
 
 
-def build_ei_home(dest: Path, shared: Path | None = None) -> Path:
-    """Write an EI_HOME (dest/wso2ei-6.6.0) as unzipped by root: WSO2 data files from the
-    shared dir, empty lib/, keystores, the stand-in launcher. Returns the EI_HOME path."""
-    shared = shared or shared_dir()
-    src = shared / "wso2-ei"
+def build_ei_home(dest: Path) -> Path:
+    """Write an EI_HOME (dest/wso2ei-6.6.0) as unzipped by root: WSO2's files from the repo's
+    fixtures, empty lib/, keystores, the stand-in launcher. Returns the EI_HOME path."""
+    src = WSO2_FILES
     if not (src / PROFILE / "conf" / "carbon.xml").exists():
-        raise LabError(f"WSO2 files not found under {src} (set WSO2_SHARED)")
+        raise LabError(f"WSO2 files missing from the repo: {src / PROFILE / 'conf/carbon.xml'}")
     prepare_cache()
     ei = dest / EI_DIRNAME
     shutil.rmtree(ei, ignore_errors=True)
@@ -195,12 +210,12 @@ def build_ei_home(dest: Path, shared: Path | None = None) -> Path:
     return ei
 
 
-def build_ei_zip(path, shared: Path | None = None) -> Path:
+def build_ei_zip(path) -> Path:
     """Zip of the lab EI_HOME with top dir wso2ei-6.6.0/ (for install-from-zip tests)."""
     import tempfile
     path = Path(path)
     with tempfile.TemporaryDirectory() as td:
-        ei = build_ei_home(Path(td), shared)
+        ei = build_ei_home(Path(td))
         tmp = path.with_name(path.name + ".tmp")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for root, dirs, files in os.walk(ei):
@@ -279,8 +294,7 @@ _DEFAULT_HOSTS = {
 # --------------------------------------------------------------------------- the lab
 
 class Lab:
-    def __init__(self, index: int = 0, nodes: int = 2, ei_home: bool = True,
-                 run_root: Path | None = None):
+    def __init__(self, index: int = 0, nodes: int = 2, ei_home: bool = True):
         if not 0 <= int(index) <= 200:
             raise LabError("lab index must be 0..200")
         if not 1 <= int(nodes) <= 64:
@@ -288,7 +302,8 @@ class Lab:
         self.index = int(index)
         self.nodes = int(nodes)
         self.ei_home = ei_home
-        self.run_dir = (run_root or RUN_ROOT) / str(self.index)
+        self.run_dir = RUN_ROOT / str(self.index)
+        self.state_dir = STATE_ROOT / "labs" / str(self.index)
         self.secrets_dir = self.run_dir / "secrets"
         self.key = self.run_dir / "id_ed25519"
         self.known_hosts = self.run_dir / "known_hosts"
@@ -324,7 +339,7 @@ class Lab:
         return f"vb{self.index}{tag}"
 
     def host_dir(self, host: str) -> Path:
-        return self.run_dir / "hosts" / host
+        return self.state_dir / "hosts" / host
 
     def secret(self, name: str) -> str:
         return (self.secrets_dir / name).read_text().strip()
@@ -386,7 +401,7 @@ class Lab:
         self._make_network()
         ei_tpl = None
         if self.ei_home:
-            ei_tpl = build_ei_home(self.run_dir / "ei-template")
+            ei_tpl = build_ei_home(self.state_dir / "ei-template")
         procs = {}
         try:
             for h in self.hosts:
@@ -430,7 +445,7 @@ class Lab:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(gen() + "\n")
             os.chmod(f, 0o600)
-        (self.run_dir / "hosts").mkdir(exist_ok=True)
+        (self.state_dir / "hosts").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
 
     def _make_network(self):
@@ -489,6 +504,15 @@ class Lab:
                 "[mysqld]\nlog_error = /var/log/mysql/error.log\n")
         if h.startswith("node") and ei_tpl is not None:
             _run(["cp", "-a", str(ei_tpl), str(fs / "opt" / EI_DIRNAME)])
+        # What the host's setup reads, copied beside its own files: the clone itself may be
+        # under a folder the host's private mounts hide (/root, /home, /tmp, ...).
+        setup = d / "setup"
+        setup.mkdir(mode=0o700)
+        shutil.copy2(SETUP_SCRIPT, setup / SETUP_SCRIPT.name)
+        shutil.copy2(self.key.with_suffix(".pub"), setup / "authorized_keys")
+        shutil.copy2(self.secrets_dir / "sudo_password", setup / "sudo_password")
+        for f in setup.iterdir():
+            os.chmod(f, 0o600)
         hk = d / "ssh_host_ed25519_key"
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{h}.lab{self.index}",
               "-f", str(hk)])
@@ -517,13 +541,14 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         d = self.host_dir(h)
         env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root",
                "HOST_NAME": h, "HOST_IP": self.address(h), "HOST_DIR": str(d),
-               "LAB_PUBKEY": str(self.key.with_suffix(".pub")),
-               "SUDO_PW_FILE": str(self.secrets_dir / "sudo_password")}
+               "LAB_PUBKEY": str(d / "setup/authorized_keys"),
+               "SUDO_PW_FILE": str(d / "setup/sudo_password")}
         log = open(self.run_dir / "logs" / f"{h}.log", "wb")
         try:
             return subprocess.Popen(
                 ["ip", "netns", "exec", self.netns(h), "unshare", "--mount", "--uts", "--ipc",
-                 "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/sh", str(SETUP_SCRIPT)],
+                 "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/sh",
+                 str(d / "setup" / SETUP_SCRIPT.name)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, close_fds=True)
         finally:
@@ -670,13 +695,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
             except OSError:
                 pass
         # 3. mounts left behind in this (the machine's) mount namespace
-        mdir = str(self.run_dir) + "/"
+        mdir = str(self.state_dir) + "/"
         for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
             mp = line.split()[4]
             if mp.startswith(mdir) or re.fullmatch(rf"/run/netns/bps{self.index}-\S+", mp):
                 subprocess.run(["umount", "-l", mp], capture_output=True)
         # 4. per-host state
-        for p in (self.run_dir / "hosts", self.run_dir / "ei-template", self.known_hosts):
+        for p in (self.state_dir, self.known_hosts):
             for _ in range(5):
                 try:
                     if p.is_dir():
@@ -699,7 +724,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         return res
 
     def extra_nodes_in_run_dir(self) -> int:
-        d = self.run_dir / "hosts"
+        d = self.state_dir / "hosts"
         return len([p for p in d.glob("node*")]) if d.exists() else 0
 
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from tests.paths import REPO
 
 from lab.lab import Lab, LabError  # noqa: E402
 

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
 
 
 def fab(lab_or_toml, *args: str, timeout: float = 600, env: dict | None = None

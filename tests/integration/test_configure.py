@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, curl, fab, out, recap_rows, served_by
+from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by
 
-sys.path.insert(0, str(REPO))
 from tasks import ei_config, ei_xml, inventory  # noqa: E402
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
-SHARED = Path(os.environ.get("WSO2_SHARED") or REPO.parent / "shared")
-CONF = SHARED / "wso2-ei" / "wso2" / "business-process" / "conf"
+from tests.paths import PROFILE_CONF as CONF
 EI = "/opt/wso2ei-6.6.0"
 
 

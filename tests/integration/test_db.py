@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "wso2-ei"
+from tests.paths import FAB, REPO, WSO2_FILES
 DBS = ["WSO2_USER_DB", "REGISTRY_DB", "REGISTRY_LOCAL1", "REGISTRY_LOCAL2", "BPS_DS",
        "ACTIVITI_DB"]
 EXPECTED = {"WSO2_USER_DB": 40, "REGISTRY_DB": 40, "REGISTRY_LOCAL1": 40,
@@ -24,7 +23,7 @@ EXPECTED = {"WSO2_USER_DB": 40, "REGISTRY_DB": 40, "REGISTRY_LOCAL1": 40,
 def fab(lab, *args, sample_ps: bool = False, timeout: int = 300):
     """Run `fab db-init ARGS` for the lab; optionally sample every host's process list."""
     env = dict(os.environ, FABRIC_INVENTORY=str(lab.hosts_toml))
-    proc = subprocess.Popen(["fab", "db-init", *args], cwd=REPO, env=env, text=True,
+    proc = subprocess.Popen([*FAB, "db-init", *args], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     samples: list[str] = []
     if sample_ps:
@@ -138,7 +137,7 @@ def test_check_mode_on_a_done_lab_says_ok(lab, first):
 def test_interrupted_load_reported_partial_and_never_dropped(lab, first):
     # simulate a load killed part way: the client dies after the first statements
     sql(lab, "DROP DATABASE REGISTRY_LOCAL2; CREATE DATABASE REGISTRY_LOCAL2")
-    script = (SHARED / "dbscripts/mysql.sql").read_text()
+    script = (WSO2_FILES / "dbscripts/mysql.sql").read_text()
     cut = script.index("CREATE TABLE IF NOT EXISTS REG_RESOURCE (")
     r = lab.exec("db", ["mariadb", "REGISTRY_LOCAL2"], input=script[:cut])
     assert r.returncode == 0, r.stderr

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import REPO, Load, curl, fab, out, recap_rows, served_by, snapshot
+from tests.integration.helpers import REPO, Load, curl, fab, out, recap_rows, served_by, snapshot
 
 EI = "/opt/wso2ei-6.6.0"
 PROFILE = f"{EI}/wso2/business-process"

@@ -26,10 +26,7 @@ import time
 
 import pytest
 
-try:  # a package (tests/integration/__init__.py) or pytest's rootdir-relative import
-    from .helpers import REPO, curl, fab, out, recap_rows, served_by, snapshot
-except ImportError:
-    from helpers import REPO, curl, fab, out, recap_rows, served_by, snapshot
+from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by, snapshot
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
 EI = "/opt/wso2ei-6.6.0"

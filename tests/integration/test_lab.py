@@ -188,14 +188,15 @@ def test_ei_zip(lab, tmp_path):
         assert want in names
 
 
-def _leftovers(index: int) -> list[str]:
+def _leftovers(lab) -> list[str]:
+    index = lab.index
     found = []
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [l for l in ns.splitlines() if l.startswith(f"bps{index}-")]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     found += [l.split(":")[1] for l in links.splitlines()
               if re.search(rf":\s+(bpsbr{index}|vb{index}(lb|db|n\d+))[@:]", l)]
-    run_dir = f"/lab/run/{index}/"
+    run_dir = f"{lab.state_dir}/"
     for p in Path("/proc").glob("[0-9]*"):
         try:
             if run_dir in (p / "mountinfo").read_text():
@@ -222,5 +223,5 @@ def test_second_lab_and_down_leaves_nothing(lab_factory):
     assert len(pids) >= 4
     other.down()
     assert [p for p in pids if Path(f"/proc/{p}").exists()] == []
-    assert _leftovers(idx) == []
-    assert not (other.run_dir / "hosts").exists()
+    assert _leftovers(other) == []
+    assert not other.state_dir.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import FAB, REPO
 STORE = "/opt/wso2ei-6.6.0/wso2/business-process/repository/resources/security/client-truststore.jks"
 CARBON_STORE = "/opt/wso2ei-6.6.0/repository/resources/security/client-truststore.jks"
 SERVICE, CONSOLE = "ei.wso2.com", "ui.ei.wso2.com"
@@ -46,7 +46,7 @@ serve(9445, True)
 
 def fab(inv: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     env = {**os.environ, "FABRIC_INVENTORY": str(inv)}
-    return subprocess.run(["fab", *args], cwd=REPO, env=env, capture_output=True, text=True,
+    return subprocess.run([*FAB, *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -332,7 +332,6 @@ def test_console_allow_list(env):
 
 def test_drain_marks_node_down(env):
     import sys
-    sys.path.insert(0, str(REPO))
     from tasks import lb
     from tasks.runner import make_run
     from tasks.inventory import load

@@ -5,8 +5,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from tests.paths import REPO
 
 from tasks import inventory  # noqa: E402
 

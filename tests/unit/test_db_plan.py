@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from tests.paths import REPO, WSO2_FILES
 
 from tasks import db, inventory, remote  # noqa: E402
 from tasks.remote import Fact  # noqa: E402
-from inv_factory import make_inv  # noqa: E402
+from tests.unit.inv_factory import make_inv  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "wso2-ei"
+SHARED = WSO2_FILES
 APP_PW = "s3cret-db_password"
 MARIADB = db.Server("MariaDB", (10, 11, 6), "10.11.6-MariaDB-0+deb12u1")
 
@@ -63,7 +62,6 @@ def script_tables(path: Path) -> set[str]:
                                           text, re.I)}
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared WSO2 files not present")
 def test_table_sets_match_the_shipped_scripts():
     srv = MARIADB
     assert script_tables(SHARED / db.scripts_for("kernel", srv, "6.6.0")[0]) == db.KERNEL_TABLES

@@ -1,6 +1,6 @@
 """tasks/ei_xml.py against the real shipped EI 6.6.0 files (read-only, never copied).
 
-Shared data: /work/shared (Path(__file__).resolve().parents[3] / "shared"), or $WSO2_SHARED.
+WSO2's shipped files: tests/fixtures/wso2-ei (see its PROVENANCE.md).
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tasks.ei_xml import (  # noqa: E402
     CONF_FILES,
@@ -26,10 +25,8 @@ from tasks.ei_xml import (  # noqa: E402
     secrets_of,
 )
 
-SHARED = Path(os.environ.get("WSO2_SHARED") or Path(__file__).resolve().parents[3] / "shared")
-CONF = SHARED / "wso2-ei" / "wso2" / "business-process" / "conf"
+from tests.paths import PROFILE_CONF as CONF  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not CONF.is_dir(), reason=f"shipped EI files not found in {CONF}")
 
 DB = "jdbc:mysql://10.0.0.5:3306/{}?useSSL=false&autoReconnect=true"
 

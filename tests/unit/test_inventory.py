@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from tests.paths import FAB, REPO
 
 from tasks import inventory  # noqa: E402
 from tasks.inventory import InventoryError  # noqa: E402
@@ -177,7 +176,7 @@ def test_select(tmp_path):
 def test_fab_exits_2_on_bad_inventory(tmp_path):
     text = good_toml(tmp_path).replace('user = "deploy"', 'usr = "deploy"')
     (tmp_path / "hosts.toml").write_text(text)
-    r = subprocess.run(["fab", "ping"], cwd=REPO, capture_output=True, text=True,
+    r = subprocess.run([*FAB, "ping"], cwd=REPO, capture_output=True, text=True,
                        env={**os.environ, "FABRIC_INVENTORY": str(tmp_path / "hosts.toml")})
     assert r.returncode == 2
     assert "did you mean 'user'" in r.stderr + r.stdout

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from tests.paths import REPO
 
 from tasks import inventory, lb, remote  # noqa: E402
-import inv_factory  # noqa: E402
+from tests.unit import inv_factory  # noqa: E402
 
 
 def make_inv(tmp: Path, nodes: int = 2, **cluster) -> inventory.Inventory:

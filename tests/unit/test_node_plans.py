@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from tests.paths import REPO
 
 from tasks import deploy, ei_config, ei_xml, jdbc, remote, services  # noqa: E402
-from inv_factory import make_inv  # noqa: E402
+from tests.unit.inv_factory import make_inv  # noqa: E402
 
-SHARED = Path(os.environ.get("WSO2_SHARED") or REPO.parent / "shared")
-CONF = SHARED / "wso2-ei" / "wso2" / "business-process" / "conf"
+from tests.paths import PROFILE_CONF as CONF
 
 
 def make_jar(path: Path, services_text: str | None) -> Path:

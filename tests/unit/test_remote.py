@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from tests.paths import REPO
 
 from tasks import remote  # noqa: E402
 from tasks.remote import FileSpec, FileState  # noqa: E402
