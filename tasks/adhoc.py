@@ -21,7 +21,7 @@ def ping_probes(inv: Inventory, role: str) -> dict[str, str]:
     elif role == "node":
         ei = inv.cluster.ei_home
         probes["ei_home"] = f"test -d {q(ei + '/wso2/business-process')} && echo present"
-        probes["java"] = services.JAVA_PROBE
+        probes["java"] = services.java_probe(inv.cluster.service_user)
         probes["keytool"] = "command -v keytool"
     elif role == "db":
         probes["db"] = ("(mariadbd --version || mysqld --version || mariadb --version || "

@@ -471,70 +471,21 @@ def plan_node(stores: list[StoreFacts], fingerprint: str | None, keytool: bool) 
 
 
 def import_script(stores: list[str], pem: bytes, fingerprint: str, alias: str, password: str,
-                  stamp: str, pending_reason: str = "certs: LB certificate imported") -> str:
-    """keytool on the node: compare the fingerprint under `alias`; replace only if different,
-    in a copy that is listed before it replaces the store (owner/mode kept). The password
-    travels in this script (stdin) into a 0600 temp file, never into argv."""
+                  service_user: str, stamp: str,
+                  pending_reason: str = "certs: LB certificate imported") -> str:
+    """keytool on the node, as the service user (tasks/scripts/truststore_import.sh): compare
+    the fingerprint under `alias`; replace only if different, in a copy that is checked before
+    it replaces the store. The password travels in this script (stdin) into a 0600 file in a
+    private temp folder, never into argv."""
+    head = remote.backups_lib(stamp) + remote.script(
+        "truststore_import.sh", SERVICE_USER=service_user, ALIAS=alias, FINGERPRINT=fingerprint,
+        STATE_FILE=TRUSTSTORE_STATE, PENDING_FILE=remote.PENDING_RESTART,
+        PENDING_REASON=pending_reason)
     pw64 = base64.b64encode(password.encode()).decode()
-    lines = [f"""set -u
-umask 077
-kt=keytool; if [ -n "${{JAVA_HOME:-}}" ] && [ -x "$JAVA_HOME/bin/keytool" ]; then kt="$JAVA_HOME/bin/keytool"; fi
-w=$(mktemp -d /tmp/.bps-kt.XXXXXX)
-trap 'rm -rf "$w"' EXIT
-base64 -d > "$w/pw" <<'__BPS_EOF__'
-{pw64}
-__BPS_EOF__
-cat > "$w/lb.crt" <<'__BPS_EOF__'
-{pem.decode().strip()}
-__BPS_EOF__
-mkdir -p {remote.STATE_DIR}; chmod 700 {remote.STATE_DIR}; touch {TRUSTSTORE_STATE}; chmod 600 {TRUSTSTORE_STATE}
-remember() {{  # path: record the store's sha256 and the certificate's fingerprint
-  s=$(sha256sum < "$1" | cut -d' ' -f1)
-  grep -v " $1\\$" {TRUSTSTORE_STATE} > "$w/state" || true
-  echo "$s {fingerprint} $1" >> "$w/state"
-  cat "$w/state" > {TRUSTSTORE_STATE}
-}}
-rc=0; imported=0
-"""]
-    for path in stores:
-        p = q(path)
-        bak = q(f"{remote.BACKUP_DIR}/{path.strip('/').replace('/', '%')}.{stamp}~")
-        lines.append(f"""
-out=$("$kt" -list -keystore {p} -storepass:file "$w/pw" 2>&1)
-if [ $? -ne 0 ]; then
-  case "$out" in
-    *password*) echo "ERROR {path}: the store password is wrong (secrets.truststore_password)" >&2 ;;
-    *) echo "ERROR {path}: keytool cannot read it: $(echo "$out" | tail -n 2)" >&2 ;;
-  esac
-  rc=1
-else
-  have=$("$kt" -list -keystore {p} -storepass:file "$w/pw" -alias {q(alias)} 2>/dev/null \\
-         | sed -n 's/.*(SHA-256): *//p' | tr -d ' \\r')
-  if [ "$have" = {q(fingerprint)} ]; then
-    remember {p}; echo "SAME {path}"
-  else
-    tmp=$(mktemp "$(dirname {p})/.bps-tmp.XXXXXX")
-    cp -p {p} "$tmp"
-    if [ -n "$have" ]; then "$kt" -delete -alias {q(alias)} -keystore "$tmp" -storepass:file "$w/pw" >/dev/null 2>&1; fi
-    if "$kt" -importcert -noprompt -trustcacerts -alias {q(alias)} -file "$w/lb.crt" \\
-         -keystore "$tmp" -storepass:file "$w/pw" >"$w/out" 2>&1 \\
-       && "$kt" -list -keystore "$tmp" -storepass:file "$w/pw" -alias {q(alias)} 2>/dev/null \\
-          | sed -n 's/.*(SHA-256): *//p' | tr -d ' \\r' | grep -qx {q(fingerprint)}; then
-      chown --reference={p} "$tmp"; chmod --reference={p} "$tmp"
-      mkdir -p {remote.BACKUP_DIR}; chmod 700 {remote.BACKUP_DIR}
-      cp -p {p} {bak}; chmod 600 {bak}
-      mv -f "$tmp" {p}
-      remember {p}; imported=1; echo "IMPORTED {path}"
-    else
-      rm -f "$tmp"; echo "ERROR {path}: keytool import failed: $(tail -n 2 "$w/out")" >&2; rc=1
-    fi
-  fi
-fi
-""")
-    # a JVM reads its truststore at start: the node needs a restart
-    lines.append(f"if [ $imported = 1 ]; then {remote.pending_restart_script(pending_reason).strip()}; fi\n")
-    lines.append("exit $rc\n")
-    return "".join(lines)
+    return (head +
+            f"base64 -d > \"$w/pw\" <<'__BPS_EOF__'\n{pw64}\n__BPS_EOF__\n"
+            f"cat > \"$w/lb.crt\" <<'__BPS_EOF__'\n{pem.decode().strip()}\n__BPS_EOF__\n"
+            "prepare\n" + "".join(f"import_store {q(p)}\n" for p in stores) + "finish\n")
 
 
 def node_certs(run, s: HostSession, pem: bytes | None, fingerprint: str | None,
@@ -554,7 +505,8 @@ def node_certs(run, s: HostSession, pem: bytes | None, fingerprint: str | None,
     if not pem or not fingerprint:
         return StepResult(s.name, STEP, "failed", "no LB certificate to import")
     script = import_script(plan.work, pem, fingerprint, inv.cluster.service_name,
-                           inv.secrets.truststore_password or "", run.stamp,
+                           inv.secrets.truststore_password or "", inv.cluster.service_user,
+                           run.stamp,
                            f"{run.stamp} certs: LB certificate imported into the truststore")
     res = remote.run_script(s, script, what="truststore import")
     imported = [ln.split(" ", 1)[1] for ln in res.stdout.splitlines()

@@ -465,16 +465,15 @@ def _facts_sql(inv: Inventory, app_hash: str) -> str:
 
 def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
     sql = _facts_sql(inv, app_hash)
-    dirs = " ".join(q(x) for x in CONF_DIRS)
     return {
         "sql": (client_prelude(inv)
                 + f"bps_sql --force -N -B <<'__BPS_SQL__'\n{sql}__BPS_SQL__\n"),
         "cnf": ("my_print_defaults --mysqld 2>/dev/null || mariadbd --print-defaults 2>/dev/null"
                 " || mysqld --print-defaults 2>/dev/null || true"),
-        "confdir": (f"for d in {dirs}; do if [ -d \"$d\" ]; then echo \"$d\"; "
-                    f"f=\"$d/{DROPIN_NAME}\"; "
-                    "if [ -f \"$f\" ]; then stat -c '%a %U %G' \"$f\"; base64 -w0 < \"$f\"; echo; "
-                    "else echo MISSING; fi; break; fi; done"),
+        # the first of the server's config folders that exists, then our drop-in's file fact
+        "confdir": "".join(f"if [ -d {q(d)} ]; then echo {q(d)}; "
+                           f"{remote.probe_file(d + '/' + DROPIN_NAME, content=True)}; el"
+                           for d in CONF_DIRS) + "se true; fi",
         "init": ("if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi; "
                  "for s in mariadb mysql mysqld; do if [ -e /etc/init.d/$s ] || "
                  "[ -e /lib/systemd/system/$s.service ] || [ -e /usr/lib/systemd/system/$s.service ]"
@@ -492,11 +491,9 @@ def parse_db_facts(raw: dict[str, Fact], host: str, inv: Inventory) -> DbFacts:
         f.socket = cnf["socket"]
     lines = raw["confdir"].out.splitlines() if "confdir" in raw else []
     f.conf_dir = lines[0].strip() if lines else None
-    if len(lines) >= 3 and lines[1].strip() != "MISSING":
-        mode, owner, group = lines[1].split()
-        f.dropin = base64.b64decode(lines[2].strip())
-        f.dropin_state = FileState(hashlib.sha256(f.dropin).hexdigest(), int(mode, 8), owner,
-                                   group)
+    if len(lines) >= 2:
+        f.dropin_state = remote.parse_file_probe("\n".join(lines[1:]))
+        f.dropin = f.dropin_state.content if f.dropin_state else None
     init = raw["init"].out.split() if "init" in raw else []
     f.init = init[0] if init else "sysv"
     f.service = init[1] if len(init) > 1 else ("mariadb" if f.conf_dir and "mariadb" in
@@ -615,6 +612,25 @@ def needed_scripts(plan: DbPlan) -> list[str]:
     return out
 
 
+# sha256 of WSO2's own MySQL scripts as shipped (EI 6.6.0 and 6.5.0; tests/fixtures/wso2-ei/
+# PROVENANCE.md). The scripts on a node are the service user's to write, and db-init runs them
+# as the database admin: a script read from a node must be one of these, byte for byte.
+WSO2_SCRIPT_SHA256 = frozenset({
+    "e5c7fd019f118500ecf5aef83855558b389c5f7e9fe808e53098bfa4429211ae",  # kernel 4.5.3 mysql.sql
+    "f7d13818508f24b2f419560966fd2697d228ac071b17aafc638c09331f580cd3",  # kernel 4.4.40 mysql.sql
+    "eeaadc374db979e160962f31a616e3fc43f42833e055998cb3edc61cd253e8ea",  # 4.4.40 mysql5.7.sql
+    "17102db54f8618e4b6a996421ed133f730a192d33f2129552bf60c738785cb84",  # bpel/create/mysql.sql
+    "e1f0b6721f7f15633cee6f3564ba1894b1275bbafaa93456a78b42f16210a77f",  # activiti engine
+    "ece01995fa0aa1e25e3a91321e1da2be1995f528c0ec72daa6584ed7874e3e08",  # activiti history
+    "876b2cb863d4e59e5fcc87da9dc6372b5cdcd785c5678c0e5d915416cfb1b39b",  # activiti identity
+    "fc591cbd455f74c1fcec474459bd45599aefaf42b780a4fe52c22ea192177779",  # activiti substitute
+    "53098150c2367811566af0cf2605c4130bf1e88f96057ab1a9c51818ed42afbb",  # mysql55 engine
+    "cd59b4d7bad7d892934d96813dafe301f051b18c937cb472c0b294eadee25410",  # mysql55 history
+    "5e04e222dcb8ea8ef6e6939c05c1f36e3b34a129fd82fe4239b8086a5f30377b",  # mysql55 substitute
+    "7a884ee2e20d3e1d4cbd314dd98690eca58ef3694c96d794e08065d696eea981",  # bpmn metadata
+})
+
+
 def fetch_scripts(run, paths: list[str]) -> dict[str, bytes]:
     """WSO2's scripts: from database.scripts_dir (local) or the first node's EI_HOME (one read)."""
     inv = run.inv
@@ -635,11 +651,18 @@ def fetch_scripts(run, paths: list[str]) -> dict[str, bytes]:
         node = inv.nodes[0]
         s = run.session(node)
         ei = inv.cluster.ei_home
-        facts = remote.read_facts(s, {p: remote.probe_content(f"{ei}/{p}") for p in paths})
+        facts = remote.read_facts(s, {p: remote.probe_file(f"{ei}/{p}", content=True)
+                                      for p in paths})
         for p in paths:
             content = remote.parse_content_probe(facts[p].out) if p in facts else None
             if content is None:
                 missing.append(f"{node.name}:{ei}/{p}")
+            elif hashlib.sha256(content).hexdigest() not in WSO2_SCRIPT_SHA256:
+                raise remote.RemoteError(
+                    f"{node.name}:{ei}/{p} is not WSO2's shipped script (sha256 "
+                    f"{hashlib.sha256(content).hexdigest()[:16]}...): the service user can write "
+                    "it and db-init would run it as the database admin, so it is not loaded. "
+                    "Set database.scripts_dir to a local copy of EI_HOME you trust")
             else:
                 out[p] = content
         where = f"{node.name}:{ei}"

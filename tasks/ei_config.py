@@ -94,19 +94,7 @@ class NodeFacts:
     remembered: str = ""  # CONFIG_STATE: what we rendered last time, and from which inputs
 
 
-def _probe_conf(path: str) -> str:
-    p = q(path)
-    return (f"if [ -f {p} ]; then stat -c '%a %U %G' {p}; base64 -w0 < {p}; echo; "
-            "else echo MISSING; fi")
-
-
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
-
-
-def _probe_meta(path: str) -> str:
-    p = q(path)
-    return (f"if [ -f {p} ]; then stat -c '%a %U %G' {p}; sha256sum < {p} | cut -d' ' -f1; "
-            "else echo MISSING; fi")
 
 
 def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
@@ -119,14 +107,13 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
         "not_owned": (f"id -u {q(cl.service_user)} >/dev/null 2>&1 && "
                       f"find {q(cl.ei_home)} ! -user {q(cl.service_user)} -print -quit "
                       "2>/dev/null; true"),
-        "java": services.JAVA_PROBE,
+        "java": services.java_probe(cl.service_user),
         "lib": jdbc.probe_lib(q(cl.ei_home + "/lib")),
         "pending": remote.probe_pending(),
         "remembered": f"cat {CONFIG_STATE} 2>/dev/null || true",
     }
-    probe = _probe_conf if contents else _probe_meta
     for rel in ei_xml.CONF_FILES:
-        probes[f"conf:{rel}"] = probe(f"{conf_dir(inv)}/{rel}")
+        probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
     return probes
 
 
@@ -134,18 +121,8 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
     conf: dict[str, bytes | None] = {}
     state: dict[str, FileState | None] = {}
     for rel in ei_xml.CONF_FILES:
-        out = facts[f"conf:{rel}"].out.strip()
-        if out == "MISSING" or not out:
-            conf[rel], state[rel] = None, None
-            continue
-        meta, _, rest = out.partition("\n")
-        mode, owner, group = meta.split()
-        if len(rest.strip()) == 64 and all(ch in "0123456789abcdef" for ch in rest.strip()):
-            conf[rel], sha = None, rest.strip()  # metadata probe: hash only
-        else:
-            conf[rel] = remote.parse_content_probe(rest)
-            sha = hashlib.sha256(conf[rel]).hexdigest()
-        state[rel] = FileState(sha, int(mode, 8), owner, group)
+        state[rel] = remote.parse_file_probe(facts[f"conf:{rel}"].out)
+        conf[rel] = state[rel].content if state[rel] else None
     return NodeFacts(
         ei_home=facts["ei_home"].out.strip() == "yes",
         user_exists=facts["user"].out.strip() == "yes",
@@ -295,15 +272,18 @@ def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "")
     if plan.create_user:
         lines.append(f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group "
                      f"--home-dir {home} --no-create-home --shell /usr/sbin/nologin {user}")
+    if plan.chown:  # first: the files below are then written as their owner, the service user
+        lines.append(f"chown -R {user}:{user} {home}")
     for name in plan.move_aside:
+        # lib/ is the service user's: read and removed as that user, kept by root
         src = q(f"{cl.ei_home}/lib/{name}")
         dst = q(f"{remote.BACKUP_DIR}/lib-{name}.{stamp}~")
-        lines.append(f"mkdir -p {remote.BACKUP_DIR}; mv -f {src} {dst}")
+        lines.append(f"(umask 077; mkdir -p {remote.BACKUP_DIR}); "
+                     f"runuser -u {user} -- cat -- {src} > {dst}; "
+                     f"runuser -u {user} -- rm -f -- {src}")
     script = "\n".join(lines) + "\n"
     if plan.files:
         script += remote.write_files_script(plan.files, stamp)
-    if plan.chown:
-        script += f"chown -R {user}:{user} {home}\n"
     reasons = [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] + list(plan.move_aside)
     if reasons:
         script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")

@@ -191,8 +191,7 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
         "key": f"[ -s {q(inv.certs.key_path)} ] && echo present || echo missing",
         "default_site": f"[ -e {DEFAULT_SITE} ] || [ -L {DEFAULT_SITE} ] && echo present "
                         "|| echo absent",
-        "hosts_file": remote.probe_file(ETC_HOSTS),
-        "hosts_content": remote.probe_content(ETC_HOSTS),
+        "hosts_file": remote.probe_file(ETC_HOSTS, content=True),
     })
     return probes
 
@@ -208,7 +207,7 @@ def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
         default_site=facts["default_site"].out.strip() == "present",
         files={f"{CONF_DIR}/{v}": remote.parse_file_probe(facts[f"file:{CONF_DIR}/{v}"].out)
                for v in VHOSTS},
-        hosts_content=remote.parse_content_probe(facts["hosts_content"].out),
+        hosts_content=remote.parse_content_probe(facts["hosts_file"].out),
         hosts_state=remote.parse_file_probe(facts["hosts_file"].out),
     )
 

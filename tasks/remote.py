@@ -14,6 +14,7 @@ Design:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import shlex
 import socket
@@ -344,17 +345,22 @@ def parse_facts(text: str) -> dict[str, Fact]:
     return facts
 
 
-def probe_file(path: str) -> str:
-    """Probe: 'sha256 mode owner group' of a file, or MISSING."""
-    p = q(path)
-    return (f"if [ -f {p} ]; then printf '%s %s\\n' \"$(sha256sum < {p} | cut -d' ' -f1)\" "
-            f"\"$(stat -c '%a %U %G' {p})\"; else echo MISSING; fi")
+class NotAFile(RemoteError):
+    """A path the tool manages as a file is something else (a link, a folder, ...)."""
 
 
-def probe_content(path: str) -> str:
-    """Probe: base64 of a file's content, or MISSING."""
+def probe_file(path: str, content: bool = False) -> str:
+    """The one file fact: MISSING; NOTFILE <kind> <path>; or '<mode> <owner> <group> <sha256>'
+    and, with `content`, the bytes in base64 on the next line. A link is reported, never
+    followed: the path may be in a folder the service user controls."""
     p = q(path)
-    return f"if [ -f {p} ]; then base64 -w0 < {p}; echo; else echo MISSING; fi"
+    read = f"stat -c '%a %U %G' {p} | tr '\\n' ' '; sha256sum < {p} | cut -d' ' -f1"
+    if content:
+        read += f"; base64 -w0 < {p}; echo"
+    return (f"if [ -L {p} ]; then echo NOTFILE link {p}; "
+            f"elif [ -d {p} ]; then echo NOTFILE folder {p}; "
+            f"elif [ -f {p} ]; then {read}; "
+            f"elif [ -e {p} ]; then echo NOTFILE special {p}; else echo MISSING; fi")
 
 
 @dataclass(frozen=True)
@@ -363,21 +369,29 @@ class FileState:
     mode: int
     owner: str
     group: str
+    content: bytes | None = field(default=None, compare=False, repr=False)
 
 
 def parse_file_probe(out: str) -> FileState | None:
-    out = out.strip()
-    if not out or out == "MISSING":
+    """Parse probe_file's output; a path that is not a regular file raises NotAFile, so no
+    step ever writes over (or into) it."""
+    lines = out.strip().split("\n")
+    first = lines[0].split()
+    if not first or first == ["MISSING"]:
         return None
-    sha, mode, owner, group = out.split()
-    return FileState(sha, int(mode, 8), owner, group)
+    if first[0] == "NOTFILE":
+        kind, path = first[1], " ".join(first[2:])
+        raise NotAFile(f"{path} is a {kind}, not a regular file: nothing was written. The tool "
+                       f"manages this path as a file; move the {kind} away and run again")
+    mode, owner, group, sha = first
+    data = base64.b64decode(lines[1]) if len(lines) > 1 else None
+    return FileState(sha, int(mode, 8), owner, group, data)
 
 
 def parse_content_probe(out: str) -> bytes | None:
-    out = out.strip()
-    if out == "MISSING":
-        return None
-    return base64.b64decode(out)
+    """The bytes of a file read with probe_file(path, content=True); None when missing."""
+    st = parse_file_probe(out)
+    return st.content if st else None
 
 
 # --------------------------------------------------------------------------- files
@@ -429,60 +443,54 @@ def plan_files(wanted: Iterable[FileSpec], current: dict[str, FileState | None])
     return changes
 
 
+SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+BACKUPS_KEEP = 10  # backups kept per file on each host (older ones are pruned)
+
+
+@functools.lru_cache(maxsize=None)
+def _script_body(name: str) -> str:
+    return (SCRIPTS_DIR / name).read_text()
+
+
+def script(name: str, **params: object) -> str:
+    """A remote script from tasks/scripts/NAME: a header of quoted assignments for its
+    parameters, then the static body (what shellcheck checks is what runs)."""
+    header = "".join(f"{k}={q(str(v))}\n" for k, v in params.items())
+    return header + _script_body(name)
+
+
+def backups_lib(stamp: str, keep: int = BACKUPS_KEEP) -> str:
+    """tasks/scripts/backups.sh for this run: backup_name, prune_backups."""
+    return script("backups.sh", BACKUP_DIR=BACKUP_DIR, STAMP=stamp, KEEP=int(keep))
+
+
 def write_files_script(changes: list[FileChange], stamp: str,
-                       validate: str | None = None) -> str:
+                       validate: str | None = None, keep: int = BACKUPS_KEEP) -> str:
     """A script that applies `changes` atomically; with `validate`, rolls all back on failure.
 
-    Each file: temp file in the same dir -> owner/mode -> backup of the old file -> mv.
-    If anything fails (disk full, validation), every file already replaced is restored from
-    its backup (or removed if it was new) and the script exits non-zero.
+    Each file: temp file in the same dir, written and checked by the file's owner -> owner/mode
+    -> backup of the old file (read by the owner, kept by root, 0600) -> mv. A file the service
+    user owns is only ever touched as that user (see scripts/files.sh), so an owner/mode fix of
+    such a file is a rewrite. If anything fails (disk full, validation), every file already
+    replaced is restored from its backup with its old owner and mode (or removed if it was new)
+    and the script exits non-zero.
     """
-    body: list[str] = []
-    undo: list[str] = []  # restore commands, one per replaced file, by step number
-    for n, ch in enumerate(changes, 1):
+    lines = [backups_lib(stamp, keep) + script("files.sh")]
+    for ch in changes:
         sp = ch.spec
-        p = q(sp.path)
-        # unique per write: one run may replace the same file twice (e.g. /etc/hosts)
-        bak_tpl = q(f"{BACKUP_DIR}/{sp.path.strip('/').replace('/', '%')}.{stamp}.XXXXXX~")
-        bak = f'"$bak{n}"'
-        own = q(f"{sp.owner}:{sp.group}")
-        if ch.content_changed:
+        if ch.content_changed or sp.owner != "root":
             b64 = base64.encodebytes(sp.content).decode()
-            body += [
-                f"(umask 022; mkdir -p \"$(dirname {p})\")",
-                f"tmp=$(mktemp \"$(dirname {p})/.bps-tmp.XXXXXX\")",
-                f"base64 -d > \"$tmp\" <<'__BPS_EOF__'\n{b64}__BPS_EOF__",
-                f"[ \"$(sha256sum < \"$tmp\" | cut -d' ' -f1)\" = {sp.sha256} ] "
-                f"|| {{ echo 'transfer of {sp.path} corrupted' >&2; exit 1; }}",
-                f"chown {own} \"$tmp\"; chmod {sp.mode:o} \"$tmp\"",
-            ]
-            if ch.before is not None:
-                body.append(f"bak{n}=$(mktemp {bak_tpl}); cp -p {p} {bak}; chmod 600 {bak}")
-                undo.append(f"  [ $step -ge {n} ] && cp -p {bak} {p}.bps-restore && "
-                            f"mv -f {p}.bps-restore {p}")
-            else:
-                undo.append(f"  [ $step -ge {n} ] && rm -f {p}")
-            body += [f"mv -f \"$tmp\" {p}; tmp=''; step={n}", f"echo 'changed {sp.path}'"]
+            lines.append(f"stage {q(sp.owner)} {q(sp.group)} {sp.mode:o} {q(sp.path)} "
+                         f"{sp.sha256} <<'__BPS_EOF__'\n{b64}__BPS_EOF__")
+            old = ch.before
+            lines.append(f"commit {q(sp.owner)} {q(sp.path)}" +
+                         (f" {old.mode:o} {q(old.owner)} {q(old.group)}" if old else ""))
         else:
-            body += [f"chown {own} {p}; chmod {sp.mode:o} {p}", f"echo 'fixed {sp.path}'"]
-    lines = [
-        "set -e",
-        f"umask 077; mkdir -p {q(BACKUP_DIR)}; chmod 700 {q(BACKUP_DIR)}",
-        "step=0; tmp=''",
-        "rollback() {",
-        "  set +e",
-        "  [ -n \"$tmp\" ] && rm -f \"$tmp\"",
-        *reversed(undo),
-        "  true",
-        "}",
-        "trap 'rc=$?; if [ $rc -ne 0 ]; then rollback; fi' EXIT",
-        *body,
-    ]
+            lines.append(f"fix_mode {q(sp.path)} {q(sp.owner)} {q(sp.group)} {sp.mode:o}")
     if validate:
-        lines += ["set +e", f"vout=$( {validate} 2>&1 )", "vrc=$?", "set -e",
-                  "if [ $vrc -ne 0 ]; then echo \"$vout\" >&2; "
+        lines += [f"if ! vout=$( {validate} 2>&1 ); then echo \"$vout\" >&2; "
                   "echo 'validation failed: previous files restored' >&2; exit 3; fi"]
-    lines.append("trap - EXIT")
+    lines.append("prune")
     return "\n".join(lines) + "\n"
 
 
@@ -524,8 +532,8 @@ def block_change(path: str, current: bytes | None, state: FileState | None,
 
 def read_file(s: HostSession, path: str) -> tuple[bytes | None, FileState | None]:
     """One round trip: a file's bytes and its owner/mode (None, None when missing)."""
-    f = read_facts(s, {"state": probe_file(path), "content": probe_content(path)})
-    return parse_content_probe(f["content"].out), parse_file_probe(f["state"].out)
+    st = parse_file_probe(read_facts(s, {"file": probe_file(path, content=True)})["file"].out)
+    return (st.content if st else None), st
 
 
 def pending_restart_script(reason: str) -> str:

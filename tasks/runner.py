@@ -117,7 +117,7 @@ class Run:
         before = dict(before or {})
         missing = [c.spec.path for c in wanted if c.before is not None and c.spec.path not in before]
         if missing:
-            facts = remote.read_facts(s, {p: remote.probe_content(p) for p in missing})
+            facts = remote.read_facts(s, {p: remote.probe_file(p, content=True) for p in missing})
             for p in missing:
                 before[p] = remote.parse_content_probe(facts[p].out)
         out = []

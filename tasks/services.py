@@ -16,14 +16,29 @@ from .runner import Run
 
 STARTED_MARK = "WSO2 Carbon started"
 
-# The node's JDK without starting a JVM: the JDK's `release` file names its version
-# (a JVM per node per no-op run costs more than everything else the run does).
-JAVA_PROBE = (
-    "jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
-    "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then jb=$(command -v java); fi; "
-    "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); "
-    "v=$(sed -n 's/^JAVA_VERSION=\"\\(.*\\)\"/\\1/p' \"$jh/release\" 2>/dev/null); "
-    "if [ -n \"$v\" ]; then echo \"java $v ($jh)\"; else \"$jb\" -version 2>&1 | head -1; fi; fi")
+STOP_TIMEOUT = 120  # seconds a graceful stop (SIGTERM) may take before SIGKILL
+
+
+def java_probe(service_user: str) -> str:
+    """The node's JDK without starting a JVM: the JDK's `release` file names its version (a
+    JVM per node per no-op run costs more than everything else the run does). Only a JDK
+    without that file is asked with `java -version`, and then as the service user: root never
+    runs a program from a path it has not proven to be root's own."""
+    u = q(service_user)
+    return ("jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
+            "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then "
+            "jb=$(command -v java); fi; "
+            "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); "
+            "v=$(sed -n 's/^JAVA_VERSION=\"\\(.*\\)\"/\\1/p' \"$jh/release\" 2>/dev/null); "
+            "if [ -n \"$v\" ]; then echo \"java $v ($jh)\"; "
+            f"elif id -u {u} >/dev/null 2>&1; then runuser -u {u} -- \"$jb\" -version 2>&1 "
+            "| head -1; else echo \"java, version unknown ($jh has no release file)\"; fi; fi")
+
+
+def process_lib(inv: Inventory, stop_wait: int = STOP_TIMEOUT) -> str:
+    """tasks/scripts/ei_process.sh for this cluster: ei_pids, ei_state, ei_kill, ei_stop."""
+    return remote.script("ei_process.sh", SERVICE_USER=inv.cluster.service_user,
+                         PROFILE_HOME=inv.cluster.profile_home, STOP_WAIT=int(stop_wait))
 
 
 def paths(inv: Inventory) -> dict[str, str]:
@@ -38,8 +53,7 @@ def state_probes(inv: Inventory, node_address: str, https: bool = True) -> dict[
     p = paths(inv)
     url = f"https://{node_address}:{inv.cluster.https_port}/carbon/"
     probes = {
-        "proc": (f"pid=$(cat {q(p['pid'])} 2>/dev/null); if [ -n \"$pid\" ] && kill -0 \"$pid\" "
-                 "2>/dev/null; then echo \"alive $pid\"; else echo dead; fi"),
+        "proc": process_lib(inv) + "ei_state",
         "log_size": f"stat -c %s {q(p['log'])} 2>/dev/null || echo 0",
         "pending": remote.probe_pending(),
     }
@@ -87,14 +101,10 @@ def _as_service_user(inv: Inventory, action: str) -> str:
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
 
 
-def stop_script(inv: Inventory, wait: int = 60) -> str:
-    p = paths(inv)
-    return (_as_service_user(inv, "stop").rstrip("\n") + " || true\n"
-            f"pid=$(cat {q(p['pid'])} 2>/dev/null || true)\n"
-            f"i=0; while [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null && [ $i -lt {wait} ]; "
-            "do sleep 0.2; i=$((i+1)); done\n"
-            "if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then kill -9 \"$pid\"; fi\n"
-            f"rm -f {q(p['pid'])}\n")
+def stop_script(inv: Inventory, wait: int = STOP_TIMEOUT) -> str:
+    """Stop this profile's JVM: SIGTERM as the product's own `stop` does, SIGKILL only after
+    `wait` seconds (said in the output); only a process proven to be that JVM is signalled."""
+    return process_lib(inv, wait) + "ei_stop\n"
 
 
 def log_tail(run: Run, s: HostSession, lines: int = 40) -> str:
@@ -110,8 +120,15 @@ def stop_node(run: Run, s: HostSession) -> StepResult:
         return StepResult(s.name, "stop", "ok", "not running")
     if run.check:
         return StepResult(s.name, "stop", "changed", f"would stop (pid {st.pid})")
-    remote.run_script(s, stop_script(run.inv), check=True, what="stop")
-    return StepResult(s.name, "stop", "changed", f"stopped (was pid {st.pid})")
+    res = remote.run_script(s, stop_script(run.inv), check=True, what="stop",
+                            timeout=STOP_TIMEOUT + 30)
+    return StepResult(s.name, "stop", "changed", f"{_stop_outcome(res)} (was pid {st.pid})")
+
+
+def _stop_outcome(res: remote.CmdResult) -> str:
+    """ei_stop's own word: "stopped", or loudly, "killed: ..." after the graceful timeout."""
+    said = [ln for ln in res.stdout.splitlines() if ln.startswith(("stopped", "killed"))]
+    return said[-1].upper() if said and said[-1].startswith("killed") else "stopped"
 
 
 def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResult:
@@ -123,7 +140,8 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
         return StepResult(s.name, step, "changed", f"would {what}"
                           + (f" (pending: {st.pending.splitlines()[-1]})" if st.pending else ""))
     script = (stop_script(inv) if st.running else "") + _as_service_user(inv, "start")
-    remote.run_script(s, script, check=True, what="start")
+    res = remote.run_script(s, script, check=True, what="start", timeout=STOP_TIMEOUT + 60)
+    killed = _stop_outcome(res) if st.running else "stopped"
     ok, detail = wait_healthy(run, s, st.log_size, inv.cluster.health_timeout)
     if not ok:
         tail = log_tail(run, s)
@@ -132,7 +150,8 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
                           f"{paths(inv)['log']} ---\n{tail.rstrip()}", restarted=True)
     remote.run_script(s, remote.clear_pending_script(), check=True, what="clear pending mark")
     return StepResult(s.name, step, "changed", f"{'restarted' if st.running else 'started'}, "
-                      f"healthy: {detail}", restarted=True)
+                      f"healthy: {detail}" + ("" if killed == "stopped" else f"; {killed}"),
+                      restarted=True)
 
 
 def wait_healthy(run: Run, s: HostSession, log_offset: int, timeout: int) -> tuple[bool, str]:

@@ -306,7 +306,8 @@ def test_parse_facts_existing_dropin(inv):
     import base64
     content = db.render_dropin("127.0.0.1,10.0.0.3", 1000)
     raw = {"sql": Fact(SQL_OUT, 0), "cnf": Fact("", 0), "init": Fact("systemd\nmysql", 0),
-           "confdir": Fact("/etc/mysql/mariadb.conf.d\n644 root root\n"
+           "confdir": Fact("/etc/mysql/mariadb.conf.d\n644 root root "
+                           + hashlib.sha256(content).hexdigest() + "\n"
                            + base64.b64encode(content).decode(), 0)}
     f = db.parse_db_facts(raw, "db", inv)
     assert f.dropin == content and f.dropin_state.mode == 0o644
@@ -410,3 +411,12 @@ def test_etc_hosts_off(tmp_path):
 def test_task_registered():
     from tasks import ns
     assert "db-init" in ns.task_names
+
+
+def test_known_script_checksums_are_the_shipped_scripts():
+    """Scripts read from a node are loaded only if they are WSO2's, byte for byte: the table
+    holds exactly the fixtures' scripts (6.6.0 and the 6.5.0 variants)."""
+    shipped = {hashlib.sha256(f.read_bytes()).hexdigest()
+               for f in SHARED.rglob("*.sql") if "reference" not in f.parts
+               and "drop" not in f.parts and "truncate" not in f.parts}
+    assert shipped == db.WSO2_SCRIPT_SHA256

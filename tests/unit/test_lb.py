@@ -222,8 +222,7 @@ def test_parse_facts():
         "running": remote.Fact("running", 0), "systemd": remote.Fact("no", 0),
         "cert": remote.Fact("present", 0), "key": remote.Fact("missing", 0),
         "default_site": remote.Fact("present", 0),
-        "hosts_file": remote.Fact("abc 644 root root", 0),
-        "hosts_content": remote.Fact("MTI3LjAuMC4xIGxvY2FsaG9zdAo=", 0),
+        "hosts_file": remote.Fact("644 root root abc\nMTI3LjAuMC4xIGxvY2FsaG9zdAo=", 0),
     }
     for v in lb.VHOSTS:
         raw[f"file:/etc/nginx/conf.d/{v}"] = remote.Fact("MISSING", 0)

@@ -1,0 +1,56 @@
+# shellcheck shell=sh
+# Library: find and stop the EI JVM of one EI_HOME without trusting anything the service user
+# can write. Sourced after a generated header that sets
+#   SERVICE_USER  the account EI runs as
+#   PROFILE_HOME  <EI_HOME>/wso2/business-process (CARBON_HOME of the profile)
+#   STOP_WAIT     seconds a graceful stop may take before SIGKILL
+#
+# The PID file (<profile>/wso2carbon.pid) belongs to the service user, who could write any PID
+# into it (root's sshd, or -1 for every process). So a PID counts only when the process is
+# proven to be this profile's JVM: it runs as SERVICE_USER and its command line carries
+# -Dcarbon.home=PROFILE_HOME as one argument. And it is signalled as SERVICE_USER, so even a PID
+# reused between the proof and the signal can only be one of that user's own processes.
+
+# ei_pids: the PIDs of this profile's JVM(s), one a line (none when not running)
+ei_pids() {
+    _real=$(readlink -f -- "$PROFILE_HOME" 2>/dev/null || printf '%s' "$PROFILE_HOME")
+    for _p in $(pgrep -u "$SERVICE_USER" -f -- 'carbon[.]home=' 2>/dev/null); do
+        if tr '\000' '\n' < "/proc/$_p/cmdline" 2>/dev/null |
+            grep -qxF -e "-Dcarbon.home=$PROFILE_HOME" -e "-Dcarbon.home=$_real"; then
+            echo "$_p"
+        fi
+    done
+}
+
+# ei_state: "alive PID..." or "dead"
+ei_state() {
+    _pids=$(ei_pids | tr '\n' ' ')
+    if [ -n "$_pids" ]; then echo "alive $_pids"; else echo dead; fi
+}
+
+# ei_kill SIGNAL: signal every proven JVM of this profile, as the service user
+ei_kill() {
+    for _p in $(ei_pids); do
+        runuser -u "$SERVICE_USER" -- kill "-$1" "$_p" 2>/dev/null || true
+    done
+}
+
+# ei_stop: SIGTERM (what the product's `wso2server.sh stop` sends), wait up to STOP_WAIT
+# seconds, then SIGKILL, said on stdout ("stopped" or "killed after N s")
+ei_stop() {
+    [ -n "$(ei_pids)" ] || { echo "not running"; return 0; }
+    ei_kill TERM
+    _waited=0
+    while [ -n "$(ei_pids)" ] && [ "$_waited" -lt "$((STOP_WAIT * 5))" ]; do
+        sleep 0.2
+        _waited=$((_waited + 1))
+    done
+    if [ -n "$(ei_pids)" ]; then
+        ei_kill KILL
+        sleep 0.5
+        echo "killed: still running ${STOP_WAIT}s after SIGTERM, sent SIGKILL"
+    else
+        echo "stopped"
+    fi
+    runuser -u "$SERVICE_USER" -- rm -f -- "$PROFILE_HOME/wso2carbon.pid"
+}
