@@ -471,14 +471,14 @@ def plan_node(stores: list[StoreFacts], fingerprint: str | None, keytool: bool) 
 
 
 def import_script(stores: list[str], pem: bytes, fingerprint: str, alias: str, password: str,
-                  service_user: str, stamp: str,
+                  service_user: str, ei_home: str, stamp: str,
                   pending_reason: str = "certs: LB certificate imported") -> str:
     """keytool on the node, as the service user (tasks/scripts/truststore_import.sh): compare
     the fingerprint under `alias`; replace only if different, in a copy that is checked before
     it replaces the store. The password travels in this script (stdin) into a 0600 file in a
     private temp folder, never into argv."""
     head = remote.backups_lib(stamp) + remote.script(
-        "truststore_import.sh", SERVICE_USER=service_user, ALIAS=alias, FINGERPRINT=fingerprint,
+        "truststore_import.sh", SERVICE_USER=service_user, EI_HOME=ei_home, ALIAS=alias, FINGERPRINT=fingerprint,
         STATE_FILE=TRUSTSTORE_STATE, PENDING_FILE=remote.PENDING_RESTART,
         PENDING_REASON=pending_reason)
     pw64 = base64.b64encode(password.encode()).decode()
@@ -506,7 +506,7 @@ def node_certs(run, s: HostSession, pem: bytes | None, fingerprint: str | None,
         return StepResult(s.name, STEP, "failed", "no LB certificate to import")
     script = import_script(plan.work, pem, fingerprint, inv.cluster.service_name,
                            inv.secrets.truststore_password or "", inv.cluster.service_user,
-                           run.stamp,
+                           inv.cluster.ei_home, run.stamp,
                            f"{run.stamp} certs: LB certificate imported into the truststore")
     res = remote.run_script(s, script, what="truststore import")
     imported = [ln.split(" ", 1)[1] for ln in res.stdout.splitlines()

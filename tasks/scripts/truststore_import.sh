@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # Import the LB certificate into a node's truststores with keytool, AS THE SERVICE USER.
 # Sourced after a generated header that sets
-#   SERVICE_USER  owner of EI_HOME and of the truststores
+#   SERVICE_USER  owner of EI_HOME and of the truststores (once configure has run)
+#   EI_HOME       the EI installation the stores are in
 #   ALIAS         the certificate's alias (the service name)
 #   FINGERPRINT   its SHA-256 fingerprint as keytool prints it (AB:CD:...)
 #   STATE_FILE    root's record of "<store sha256> <fingerprint> <path>" (no JVM on a no-op)
@@ -11,7 +12,9 @@
 #
 # keytool follows links and runs the JDK's code: both run as the service user, who owns the
 # stores and their folders anyway, so nothing it can plant there steers root. Root keeps only
-# its own files: the state record, the backups, the pending mark.
+# its own files: the state record, the backups, the pending mark. Only an EI_HOME that nobody
+# but root can change (a fresh unzip, before configure hands it to the service user) is worked
+# on as root.
 # The `sh -c '...'` body is single-quoted on purpose: its values come as arguments.
 # shellcheck disable=SC2016
 
@@ -24,9 +27,20 @@ chmod 700 "$(dirname "$STATE_FILE")"
 touch "$STATE_FILE"
 chmod 600 "$STATE_FILE"
 
-# prepare: the service user may read the password and the certificate in the folder root made
+# as_kt CMD...: CMD as the user the keytool work runs as (KT_USER, chosen by prepare)
+as_kt() {
+    if [ "$KT_USER" = root ]; then "$@"; else runuser -u "$KT_USER" -- "$@"; fi
+}
+
+# prepare: choose KT_USER; it may read the password and the certificate in the folder root made
 prepare() {
-    chown -R "$SERVICE_USER" "$w"
+    if [ -n "$(find "$EI_HOME" \( ! -user root -o -perm -0002 -o -perm -0020 \) -print -quit \
+               2>/dev/null)" ]; then
+        KT_USER=$SERVICE_USER
+    else
+        KT_USER=root
+    fi
+    chown -R "$KT_USER" "$w"
 }
 
 # the keytool work on one store, as the service user; says SAME, IMPORTED or ERROR on stdout
@@ -63,14 +77,14 @@ fi
 
 # remember PATH: record the store's sha256 (read as the service user) and the fingerprint
 remember() {
-    s=$(runuser -u "$SERVICE_USER" -- sha256sum -- "$1" | cut -d' ' -f1)
+    s=$(as_kt sha256sum -- "$1" | cut -d' ' -f1)
     grep -v " $1\$" "$STATE_FILE" > "$w/state.new" || true
     echo "$s $FINGERPRINT $1" >> "$w/state.new"
     cat "$w/state.new" > "$STATE_FILE"
 }
 
 import_store() {
-    said=$(runuser -u "$SERVICE_USER" -- sh -c "$KEYTOOL_WORK" sh "$w" "$1" "$ALIAS" "$FINGERPRINT")
+    said=$(as_kt sh -c "$KEYTOOL_WORK" sh "$w" "$1" "$ALIAS" "$FINGERPRINT")
     case "$said" in
         "SAME "*)
             remember "$1"
@@ -78,9 +92,9 @@ import_store() {
         "READY "*)
             tmp=${said#READY "$1" }
             bak=$(backup_name "$1")
-            runuser -u "$SERVICE_USER" -- cat -- "$1" > "$bak"
+            as_kt cat -- "$1" > "$bak"
             prune_backups "$bak"
-            if runuser -u "$SERVICE_USER" -- mv -f -- "$tmp" "$1"; then
+            if as_kt mv -f -- "$tmp" "$1"; then
                 remember "$1"
                 imported=1
                 echo "IMPORTED $1"

@@ -35,8 +35,8 @@ def rlab(lab_factory):
 
 def plant_canary(lab, host: str, name: str) -> None:
     """A root-only folder holding a root-only file of the given name (0600)."""
-    lab.exec(host, f"install -d -m 0700 {CANARY_DIR} && printf %s {CANARY!r} > {CANARY_DIR}/{name}"
-                   f" && chmod 600 {CANARY_DIR}/{name}", check=True)
+    lab.exec(host, f"install -d -m 0700 {CANARY_DIR} && cat > {CANARY_DIR}/{name}"
+                   f" && chmod 600 {CANARY_DIR}/{name}", check=True, input=CANARY)
 
 
 def canary_intact(lab, host: str, name: str) -> None:
@@ -162,9 +162,10 @@ def test_race_folder_and_link_flipping_while_configure_writes(rlab):
         t_end = time.monotonic() + 18
         runs = 0
         while time.monotonic() < t_end:
-            # make the file differ so configure writes it each time
-            rlab.exec("node1", f"sed -i 's/<maxActive>/<maxActive >/' "
-                               f"{DATASOURCES}/master-datasources.xml 2>/dev/null || true")
+            # make the file differ so configure writes it each time (as wso2, like the flipper)
+            as_wso2(rlab, "node1", f"sed -i 's/<maxActive>/<maxActive >/' "
+                                   f"{DATASOURCES}/master-datasources.xml 2>/dev/null",
+                    check=False)
             fab(rlab, "configure", timeout=120)
             runs += 1
         assert runs >= 2
@@ -187,13 +188,17 @@ def test_schema_script_edited_by_the_service_user_is_not_run_as_db_admin(rlab):
     script = f"{EI}/dbscripts/mysql.sql"
     as_wso2(rlab, "node1", f"cp {script} /tmp/mysql.sql.orig && "
                            f"echo 'CREATE DATABASE pwned;' >> {script}")
+    # a partial database: db-init would drop it (--drop) and load the kernel script again
+    rlab.exec("db", "mariadb REGISTRY_LOCAL2 -e 'DROP TABLE REG_LOG'", check=True)
     try:
         r = fab(rlab, "db-init", "--drop", "REGISTRY_LOCAL2")
         assert r.returncode != 0
         assert "is not WSO2's shipped script" in out(r) and "database.scripts_dir" in out(r)
         dbs = rlab.exec("db", "mariadb -N -e 'SHOW DATABASES'", check=True).stdout.split()
-        assert "pwned" not in dbs and "REGISTRY_LOCAL2" in dbs
+        assert "pwned" not in dbs and "REGISTRY_LOCAL2" in dbs  # refused before any change
     finally:
         as_wso2(rlab, "node1", f"cat /tmp/mysql.sql.orig > {script}")
+    r = fab(rlab, "db-init", "--drop", "REGISTRY_LOCAL2")
+    assert r.returncode == 0, out(r)
     r = fab(rlab, "deploy")
     assert r.returncode == 0, out(r)

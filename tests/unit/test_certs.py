@@ -220,7 +220,7 @@ def test_state_file_parse():
 
 def test_import_script_keeps_password_off_argv():
     s = certs.import_script([STORE], b"-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----",
-                            "FP", "ei.example.com", "Sup3r-Secret", "wso2", "stamp")
+                            "FP", "ei.example.com", "Sup3r-Secret", "wso2", "/opt/ei", "stamp")
     assert "Sup3r-Secret" not in s  # base64 in a heredoc, decoded into a 0600 file
     assert "-storepass:file" in s and "-storepass " not in s
     assert base64.b64encode(b"Sup3r-Secret").decode() in s
@@ -229,8 +229,9 @@ def test_import_script_keeps_password_off_argv():
 
 def test_import_script_runs_keytool_as_the_service_user():
     """Case 1: keytool (a program from the JDK, following links) never runs as root."""
-    s = certs.import_script([STORE], b"PEM", "FP", "ei.example.com", "pw", "wso2", "stamp")
-    assert "runuser -u \"$SERVICE_USER\" -- sh -c \"$KEYTOOL_WORK\"" in s
+    s = certs.import_script([STORE], b"PEM", "FP", "ei.example.com", "pw", "wso2", "/opt/ei",
+                            "stamp")
+    assert "as_kt sh -c \"$KEYTOOL_WORK\"" in s
     assert "SERVICE_USER=wso2" in s
     root_part = s.replace(s[s.index("KEYTOOL_WORK='"):s.index("'\n\n# remember")], "")
     assert '"$kt"' not in root_part and "keytool" not in root_part.split("import_store")[-1]
