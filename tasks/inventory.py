@@ -202,11 +202,19 @@ class Inventory:
 
 # --------------------------------------------------------------------------- schema
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Every pattern here is used with fullmatch(): with match() and `$`, a value ending in "\n"
+# would pass (`$` also matches before a final newline).
+_HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_SQL_USER_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")  # an account name in a MySQL option file
+_ADMIN_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WSO2's admin (user-mgt.xml)
+_VERSION_RE = re.compile(r"\d+\.\d+(\.\d+)?")
+_CLASS_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
+
+_USER_FIX = "use lowercase letters, digits, '_' or '-' (max 32), starting with a letter or '_'"
 
 REQ = object()  # marker: key is required
 
@@ -311,7 +319,7 @@ class _Checker:
         try:
             ip = ipaddress.ip_address(value)
         except ValueError:
-            if not _HOSTNAME_RE.match(value):
+            if not _HOSTNAME_RE.fullmatch(value):
                 self.err(f"{where}: {value!r} is neither an IP address nor a valid host name; "
                          "use e.g. 192.0.2.10 or node1.example.com")
                 return
@@ -324,11 +332,11 @@ class _Checker:
                      "IP that the other hosts can reach; use the host's own IP")
 
     def hostname(self, where: str, value: str | None) -> None:
-        if value and not _HOSTNAME_RE.match(value):
+        if value and not _HOSTNAME_RE.fullmatch(value):
             self.err(f"{where}: {value!r} is not a valid host name; use e.g. ei.example.com")
 
     def ident(self, where: str, value: str | None) -> None:
-        if value and not _IDENT_RE.match(value):
+        if value and not _IDENT_RE.fullmatch(value):
             self.err(f"{where}: {value!r} is not a safe SQL identifier; use letters, digits "
                      "and _ (max 64), starting with a letter")
 
@@ -379,6 +387,11 @@ class _Checker:
         return val
 
 
+def _key_of(h: Host) -> str:
+    """The hosts.toml table that defines `h`: lb, nodes[i] or db."""
+    return f"nodes[{h.index - 1}]" if h.role == "node" else h.role
+
+
 def load(path: str | os.PathLike) -> Inventory:
     """Read and validate hosts.toml. Raises InventoryError listing every problem."""
     path = Path(path).resolve() if Path(path).exists() else Path(path)
@@ -423,8 +436,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     ck.port("ssh.port", ssh["port"])
     ck.positive("ssh.connect_timeout", ssh["connect_timeout"], 1, 600)
     ck.positive("ssh.command_timeout", ssh["command_timeout"], 1, 86400)
-    if ssh["user"] and not _USER_RE.match(ssh["user"]):
-        ck.err(f"ssh.user: {ssh['user']!r} is not a valid user name")
+    if ssh["user"] and not _USER_RE.fullmatch(ssh["user"]):
+        ck.err(f"ssh.user: {ssh['user']!r} is not a valid user name; {_USER_FIX}")
     key = ck.local_path("ssh.key", ssh["key"])
     known = ck.local_path("ssh.known_hosts", ssh["known_hosts"], must_exist=False)
     if known is None:
@@ -456,8 +469,9 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     seen_names: dict[str, str] = {}
     seen_addr: dict[str, str] = {}
     for h in hosts:
-        if not _NAME_RE.match(h.name):
-            ck.err(f"{h.role} {h.name!r}: name must be letters, digits, '.', '_' or '-'")
+        if not _NAME_RE.fullmatch(h.name):
+            ck.err(f"{_key_of(h)}.name: {h.name!r} is not a valid host name; use letters, "
+                   "digits, '.', '_' or '-' (max 63), starting with a letter or digit")
         if h.name in seen_names:
             ck.err(f"host name {h.name!r} is used twice; give each host its own name")
         seen_names[h.name] = h.role
@@ -473,8 +487,17 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err("cluster.console_name: must differ from service_name (they are two vhosts)")
     if cl["ei_home"] and not cl["ei_home"].startswith("/"):
         ck.err(f"cluster.ei_home: {cl['ei_home']!r} must be an absolute path")
-    if cl["service_user"] and not _USER_RE.match(cl["service_user"]):
-        ck.err(f"cluster.service_user: {cl['service_user']!r} is not a valid user name")
+    if cl["service_user"] and not _USER_RE.fullmatch(cl["service_user"]):
+        ck.err(f"cluster.service_user: {cl['service_user']!r} is not a valid user name; "
+               f"{_USER_FIX}")
+    if cl["admin_user"] is not None and not _ADMIN_USER_RE.fullmatch(cl["admin_user"]):
+        ck.err(f"cluster.admin_user: {cl['admin_user']!r} is not a valid WSO2 user name; use "
+               "letters, digits, '.', '_', '@' or '-' (max 64), e.g. 'admin'")
+    if cl["ei_version"] is not None and not _VERSION_RE.fullmatch(cl["ei_version"]):
+        ck.err(f"cluster.ei_version: {cl['ei_version']!r} is not a version; use e.g. '6.6.0'")
+    if cl["jdbc_driver_class"] is not None and not _CLASS_RE.fullmatch(cl["jdbc_driver_class"]):
+        ck.err(f"cluster.jdbc_driver_class: {cl['jdbc_driver_class']!r} is not a Java class "
+               "name; use e.g. 'org.mariadb.jdbc.Driver', or leave it out to read it from the jar")
     if cl["service_user"] == "root":
         ck.err("cluster.service_user: the EI server must not run as root; use e.g. 'wso2'")
     ck.positive("cluster.port_offset", cl["port_offset"], 0, 1000)
@@ -507,6 +530,9 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err(f"database: name(s) {', '.join(dup)} used for two databases; each database "
                "needs its own name")
     ck.positive("database.max_connections", dbs["max_connections"], 10, 100000)
+    if dbs["admin_user"] is not None and not _SQL_USER_RE.fullmatch(dbs["admin_user"]):
+        ck.err(f"database.admin_user: {dbs['admin_user']!r} is not a safe MySQL user name; use "
+               "letters, digits, '.', '_' or '-' (1 to 32), e.g. 'dbadmin'")
 
     # certs
     ck.positive("certs.key_bits", certs["key_bits"], 2048, 16384)
