@@ -214,6 +214,8 @@ _ADMIN_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WSO2's admin
 _VERSION_RE = re.compile(r"\d+\.\d+(\.\d+)?")
 _CLASS_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
 
+_WHY_IPV4 = ("the NGINX upstreams and the database accounts (one grant per node address) "
+             "are written for IPv4 addresses")
 _USER_FIX = "use lowercase letters, digits, '_' or '-' (max 32), starting with a letter or '_'"
 
 REQ = object()  # marker: key is required
@@ -314,18 +316,25 @@ class _Checker:
             self.err(f"{where}: {value} is out of range; use {rng}")
 
     def address(self, where: str, value: str | None, cluster: bool = True) -> None:
+        """cluster: the IPv4 address the other hosts reach; else (ssh_address) an IP or a name."""
         if not value:
             return
         try:
             ip = ipaddress.ip_address(value)
         except ValueError:
             if not _HOSTNAME_RE.fullmatch(value):
-                self.err(f"{where}: {value!r} is neither an IP address nor a valid host name; "
+                self.err(f"{where}: {value!r} is not an IPv4 address; use e.g. 192.0.2.10"
+                         if cluster else
+                         f"{where}: {value!r} is neither an IP address nor a valid host name; "
                          "use e.g. 192.0.2.10 or node1.example.com")
-                return
-            if cluster and value.lower() in ("localhost", "localhost.localdomain"):
-                self.err(f"{where}: {value!r} cannot be a cluster address: WSO2 needs a specific "
-                         "IP that the other hosts can reach; use the host's own IP")
+            elif cluster:
+                self.err(f"{where}: {value!r} cannot be a cluster address: it is a host name, "
+                         f"and {_WHY_IPV4}; use the host's own IPv4 address (SSH to a name with "
+                         "ssh_address)")
+            return
+        if cluster and ip.version != 4:
+            self.err(f"{where}: {value} cannot be a cluster address: it is IPv6, and "
+                     f"{_WHY_IPV4}; use the host's IPv4 address (ssh_address may be IPv6)")
             return
         if cluster and (ip.is_loopback or ip.is_unspecified):
             self.err(f"{where}: {value} is a loopback/unspecified address: WSO2 needs a specific "
@@ -385,6 +394,19 @@ class _Checker:
         if not val:
             self.err(f"{where}.file: {p} is empty")
         return val
+
+
+def _target_key(value: str) -> str:
+    """One spelling per SSH target: IPs normalised, names case-insensitive."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value.lower().rstrip(".")
+
+
+def _ssh_origin(h: Host, given: set[str]) -> str:
+    key = _key_of(h)
+    return f"{key}.ssh_address" if h.name in given else f"{key}.address"
 
 
 def _key_of(h: Host) -> str:
@@ -450,6 +472,10 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
 
     # hosts
     hosts: list[Host] = []
+    ssh_given: set[str] = set()  # hosts with an explicit ssh_address
+    for t, name in ((lb, lb["name"]), *((n, n["name"]) for n in nodes), (db, db["name"])):
+        if t["ssh_address"]:
+            ssh_given.add(name)
     if lb["address"]:
         ck.address("lb.address", lb["address"])
         ck.address("lb.ssh_address", lb["ssh_address"], cluster=False)
@@ -468,6 +494,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         hosts.append(Host(db["name"], "db", db["address"], db["ssh_address"] or db["address"]))
     seen_names: dict[str, str] = {}
     seen_addr: dict[str, str] = {}
+    seen_ssh: dict[str, Host] = {}
     for h in hosts:
         if not _NAME_RE.fullmatch(h.name):
             ck.err(f"{_key_of(h)}.name: {h.name!r} is not a valid host name; use letters, "
@@ -479,6 +506,12 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             ck.err(f"address {h.address} is given to both {seen_addr[h.address]} and {h.name}; "
                    "each host needs its own address")
         seen_addr[h.address] = h.name
+        other = seen_ssh.setdefault(_target_key(h.ssh_address), h)
+        if other is not h and (h.name in ssh_given or other.name in ssh_given):
+            ck.err(f"ssh_address {h.ssh_address} is where we SSH to for both {other.name} and "
+                   f"{h.name} ({_ssh_origin(other, ssh_given)}, {_ssh_origin(h, ssh_given)}): "
+                   "one machine would be configured as two hosts; give each host its own "
+                   "ssh_address (or none, to SSH to its address)")
 
     # cluster
     for k in ("service_name", "console_name"):
