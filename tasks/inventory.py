@@ -218,6 +218,19 @@ _WHY_IPV4 = ("the NGINX upstreams and the database accounts (one grant per node 
              "are written for IPv4 addresses")
 _USER_FIX = "use lowercase letters, digits, '_' or '-' (max 32), starting with a letter or '_'"
 
+# Where each secret is written; a value must fit in all of them, so no control characters
+# (XML 1.0 cannot hold most of them; the other places are read line by line).
+_SECRET_SINKS = {
+    "db_password": "it is written into the nodes' datasource XML, which XML 1.0 cannot hold",
+    "admin_password": "it is written into the nodes' user-mgt.xml, which XML 1.0 cannot hold",
+    "truststore_password": "it is written to keytool's store password file, which is line based",
+    "db_admin_password": "it is written to a MySQL client option file, which is line based",
+    "sudo_password": "it is sent to sudo as one line on stdin",
+}
+_CONTROL_NAMES = {"\n": "LF (line feed)", "\r": "CR (carriage return)", "\t": "TAB",
+                  "\x1b": "ESC", "\x00": "NUL", "\x7f": "DEL"}
+_SECRET_KEYS = set(_SECRET_SINKS)
+
 REQ = object()  # marker: key is required
 
 # section -> key -> (type, default)
@@ -295,7 +308,11 @@ class _Checker:
                 continue
             value = data[key]
             ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
-            if not ok:
+            if not ok and key in _SECRET_KEYS:  # never print what may be the secret itself
+                self.err(f"{where}.{key}: expected a table such as {{ file = \"path\" }}, got "
+                         f"{type(value).__name__} (value not shown)")
+                out[key] = None if default is REQ else default
+            elif not ok:
                 self.err(f"{where}.{key}: expected {typ.__name__}, got "
                          f"{type(value).__name__} {value!r}")
                 out[key] = None if default is REQ else default
@@ -355,9 +372,17 @@ class _Checker:
         p = Path(os.path.expanduser(value))
         if not p.is_absolute():
             p = (self.base / p)
-        if must_exist and not p.exists():
+        try:
+            exists, is_file = p.exists(), p.is_file()
+        except (OSError, ValueError) as e:  # e.g. a NUL in the path, or no access to a parent
+            self.err(f"{where}: {str(p)!r} cannot be used as a path ({e}); fix the path")
+            return None
+        if must_exist and not exists:
             self.err(f"{where}: file {str(p)!r} does not exist; fix the path (relative paths "
                      f"are relative to {self.base})")
+        elif must_exist and not is_file:
+            what = "a directory" if p.is_dir() else "not a regular file"
+            self.err(f"{where}: {str(p)!r} is {what}; name the file itself")
         return p
 
     def secret(self, where: str, ref: dict | None) -> str | None:
@@ -375,24 +400,62 @@ class _Checker:
         if kind == "value":
             self.warnings.append(f"!!! {where} is written inline in hosts.toml: anyone who can "
                                  "read that file has it; move it to a 0600 file or an env var")
-            return arg
+            return self.secret_value(where, arg, "")
         if kind == "env":
             val = os.environ.get(arg)
             if val is None:
                 self.err(f"{where}: environment variable {arg} is not set; export it or use "
                          "{ file = ... }")
-            return val
+                return None
+            return self.secret_value(where, val, f"environment variable {arg}")
         p = self.local_path(f"{where}.file", arg)
-        if p is None or not p.exists():
+        if p is None or not p.is_file():
             return None
         st = p.stat()
         if st.st_mode & 0o077:
             self.err(f"{where}.file: {p} is readable by others (mode "
                      f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {p}")
             return None
-        val = p.read_text().rstrip("\r\n")
+        # bytes, strict UTF-8 and no universal newlines: a CR must never quietly become a LF
+        try:
+            val = p.read_bytes().decode("utf-8")
+        except OSError as e:
+            self.err(f"{where}.file: {p} cannot be read ({e.strerror or e}); check its owner and "
+                     "mode (0600, readable by you)")
+            return None
+        except UnicodeDecodeError as e:
+            self.err(f"{where}.file: {p} is not UTF-8 text (invalid byte at offset {e.start}); "
+                     "save the secret as UTF-8")
+            return None
+        if val.endswith("\n"):
+            val = val[:-1]  # the file's final newline, one only
+        if val.endswith("\r"):
+            self.err(f"{where}.file: {p} ends with a CR (a Windows line ending?); save it with a "
+                     "Unix line ending, e.g. run: dos2unix " + str(p))
+            return None
+        return self.secret_value(where, val, f"{p}")
+
+    def secret_value(self, where: str, val: str, source: str) -> str | None:
+        """The value, or None with an error if it cannot be written everywhere it goes.
+
+        Messages name the secret and the reason, never the value.
+        """
+        src = f" ({source})" if source else ""
         if not val:
-            self.err(f"{where}.file: {p} is empty")
+            self.err(f"{where}: is empty{src}; set the secret")
+            return None
+        try:
+            val.encode("utf-8")
+        except UnicodeEncodeError:  # an environment variable that is not UTF-8
+            self.err(f"{where}: is not valid UTF-8{src}; set it as UTF-8 text")
+            return None
+        bad = next((c for c in val if ord(c) < 0x20 or ord(c) == 0x7F), None)
+        if bad is not None:
+            name = _CONTROL_NAMES.get(bad, f"U+{ord(bad):04X}")
+            sink = _SECRET_SINKS.get(where.rpartition(".")[2], "a file on the hosts")
+            self.err(f"{where}: contains the control character {name}{src}, and {sink}; "
+                     "choose a secret without control characters (U+0000-U+001F, U+007F)")
+            return None
         return val
 
 
@@ -420,10 +483,30 @@ def load(path: str | os.PathLike) -> Inventory:
     if not path.exists():
         raise InventoryError(path, [f"file not found; create it (see the shipped hosts.toml) "
                                     f"or pass --inventory / FABRIC_INVENTORY"])
+    if path.is_dir():
+        raise InventoryError(path, [f"is a directory; point FABRIC_INVENTORY (or the `inventory` "
+                                    f"setting) at the file itself, e.g. {path / 'hosts.toml'}"])
+    if not path.is_file():
+        raise InventoryError(path, ["is not a regular file; point FABRIC_INVENTORY (or the "
+                                    "`inventory` setting) at a hosts.toml file"])
     try:
-        raw = tomllib.loads(path.read_text())
+        data = path.read_bytes()
+    except OSError as e:
+        raise InventoryError(path, [f"cannot be read ({e.strerror or e}); check its mode and "
+                                    "owner"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise InventoryError(path, [f"not UTF-8 text (invalid byte on line {line}); TOML must be "
+                                    "UTF-8: save the file as UTF-8"]) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InventoryError(path, [f"TOML syntax error: {e}"]) from None
+    except RecursionError:
+        raise InventoryError(path, ["TOML syntax error: arrays or tables nested too deeply"]) \
+            from None
     return from_dict(raw, path)
 
 

@@ -122,3 +122,133 @@ def test_cluster_address_must_be_ipv4(tmp_path, key, value, why):
     assert f"{key}: " in msg and why in msg, msg
     if "cannot be" in why:
         assert "NGINX upstreams and the database accounts" in msg and "IPv4" in msg
+
+
+# --------------------------------------------------------------------------- item 8: secrets
+
+SECRETS = ["db_password", "admin_password", "truststore_password", "db_admin_password",
+           "sudo_password"]
+
+
+def with_secret(raw: dict, name: str, ref: dict) -> dict:
+    out = copy.deepcopy(raw)
+    (out["ssh"] if name == "sudo_password" else out["secrets"])[name] = ref
+    return out
+
+
+def secret_file(tmp_path, content: bytes, name: str = "pw") -> str:
+    p = tmp_path / name
+    p.write_bytes(content)
+    p.chmod(0o600)
+    return name
+
+
+@pytest.mark.parametrize("name", SECRETS)
+@pytest.mark.parametrize("char,label", [("\n", "LF"), ("\r", "CR"), ("\x1b", "ESC"),
+                                        ("\t", "TAB"), ("\x00", "NUL"), ("\x7f", "DEL"),
+                                        ("\x01", "U+0001")])
+def test_control_character_in_secret_refused(tmp_path, name, char, label):
+    raw = make_raw(tmp_path)
+    bad = "pw-" + char + "-SECRETPART"
+    for ref in ({"value": bad}, {"file": secret_file(tmp_path, (bad + "\n").encode())}):
+        msg = refused(tmp_path, with_secret(raw, name, ref))
+        where = "ssh.sudo_password" if name == "sudo_password" else f"secrets.{name}"
+        assert f"{where}: contains the control character {label}" in msg, msg
+        assert "SECRETPART" not in msg
+        assert any(why in msg for why in ("XML 1.0 cannot hold", "line based", "one line"))
+
+
+def test_control_character_in_env_secret_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPS_TEST_PW", "pw\x1b[2JSECRETPART")
+    raw = with_secret(make_raw(tmp_path), "db_password", {"env": "BPS_TEST_PW"})
+    msg = refused(tmp_path, raw)
+    assert "secrets.db_password: contains the control character ESC (environment variable " \
+           "BPS_TEST_PW), and it is written into the nodes' datasource XML" in msg, msg
+    assert "SECRETPART" not in msg
+
+
+def test_secret_file_cr_is_not_turned_into_lf(tmp_path):
+    raw = make_raw(tmp_path)
+    # a lone CR inside: refused, never read as a line break
+    ref = {"file": secret_file(tmp_path, b"pw\rSECRETPART\n")}
+    msg = refused(tmp_path, with_secret(raw, "db_password", ref))
+    assert "contains the control character CR" in msg and "SECRETPART" not in msg
+    # a Windows line ending: refused with the fix
+    ref = {"file": secret_file(tmp_path, b"SECRETPART\r\n")}
+    msg = refused(tmp_path, with_secret(raw, "db_password", ref))
+    assert "ends with a CR (a Windows line ending?)" in msg and "dos2unix" in msg
+    # two final newlines: only one is the file's
+    ref = {"file": secret_file(tmp_path, b"SECRETPART\n\n")}
+    assert "contains the control character LF" in refused(tmp_path,
+                                                          with_secret(raw, "db_password", ref))
+
+
+def test_secret_file_one_final_newline_stripped_and_utf8_kept(tmp_path):
+    raw = make_raw(tmp_path)
+    for content, want in ((b"p\xc3\xa4ss w\xc3\xb6rd\n", "päss wörd"), (b"plain", "plain")):
+        ref = {"file": secret_file(tmp_path, content)}
+        inv = load_raw(tmp_path, with_secret(raw, "db_password", ref))
+        assert inv.secrets.db_password == want
+
+
+def test_secret_of_wrong_type_is_not_printed(tmp_path):
+    raw = make_raw(tmp_path)
+    raw["secrets"]["db_password"] = "hunter2-SECRETPART"
+    raw["ssh"]["sudo_password"] = "sudo-SECRETPART"
+    msg = refused(tmp_path, raw)
+    assert "secrets.db_password: expected a table such as { file = \"path\" }, got str" in msg
+    assert "ssh.sudo_password: expected a table" in msg
+    assert "SECRETPART" not in msg
+
+
+def test_empty_env_secret_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPS_TEST_PW", "")
+    raw = with_secret(make_raw(tmp_path), "admin_password", {"env": "BPS_TEST_PW"})
+    assert "secrets.admin_password: is empty (environment variable BPS_TEST_PW)" in \
+        refused(tmp_path, raw)
+
+
+# --------------------------------------------------------------------------- item 19: no traceback
+
+
+def test_secret_file_that_is_a_directory(tmp_path):
+    (tmp_path / "pwdir").mkdir(mode=0o700)
+    raw = with_secret(make_raw(tmp_path), "db_password", {"file": "pwdir"})
+    msg = refused(tmp_path, raw)
+    assert f"secrets.db_password.file: '{tmp_path / 'pwdir'}' is a directory; name the file " \
+           "itself" in msg, msg
+
+
+def test_secret_file_not_utf8(tmp_path):
+    ref = {"file": secret_file(tmp_path, b"caf\xe9-SECRETPART\n")}  # latin-1
+    msg = refused(tmp_path, with_secret(make_raw(tmp_path), "db_password", ref))
+    assert "secrets.db_password.file:" in msg and "is not UTF-8 text (invalid byte at offset 3)" \
+        in msg and "SECRETPART" not in msg
+
+
+def test_inventory_path_is_a_directory(tmp_path):
+    with pytest.raises(InventoryError) as e:
+        inventory.load(tmp_path)
+    assert e.value.problems == [f"is a directory; point FABRIC_INVENTORY (or the `inventory` "
+                                f"setting) at the file itself, e.g. {tmp_path / 'hosts.toml'}"]
+
+
+def test_hosts_toml_not_utf8(tmp_path):
+    p = tmp_path / "hosts.toml"
+    p.write_bytes(b"[ssh]\nuser = \"deploy\"\n# caf\xe9\n")
+    with pytest.raises(InventoryError) as e:
+        inventory.load(p)
+    assert e.value.problems == ["not UTF-8 text (invalid byte on line 3); TOML must be UTF-8: "
+                                "save the file as UTF-8"]
+
+
+def test_hosts_toml_nested_too_deeply(tmp_path):
+    p = tmp_path / "hosts.toml"
+    p.write_text("x = " + "[" * 100000 + "]" * 100000 + "\n")
+    with pytest.raises(InventoryError, match="nested too deeply"):
+        inventory.load(p)
+
+
+def test_nul_in_a_path_is_a_problem_not_a_traceback(tmp_path):
+    raw = with_secret(make_raw(tmp_path), "db_password", {"file": "pw\x00x"})
+    assert "secrets.db_password.file:" in refused(tmp_path, raw)
