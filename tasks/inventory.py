@@ -80,6 +80,11 @@ class ClusterSettings:
     nginx_extra: str
 
     @property
+    def console_open(self) -> str | None:
+        """Why the console is open to everyone ('is empty', ...), None if console_allow limits it."""
+        return console_open_reason(self.console_allow)
+
+    @property
     def http_port(self) -> int:  # the profile's servlet HTTP port seen from outside
         return 9763 + self.port_offset
 
@@ -212,6 +217,8 @@ _USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _SQL_USER_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")  # an account name in a MySQL option file
 _ADMIN_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WSO2's admin (user-mgt.xml)
 _VERSION_RE = re.compile(r"\d+\.\d+(\.\d+)?")
+_REMOTE_PATH_RE = re.compile(r"[A-Za-z0-9_./@+-]+")
+_FILE_NAME_RE = re.compile(r"[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*")
 _CLASS_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
 
 _WHY_IPV4 = ("the NGINX upstreams and the database accounts (one grant per node address) "
@@ -357,6 +364,41 @@ class _Checker:
             self.err(f"{where}: {value} is a loopback/unspecified address: WSO2 needs a specific "
                      "IP that the other hosts can reach; use the host's own IP")
 
+    def remote_path(self, where: str, value: str | None, example: str) -> None:
+        """A path on the hosts: absolute, normalized, only characters safe in any command."""
+        if value is None:
+            return
+        fix = (f"use an absolute, normalized path of letters, digits and . _ / @ + -, "
+               f"e.g. {example}")
+        parts = value.rstrip("/").split("/")[1:]
+        bad = sorted({c for c in value if not _REMOTE_PATH_RE.fullmatch(c)})
+        if bad:
+            self.err(f"{where}: {value!r} contains {', '.join(repr(c) for c in bad)}, not safe "
+                     f"in a path on the hosts; {fix}")
+        elif not value.startswith("/"):
+            self.err(f"{where}: {value!r} must be an absolute path; {fix}")
+        elif not parts:
+            self.err(f"{where}: {value!r} cannot be the root directory; {fix}")
+        elif ".." in value:
+            self.err(f"{where}: {value!r} contains '..'; {fix}")
+        elif any(p in ("", ".") for p in parts):
+            norm = "/" + "/".join(p for p in parts if p not in ("", "."))
+            self.err(f"{where}: {value!r} is not normalized; write {norm!r}")
+
+    def jump(self, where: str, value: str) -> None:
+        """[user@]host[:port], split the way remote.connect splits it."""
+        fix = "write [user@]host[:port], e.g. deploy@bastion.example.com:22"
+        user, at, rest = value.rpartition("@")
+        host, colon, port = rest.partition(":")
+        if at and not _USER_RE.fullmatch(user):
+            self.err(f"{where}: the user {user!r} in {value!r} is not a valid user name; {fix}")
+        if not (_is_ipv4(host) or _HOSTNAME_RE.fullmatch(host)):
+            self.err(f"{where}: the host {host!r} in {value!r} is neither an IPv4 address nor a "
+                     f"host name; {fix}")
+        if colon and not (re.fullmatch(r"[0-9]{1,5}", port) and 1 <= int(port) <= 65535):
+            self.err(f"{where}: the port {port!r} in {value!r} is not a number from 1 to 65535; "
+                     f"{fix}")
+
     def hostname(self, where: str, value: str | None) -> None:
         if value and not _HOSTNAME_RE.fullmatch(value):
             self.err(f"{where}: {value!r} is not a valid host name; use e.g. ei.example.com")
@@ -459,6 +501,26 @@ class _Checker:
         return val
 
 
+def _is_ipv4(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value).version == 4
+    except ValueError:
+        return False
+
+
+def console_open_reason(allow: tuple[str, ...]) -> str | None:
+    """Why cluster.console_allow lets everyone in ('is empty', ...), or None if it restricts."""
+    if not allow:
+        return "is empty"
+    nets = [ipaddress.ip_network(n, strict=False) for n in allow]
+    for version in (4, 6):
+        merged = ipaddress.collapse_addresses(n for n in nets if n.version == version)
+        every = next((n for n in merged if n.prefixlen == 0), None)
+        if every is not None:
+            return f"covers every address ({every})"
+    return None
+
+
 def _target_key(value: str) -> str:
     """One spelling per SSH target: IPs normalised, names case-insensitive."""
     try:
@@ -551,6 +613,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err(f"ssh.known_hosts: {known} does not exist; put the hosts' keys there (verify "
                "them out of band) or set accept_new_host_keys = true to trust on first use")
     ssh_cfg = ck.local_path("ssh.ssh_config", ssh["ssh_config"], must_exist=True)
+    if ssh["jump"]:
+        ck.jump("ssh.jump", ssh["jump"])
     sudo_pw = ck.secret("ssh.sudo_password", ssh["sudo_password"])
 
     # hosts
@@ -601,8 +665,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.hostname(f"cluster.{k}", cl[k])
     if cl["service_name"] and cl["service_name"] == cl["console_name"]:
         ck.err("cluster.console_name: must differ from service_name (they are two vhosts)")
-    if cl["ei_home"] and not cl["ei_home"].startswith("/"):
-        ck.err(f"cluster.ei_home: {cl['ei_home']!r} must be an absolute path")
+    ck.remote_path("cluster.ei_home", cl["ei_home"], "/opt/wso2ei-6.6.0")
     if cl["service_user"] and not _USER_RE.fullmatch(cl["service_user"]):
         ck.err(f"cluster.service_user: {cl['service_user']!r} is not a valid user name; "
                f"{_USER_FIX}")
@@ -623,6 +686,10 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     jdbc = ck.local_path("cluster.jdbc_driver", cl["jdbc_driver"])
     if jdbc and jdbc.exists() and jdbc.suffix != ".jar":
         ck.err(f"cluster.jdbc_driver: {jdbc} is not a .jar")
+    elif jdbc and not _FILE_NAME_RE.fullmatch(jdbc.name):
+        ck.err(f"cluster.jdbc_driver: the jar's name {jdbc.name!r} is used on the nodes "
+               "(<ei_home>/lib/); rename the file to letters, digits and . _ + @ -, e.g. "
+               "mariadb-java-client-3.3.3.jar")
     ei_zip = ck.local_path("cluster.ei_zip", cl["ei_zip"])
     allow: list[str] = []
     for i, net in enumerate(cl["console_allow"] or []):
@@ -631,8 +698,9 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         except ValueError:
             ck.err(f"cluster.console_allow[{i}]: {net!r} is not a network; use e.g. "
                    "'192.0.2.0/24' or '192.0.2.7'")
-    if not allow and "console_allow" in raw.get("cluster", {}):
-        ck.warnings.append("!!! cluster.console_allow is empty: the management console "
+    open_reason = console_open_reason(tuple(allow))
+    if open_reason and (allow or "console_allow" in raw.get("cluster", {})):
+        ck.warnings.append(f"!!! cluster.console_allow {open_reason}: the management console "
                            "(/carbon) is open to everyone who reaches the LB")
 
     # database
@@ -654,8 +722,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     ck.positive("certs.key_bits", certs["key_bits"], 2048, 16384)
     ck.positive("certs.days", certs["days"], 1, 3650)
     ck.positive("certs.renew_before_days", certs["renew_before_days"], 0, 3650)
-    if certs["dir"] and not certs["dir"].startswith("/"):
-        ck.err("certs.dir: must be an absolute path on the LB")
+    ck.remote_path("certs.dir", certs["dir"], "/etc/nginx/ssl")
     cert_file = ck.local_path("certs.cert_file", certs["cert_file"])
     key_file = ck.local_path("certs.key_file", certs["key_file"])
     if bool(cert_file) != bool(key_file):

@@ -252,3 +252,105 @@ def test_hosts_toml_nested_too_deeply(tmp_path):
 def test_nul_in_a_path_is_a_problem_not_a_traceback(tmp_path):
     raw = with_secret(make_raw(tmp_path), "db_password", {"file": "pw\x00x"})
     assert "secrets.db_password.file:" in refused(tmp_path, raw)
+
+
+@pytest.mark.parametrize("jump,expect", [
+    ("host:abc", "ssh.jump: the port 'abc' in 'host:abc' is not a number from 1 to 65535"),
+    ("bastion.example.com:70000", "the port '70000'"),
+    ("bastion.example.com:", "the port ''"),
+    ("op er@bastion.example.com", "ssh.jump: the user 'op er'"),
+    ("deploy@bad_host!", "ssh.jump: the host 'bad_host!'"),
+    ("deploy@bastion.example.com\n", "ssh.jump: the host 'bastion.example.com\\n'"),
+])
+def test_bad_jump_host_refused(tmp_path, jump, expect):
+    msg = refused(tmp_path, setting(make_raw(tmp_path), "ssh.jump", jump))
+    assert expect in msg and "write [user@]host[:port]" in msg, msg
+
+
+@pytest.mark.parametrize("jump", ["bastion.example.com", "operator@192.0.2.2",
+                                  "deploy@bastion.example.com:2222"])
+def test_good_jump_host_loads(tmp_path, jump):
+    assert load_raw(tmp_path, setting(make_raw(tmp_path), "ssh.jump", jump)).ssh.jump == jump
+
+
+@pytest.mark.parametrize("env", [
+    {"FABRIC_INVENTORY": "{dir}"},                               # a directory
+    {"FABRIC_INVENTORY": "{dir}/hosts.toml", "JUMP": "host:abc"},  # a bad jump port
+])
+def test_fab_exits_2_without_traceback(tmp_path, env):
+    import os
+    import subprocess
+
+    from tests.paths import FAB, REPO
+    from tests.unit.test_inventory import good_toml
+    text = good_toml(tmp_path)
+    if "JUMP" in env:
+        text = text.replace('user = "deploy"', f'user = "deploy"\njump = "{env.pop("JUMP")}"')
+    (tmp_path / "hosts.toml").write_text(text)
+    env = {k: v.format(dir=tmp_path) for k, v in env.items()}
+    r = subprocess.run([*FAB, "ping"], cwd=REPO, capture_output=True, text=True,
+                       env={**os.environ, **env})
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and out.startswith("error: "), out
+
+
+# --------------------------------------------------------------------------- item 9: remote paths
+
+
+@pytest.mark.parametrize("key", ["cluster.ei_home", "certs.dir"])
+@pytest.mark.parametrize("value,why", [
+    ("opt/wso2", "must be an absolute path"),
+    ("/opt/../etc", "contains '..'"),
+    ("/opt/wso2;reboot", "contains ';', not safe in a path on the hosts"),
+    ("/opt/{a,b}", "contains ',', '{', '}'"),
+    ("/opt/my wso2", "contains ' '"),
+    ("/opt/wso2'x", "contains \"'\""),
+    ('/opt/wso2"x', "contains '\"'"),
+    ("/opt/$(id)", "contains '$', '(', ')'"),
+    ("/opt/wso2\n", "contains '\\n'"),
+    ("/opt//wso2", "is not normalized; write '/opt/wso2'"),
+    ("/opt/./wso2", "is not normalized; write '/opt/wso2'"),
+    ("/", "cannot be the root directory"),
+    ("", "must be an absolute path"),
+])
+def test_remote_path_refused(tmp_path, key, value, why):
+    msg = refused(tmp_path, setting(make_raw(tmp_path), key, value))
+    assert f"{key}: {value!r}" in msg and why in msg, msg
+
+
+def test_remote_paths_good(tmp_path):
+    raw = setting(make_raw(tmp_path), "cluster.ei_home", "/opt/wso2ei-6.6.0/")
+    raw = setting(raw, "certs.dir", "/etc/nginx/ssl@ei+1")
+    inv = load_raw(tmp_path, raw)
+    assert inv.cluster.ei_home == "/opt/wso2ei-6.6.0" and inv.certs.dir == "/etc/nginx/ssl@ei+1"
+
+
+def test_jdbc_jar_name_must_be_safe_on_the_nodes(tmp_path):
+    raw = make_raw(tmp_path)
+    (tmp_path / "my driver;x.jar").write_bytes(b"PK")
+    msg = refused(tmp_path, setting(raw, "cluster.jdbc_driver", "my driver;x.jar"))
+    assert "cluster.jdbc_driver: the jar's name 'my driver;x.jar' is used on the nodes" in msg
+
+
+# --------------------------------------------------------------------------- item 17: console
+
+
+@pytest.mark.parametrize("allow,reason", [
+    ([], "is empty"),
+    (["0.0.0.0/0"], "covers every address (0.0.0.0/0)"),
+    (["192.0.2.0/24", "::/0"], "covers every address (::/0)"),
+    (["0.0.0.0/1", "128.0.0.0/1"], "covers every address (0.0.0.0/0)"),
+])
+def test_console_open_to_everyone_warns(tmp_path, allow, reason):
+    inv = load_raw(tmp_path, setting(make_raw(tmp_path), "cluster.console_allow", allow))
+    assert inv.cluster.console_open == reason
+    assert f"!!! cluster.console_allow {reason}: the management console (/carbon) is open to " \
+           "everyone who reaches the LB" in inv.warnings
+
+
+def test_console_restricted_does_not_warn(tmp_path):
+    inv = load_raw(tmp_path, setting(make_raw(tmp_path), "cluster.console_allow",
+                                     ["192.0.2.0/24", "2001:db8::/32"]))
+    assert inv.cluster.console_open is None
+    assert not any("console_allow" in w for w in inv.warnings)
