@@ -354,3 +354,56 @@ def test_console_restricted_does_not_warn(tmp_path):
                                      ["192.0.2.0/24", "2001:db8::/32"]))
     assert inv.cluster.console_open is None
     assert not any("console_allow" in w for w in inv.warnings)
+
+
+# --------------------------------------------------------------------------- item 5: option file
+
+
+def test_db_admin_user_injection_refused_at_load(tmp_path):
+    raw = make_raw(tmp_path, database={"admin_user": "root\ninit-command=CREATE DATABASE pwned"},
+                   secrets={"db_admin_password": {"file": "db_admin_password"}})
+    msg = refused(tmp_path, raw)
+    assert "database.admin_user: 'root\\ninit-command=CREATE DATABASE pwned' is not a safe " \
+           "MySQL user name" in msg, msg
+
+
+@pytest.mark.parametrize("value", ["x\n", "a\rb", "a\x00b"])
+def test_cnf_value_refuses_line_breaks_and_nul(value):
+    from tasks import db, remote
+    with pytest.raises(remote.RemoteError) as e:
+        db.cnf_value("SECRETPART" + value, "secrets.db_admin_password")
+    assert str(e.value) == ("secrets.db_admin_password contains a line break or a NUL; the "
+                            "client option file cannot hold it")
+
+
+HOSTILE_PASSWORDS = ['a"b #c\\d\\ ', "x\\", '"quoted"', "'single'", " lead and trail ",
+                     "p#w;init-command=DROP DATABASE x", "päss-wörd", "\\n\\s\\t"]
+
+
+def print_defaults(tmp_path, cnf: str) -> dict[str, str]:
+    """What the real MariaDB client reads from `cnf` (my_print_defaults, client group)."""
+    import subprocess
+    f = tmp_path / "t.cnf"
+    f.write_text(cnf)
+    out = subprocess.run(["my_print_defaults", f"--defaults-file={f}", "client"],
+                         capture_output=True, check=True).stdout.decode()
+    return dict(line[2:].split("=", 1) for line in out.split("\n") if line)
+
+
+@pytest.mark.parametrize("pw", HOSTILE_PASSWORDS)
+def test_option_file_round_trips_through_the_client(tmp_path, pw):
+    import base64
+    import re
+
+    from tasks import db
+    pw_file = tmp_path / "db_admin_password"
+    raw = make_raw(tmp_path, database={"admin_user": "db.admin-1"},
+                   secrets={"db_admin_password": {"file": "db_admin_password"}})
+    pw_file.write_text(pw + "\n")
+    inv = load_raw(tmp_path, raw)
+    assert inv.secrets.db_admin_password == pw
+    sql = db.client_prelude(inv)
+    cnf = base64.b64decode(re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S)
+                           .group(1)).decode()
+    assert cnf.count("\n") == 3  # [client], user, password: nothing else
+    assert print_defaults(tmp_path, cnf) == {"user": "db.admin-1", "password": pw}
