@@ -541,7 +541,11 @@ def _key_of(h: Host) -> str:
 
 def load(path: str | os.PathLike) -> Inventory:
     """Read and validate hosts.toml. Raises InventoryError listing every problem."""
-    path = Path(path).resolve() if Path(path).exists() else Path(path)
+    try:
+        path = Path(path).resolve() if Path(path).exists() else Path(path)
+    except OSError as e:  # e.g. no access to a parent directory
+        raise InventoryError(path, [f"cannot be used as a path ({e}); fix FABRIC_INVENTORY "
+                                    "(or the `inventory` setting)"]) from None
     if not path.exists():
         raise InventoryError(path, [f"file not found; create it (see the shipped hosts.toml) "
                                     f"or pass --inventory / FABRIC_INVENTORY"])

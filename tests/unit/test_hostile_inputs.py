@@ -407,3 +407,15 @@ def test_option_file_round_trips_through_the_client(tmp_path, pw):
                            .group(1)).decode()
     assert cnf.count("\n") == 3  # [client], user, password: nothing else
     assert print_defaults(tmp_path, cnf) == {"user": "db.admin-1", "password": pw}
+
+
+def test_inventory_path_not_accessible(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(Path, "exists", denied)
+    with pytest.raises(InventoryError) as e:
+        inventory.load(tmp_path / "private" / "hosts.toml")
+    assert e.value.problems == ["cannot be used as a path ([Errno 13] Permission denied); fix "
+                                "FABRIC_INVENTORY (or the `inventory` setting)"]
