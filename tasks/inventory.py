@@ -81,7 +81,7 @@ class ClusterSettings:
 
     @property
     def console_open(self) -> str | None:
-        """Why the console is open to everyone ('is empty', ...), None if console_allow limits it."""
+        """Why the console is open to all (e.g. 'is empty'); None if console_allow limits it."""
         return console_open_reason(self.console_allow)
 
     @property

@@ -32,7 +32,7 @@ def setting(raw: dict, key: str, value) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- item 6: "\n"
+# --------------------------------------------------------------------------- names ending in "\n"
 
 NAME_LIKE = [
     ("ssh.user", "deploy"),
@@ -72,7 +72,7 @@ def test_trailing_newline_is_refused_for_every_name(tmp_path, key, good):
     assert f"{key}: {good + chr(10)!r}" in msg, msg
 
 
-# --------------------------------------------------------------------------- item 4: one target
+# --------------------------------------------------------------------------- SSH targets
 
 
 @pytest.mark.parametrize("changes,both", [
@@ -108,7 +108,7 @@ def test_distinct_ssh_addresses_load(tmp_path):
     assert [h.ssh_address for h in inv.nodes] == ["node1.example.com", "2001:db8::12"]
 
 
-# --------------------------------------------------------------------------- item 18: IPv4
+# --------------------------------------------------------------------------- IPv4 addresses
 
 
 @pytest.mark.parametrize("key", ["lb.address", "nodes[0].address", "db.address"])
@@ -124,7 +124,7 @@ def test_cluster_address_must_be_ipv4(tmp_path, key, value, why):
         assert "NGINX upstreams and the database accounts" in msg and "IPv4" in msg
 
 
-# --------------------------------------------------------------------------- item 8: secrets
+# --------------------------------------------------------------------------- secrets
 
 SECRETS = ["db_password", "admin_password", "truststore_password", "db_admin_password",
            "sudo_password"]
@@ -208,7 +208,7 @@ def test_empty_env_secret_refused(tmp_path, monkeypatch):
         refused(tmp_path, raw)
 
 
-# --------------------------------------------------------------------------- item 19: no traceback
+# --------------------------------------------------------------------------- no tracebacks
 
 
 def test_secret_file_that_is_a_directory(tmp_path):
@@ -232,6 +232,17 @@ def test_inventory_path_is_a_directory(tmp_path):
     assert e.value.problems == [f"is a directory; point FABRIC_INVENTORY (or the `inventory` "
                                 f"setting) at the file itself, e.g. {tmp_path / 'hosts.toml'}"]
 
+
+def test_inventory_path_not_accessible(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(Path, "exists", denied)
+    with pytest.raises(InventoryError) as e:
+        inventory.load(tmp_path / "private" / "hosts.toml")
+    assert e.value.problems == ["cannot be used as a path ([Errno 13] Permission denied); fix "
+                                "FABRIC_INVENTORY (or the `inventory` setting)"]
 
 def test_hosts_toml_not_utf8(tmp_path):
     p = tmp_path / "hosts.toml"
@@ -283,6 +294,7 @@ def test_fab_exits_2_without_traceback(tmp_path, env):
 
     from tests.paths import FAB, REPO
     from tests.unit.test_inventory import good_toml
+    env = dict(env)
     text = good_toml(tmp_path)
     if "JUMP" in env:
         text = text.replace('user = "deploy"', f'user = "deploy"\njump = "{env.pop("JUMP")}"')
@@ -295,7 +307,7 @@ def test_fab_exits_2_without_traceback(tmp_path, env):
     assert "Traceback" not in out and out.startswith("error: "), out
 
 
-# --------------------------------------------------------------------------- item 9: remote paths
+# --------------------------------------------------------------------------- remote paths
 
 
 @pytest.mark.parametrize("key", ["cluster.ei_home", "certs.dir"])
@@ -333,7 +345,7 @@ def test_jdbc_jar_name_must_be_safe_on_the_nodes(tmp_path):
     assert "cluster.jdbc_driver: the jar's name 'my driver;x.jar' is used on the nodes" in msg
 
 
-# --------------------------------------------------------------------------- item 17: console
+# --------------------------------------------------------------------------- console_allow
 
 
 @pytest.mark.parametrize("allow,reason", [
@@ -356,7 +368,7 @@ def test_console_restricted_does_not_warn(tmp_path):
     assert not any("console_allow" in w for w in inv.warnings)
 
 
-# --------------------------------------------------------------------------- item 5: option file
+# --------------------------------------------------------------------------- option file
 
 
 def test_db_admin_user_injection_refused_at_load(tmp_path):
@@ -408,14 +420,3 @@ def test_option_file_round_trips_through_the_client(tmp_path, pw):
     assert cnf.count("\n") == 3  # [client], user, password: nothing else
     assert print_defaults(tmp_path, cnf) == {"user": "db.admin-1", "password": pw}
 
-
-def test_inventory_path_not_accessible(tmp_path, monkeypatch):
-    from pathlib import Path
-
-    def denied(self):
-        raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(Path, "exists", denied)
-    with pytest.raises(InventoryError) as e:
-        inventory.load(tmp_path / "private" / "hosts.toml")
-    assert e.value.problems == ["cannot be used as a path ([Errno 13] Permission denied); fix "
-                                "FABRIC_INVENTORY (or the `inventory` setting)"]
