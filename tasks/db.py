@@ -415,6 +415,16 @@ def _alter_password(server: Server, acc: str, h: str) -> str:
 # --------------------------------------------------------------------------- remote scripts
 
 
+def cnf_value(value: str, what: str) -> str:
+    """`value` for a MySQL option file line: double-quoted, with `\\` and `"` backslash-escaped
+    (the client undoes both, and a `#` inside the quotes is not a comment). A line break or a
+    NUL cannot be written there at all: refused, naming `what` (never the value)."""
+    if any(c in value for c in "\n\r\0"):
+        raise remote.RemoteError(f"{what} contains a line break or a NUL; the client option file "
+                                 "cannot hold it")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def client_prelude(inv: Inventory) -> str:
     """Shell lines defining bps_sql(): the admin client, login from a 0600 temp option file."""
     d = inv.database
@@ -423,12 +433,10 @@ def client_prelude(inv: Inventory) -> str:
         if not pw:
             raise remote.RemoteError("database.admin_user is set but secrets.db_admin_password "
                                      "is not; add it to [secrets] in hosts.toml")
-        if "\n" in pw or "\r" in pw:
-            raise remote.RemoteError("secrets.db_admin_password contains a line break; the "
-                                     "client option file cannot hold it")
-        cnf = f"[client]\nuser={d.admin_user}\npassword=\"{pw.replace(chr(92), chr(92) * 2)}\"\n"
+        cnf = (f"[client]\nuser={cnf_value(d.admin_user, 'database.admin_user')}\n"
+               f"password={cnf_value(pw, 'secrets.db_admin_password')}\n")
     else:
-        cnf = "[client]\nuser=root\n"
+        cnf = f"[client]\nuser={cnf_value('root', 'the admin user')}\n"
     b64 = base64.encodebytes(cnf.encode()).decode()
     return (
         "BPS_CLIENT=$(command -v mariadb || command -v mysql) || "

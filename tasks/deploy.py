@@ -353,8 +353,9 @@ def lb_status(run: Run, s: HostSession) -> StepResult:
              (f"certificate: {days} days left" if days is not None else "NO certificate")]
     bad = not facts.nginx_running or not test.ok or days is None or \
         days <= inv.certs.renew_before_days
-    if not inv.cluster.console_allow:
-        parts.append("!!! console /carbon open to everyone (cluster.console_allow is empty)")
+    if inv.cluster.console_open:
+        parts.append("!!! console /carbon open to everyone (cluster.console_allow "
+                     f"{inv.cluster.console_open})")
     return StepResult(s.name, "status", "failed" if bad else "ok", ", ".join(parts))
 
 

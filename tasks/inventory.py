@@ -80,6 +80,11 @@ class ClusterSettings:
     nginx_extra: str
 
     @property
+    def console_open(self) -> str | None:
+        """Why the console is open to all (e.g. 'is empty'); None if console_allow limits it."""
+        return console_open_reason(self.console_allow)
+
+    @property
     def http_port(self) -> int:  # the profile's servlet HTTP port seen from outside
         return 9763 + self.port_offset
 
@@ -202,11 +207,36 @@ class Inventory:
 
 # --------------------------------------------------------------------------- schema
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Every pattern here is used with fullmatch(): with match() and `$`, a value ending in "\n"
+# would pass (`$` also matches before a final newline).
+_HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_SQL_USER_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")  # an account name in a MySQL option file
+_ADMIN_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WSO2's admin (user-mgt.xml)
+_VERSION_RE = re.compile(r"\d+\.\d+(\.\d+)?")
+_REMOTE_PATH_RE = re.compile(r"[A-Za-z0-9_./@+-]+")
+_FILE_NAME_RE = re.compile(r"[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*")
+_CLASS_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
+
+_WHY_IPV4 = ("the NGINX upstreams and the database accounts (one grant per node address) "
+             "are written for IPv4 addresses")
+_USER_FIX = "use lowercase letters, digits, '_' or '-' (max 32), starting with a letter or '_'"
+
+# Where each secret is written; a value must fit in all of them, so no control characters
+# (XML 1.0 cannot hold most of them; the other places are read line by line).
+_SECRET_SINKS = {
+    "db_password": "it is written into the nodes' datasource XML, which XML 1.0 cannot hold",
+    "admin_password": "it is written into the nodes' user-mgt.xml, which XML 1.0 cannot hold",
+    "truststore_password": "it is written to keytool's store password file, which is line based",
+    "db_admin_password": "it is written to a MySQL client option file, which is line based",
+    "sudo_password": "it is sent to sudo as one line on stdin",
+}
+_CONTROL_NAMES = {"\n": "LF (line feed)", "\r": "CR (carriage return)", "\t": "TAB",
+                  "\x1b": "ESC", "\x00": "NUL", "\x7f": "DEL"}
+_SECRET_KEYS = set(_SECRET_SINKS)
 
 REQ = object()  # marker: key is required
 
@@ -285,7 +315,11 @@ class _Checker:
                 continue
             value = data[key]
             ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
-            if not ok:
+            if not ok and key in _SECRET_KEYS:  # never print what may be the secret itself
+                self.err(f"{where}.{key}: expected a table such as {{ file = \"path\" }}, got "
+                         f"{type(value).__name__} (value not shown)")
+                out[key] = None if default is REQ else default
+            elif not ok:
                 self.err(f"{where}.{key}: expected {typ.__name__}, got "
                          f"{type(value).__name__} {value!r}")
                 out[key] = None if default is REQ else default
@@ -306,29 +340,71 @@ class _Checker:
             self.err(f"{where}: {value} is out of range; use {rng}")
 
     def address(self, where: str, value: str | None, cluster: bool = True) -> None:
+        """cluster: the IPv4 address the other hosts reach; else (ssh_address) an IP or a name."""
         if not value:
             return
         try:
             ip = ipaddress.ip_address(value)
         except ValueError:
-            if not _HOSTNAME_RE.match(value):
-                self.err(f"{where}: {value!r} is neither an IP address nor a valid host name; "
+            if not _HOSTNAME_RE.fullmatch(value):
+                self.err(f"{where}: {value!r} is not an IPv4 address; use e.g. 192.0.2.10"
+                         if cluster else
+                         f"{where}: {value!r} is neither an IP address nor a valid host name; "
                          "use e.g. 192.0.2.10 or node1.example.com")
-                return
-            if cluster and value.lower() in ("localhost", "localhost.localdomain"):
-                self.err(f"{where}: {value!r} cannot be a cluster address: WSO2 needs a specific "
-                         "IP that the other hosts can reach; use the host's own IP")
+            elif cluster:
+                self.err(f"{where}: {value!r} cannot be a cluster address: it is a host name, "
+                         f"and {_WHY_IPV4}; use the host's own IPv4 address (SSH to a name with "
+                         "ssh_address)")
+            return
+        if cluster and ip.version != 4:
+            self.err(f"{where}: {value} cannot be a cluster address: it is IPv6, and "
+                     f"{_WHY_IPV4}; use the host's IPv4 address (ssh_address may be IPv6)")
             return
         if cluster and (ip.is_loopback or ip.is_unspecified):
             self.err(f"{where}: {value} is a loopback/unspecified address: WSO2 needs a specific "
                      "IP that the other hosts can reach; use the host's own IP")
 
+    def remote_path(self, where: str, value: str | None, example: str) -> None:
+        """A path on the hosts: absolute, normalized, only characters safe in any command."""
+        if value is None:
+            return
+        fix = (f"use an absolute, normalized path of letters, digits and . _ / @ + -, "
+               f"e.g. {example}")
+        parts = value.rstrip("/").split("/")[1:]
+        bad = sorted({c for c in value if not _REMOTE_PATH_RE.fullmatch(c)})
+        if bad:
+            self.err(f"{where}: {value!r} contains {', '.join(repr(c) for c in bad)}, not safe "
+                     f"in a path on the hosts; {fix}")
+        elif not value.startswith("/"):
+            self.err(f"{where}: {value!r} must be an absolute path; {fix}")
+        elif not parts:
+            self.err(f"{where}: {value!r} cannot be the root directory; {fix}")
+        elif ".." in value:
+            self.err(f"{where}: {value!r} contains '..'; {fix}")
+        elif any(p in ("", ".") for p in parts):
+            norm = "/" + "/".join(p for p in parts if p not in ("", "."))
+            self.err(f"{where}: {value!r} is not normalized; write {norm!r}")
+
+    def jump(self, where: str, value: str) -> None:
+        """[user@]host[:port], split the way remote.connect splits it."""
+        fix = "write [user@]host[:port], e.g. deploy@bastion.example.com:22"
+        user, at, rest = value.rpartition("@")
+        host, colon, port = rest.partition(":")
+        if at and not _USER_RE.fullmatch(user):
+            self.err(f"{where}: the user {user!r} in {value!r} is not a valid user name; {fix}")
+        if not (_is_ipv4(host) or _HOSTNAME_RE.fullmatch(host)):
+            self.err(f"{where}: the host {host!r} in {value!r} is neither an IPv4 address nor a "
+                     f"host name; {fix}")
+        if colon and not (re.fullmatch(r"[0-9]{1,5}", port) and 1 <= int(port) <= 65535):
+            self.err(f"{where}: the port {port!r} in {value!r} is not a number from 1 to 65535; "
+                     f"{fix}")
+
     def hostname(self, where: str, value: str | None) -> None:
-        if value and not _HOSTNAME_RE.match(value):
+        if value and not _HOSTNAME_RE.fullmatch(value):
             self.err(f"{where}: {value!r} is not a valid host name; use e.g. ei.example.com")
 
     def ident(self, where: str, value: str | None) -> None:
-        if value and not _IDENT_RE.match(value):
+        if value and not _IDENT_RE.fullmatch(value):
             self.err(f"{where}: {value!r} is not a safe SQL identifier; use letters, digits "
                      "and _ (max 64), starting with a letter")
 
@@ -338,9 +414,17 @@ class _Checker:
         p = Path(os.path.expanduser(value))
         if not p.is_absolute():
             p = (self.base / p)
-        if must_exist and not p.exists():
+        try:
+            exists, is_file = p.exists(), p.is_file()
+        except (OSError, ValueError) as e:  # e.g. a NUL in the path, or no access to a parent
+            self.err(f"{where}: {str(p)!r} cannot be used as a path ({e}); fix the path")
+            return None
+        if must_exist and not exists:
             self.err(f"{where}: file {str(p)!r} does not exist; fix the path (relative paths "
                      f"are relative to {self.base})")
+        elif must_exist and not is_file:
+            what = "a directory" if p.is_dir() else "not a regular file"
+            self.err(f"{where}: {str(p)!r} is {what}; name the file itself")
         return p
 
     def secret(self, where: str, ref: dict | None) -> str | None:
@@ -358,37 +442,137 @@ class _Checker:
         if kind == "value":
             self.warnings.append(f"!!! {where} is written inline in hosts.toml: anyone who can "
                                  "read that file has it; move it to a 0600 file or an env var")
-            return arg
+            return self.secret_value(where, arg, "")
         if kind == "env":
             val = os.environ.get(arg)
             if val is None:
                 self.err(f"{where}: environment variable {arg} is not set; export it or use "
                          "{ file = ... }")
-            return val
+                return None
+            return self.secret_value(where, val, f"environment variable {arg}")
         p = self.local_path(f"{where}.file", arg)
-        if p is None or not p.exists():
+        if p is None or not p.is_file():
             return None
         st = p.stat()
         if st.st_mode & 0o077:
             self.err(f"{where}.file: {p} is readable by others (mode "
                      f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {p}")
             return None
-        val = p.read_text().rstrip("\r\n")
+        # bytes, strict UTF-8 and no universal newlines: a CR must never quietly become a LF
+        try:
+            val = p.read_bytes().decode("utf-8")
+        except OSError as e:
+            self.err(f"{where}.file: {p} cannot be read ({e.strerror or e}); check its owner and "
+                     "mode (0600, readable by you)")
+            return None
+        except UnicodeDecodeError as e:
+            self.err(f"{where}.file: {p} is not UTF-8 text (invalid byte at offset {e.start}); "
+                     "save the secret as UTF-8")
+            return None
+        if val.endswith("\n"):
+            val = val[:-1]  # the file's final newline, one only
+        if val.endswith("\r"):
+            self.err(f"{where}.file: {p} ends with a CR (a Windows line ending?); save it with a "
+                     "Unix line ending, e.g. run: dos2unix " + str(p))
+            return None
+        return self.secret_value(where, val, f"{p}")
+
+    def secret_value(self, where: str, val: str, source: str) -> str | None:
+        """The value, or None with an error if it cannot be written everywhere it goes.
+
+        Messages name the secret and the reason, never the value.
+        """
+        src = f" ({source})" if source else ""
         if not val:
-            self.err(f"{where}.file: {p} is empty")
+            self.err(f"{where}: is empty{src}; set the secret")
+            return None
+        try:
+            val.encode("utf-8")
+        except UnicodeEncodeError:  # an environment variable that is not UTF-8
+            self.err(f"{where}: is not valid UTF-8{src}; set it as UTF-8 text")
+            return None
+        bad = next((c for c in val if ord(c) < 0x20 or ord(c) == 0x7F), None)
+        if bad is not None:
+            name = _CONTROL_NAMES.get(bad, f"U+{ord(bad):04X}")
+            sink = _SECRET_SINKS.get(where.rpartition(".")[2], "a file on the hosts")
+            self.err(f"{where}: contains the control character {name}{src}, and {sink}; "
+                     "choose a secret without control characters (U+0000-U+001F, U+007F)")
+            return None
         return val
+
+
+def _is_ipv4(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value).version == 4
+    except ValueError:
+        return False
+
+
+def console_open_reason(allow: tuple[str, ...]) -> str | None:
+    """Why cluster.console_allow lets everyone in ('is empty', ...), or None if it restricts."""
+    if not allow:
+        return "is empty"
+    nets = [ipaddress.ip_network(n, strict=False) for n in allow]
+    for version in (4, 6):
+        merged = ipaddress.collapse_addresses(n for n in nets if n.version == version)
+        every = next((n for n in merged if n.prefixlen == 0), None)
+        if every is not None:
+            return f"covers every address ({every})"
+    return None
+
+
+def _target_key(value: str) -> str:
+    """One spelling per SSH target: IPs normalised, names case-insensitive."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value.lower().rstrip(".")
+
+
+def _ssh_origin(h: Host, given: set[str]) -> str:
+    key = _key_of(h)
+    return f"{key}.ssh_address" if h.name in given else f"{key}.address"
+
+
+def _key_of(h: Host) -> str:
+    """The hosts.toml table that defines `h`: lb, nodes[i] or db."""
+    return f"nodes[{h.index - 1}]" if h.role == "node" else h.role
 
 
 def load(path: str | os.PathLike) -> Inventory:
     """Read and validate hosts.toml. Raises InventoryError listing every problem."""
-    path = Path(path).resolve() if Path(path).exists() else Path(path)
+    try:
+        path = Path(path).resolve() if Path(path).exists() else Path(path)
+    except OSError as e:  # e.g. no access to a parent directory
+        raise InventoryError(path, [f"cannot be used as a path ({e}); fix FABRIC_INVENTORY "
+                                    "(or the `inventory` setting)"]) from None
     if not path.exists():
         raise InventoryError(path, [f"file not found; create it (see the shipped hosts.toml) "
                                     f"or pass --inventory / FABRIC_INVENTORY"])
+    if path.is_dir():
+        raise InventoryError(path, [f"is a directory; point FABRIC_INVENTORY (or the `inventory` "
+                                    f"setting) at the file itself, e.g. {path / 'hosts.toml'}"])
+    if not path.is_file():
+        raise InventoryError(path, ["is not a regular file; point FABRIC_INVENTORY (or the "
+                                    "`inventory` setting) at a hosts.toml file"])
     try:
-        raw = tomllib.loads(path.read_text())
+        data = path.read_bytes()
+    except OSError as e:
+        raise InventoryError(path, [f"cannot be read ({e.strerror or e}); check its mode and "
+                                    "owner"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise InventoryError(path, [f"not UTF-8 text (invalid byte on line {line}); TOML must be "
+                                    "UTF-8: save the file as UTF-8"]) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InventoryError(path, [f"TOML syntax error: {e}"]) from None
+    except RecursionError:
+        raise InventoryError(path, ["TOML syntax error: arrays or tables nested too deeply"]) \
+            from None
     return from_dict(raw, path)
 
 
@@ -423,8 +607,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     ck.port("ssh.port", ssh["port"])
     ck.positive("ssh.connect_timeout", ssh["connect_timeout"], 1, 600)
     ck.positive("ssh.command_timeout", ssh["command_timeout"], 1, 86400)
-    if ssh["user"] and not _USER_RE.match(ssh["user"]):
-        ck.err(f"ssh.user: {ssh['user']!r} is not a valid user name")
+    if ssh["user"] and not _USER_RE.fullmatch(ssh["user"]):
+        ck.err(f"ssh.user: {ssh['user']!r} is not a valid user name; {_USER_FIX}")
     key = ck.local_path("ssh.key", ssh["key"])
     known = ck.local_path("ssh.known_hosts", ssh["known_hosts"], must_exist=False)
     if known is None:
@@ -433,10 +617,16 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err(f"ssh.known_hosts: {known} does not exist; put the hosts' keys there (verify "
                "them out of band) or set accept_new_host_keys = true to trust on first use")
     ssh_cfg = ck.local_path("ssh.ssh_config", ssh["ssh_config"], must_exist=True)
+    if ssh["jump"]:
+        ck.jump("ssh.jump", ssh["jump"])
     sudo_pw = ck.secret("ssh.sudo_password", ssh["sudo_password"])
 
     # hosts
     hosts: list[Host] = []
+    ssh_given: set[str] = set()  # hosts with an explicit ssh_address
+    for t, name in ((lb, lb["name"]), *((n, n["name"]) for n in nodes), (db, db["name"])):
+        if t["ssh_address"]:
+            ssh_given.add(name)
     if lb["address"]:
         ck.address("lb.address", lb["address"])
         ck.address("lb.ssh_address", lb["ssh_address"], cluster=False)
@@ -455,9 +645,11 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         hosts.append(Host(db["name"], "db", db["address"], db["ssh_address"] or db["address"]))
     seen_names: dict[str, str] = {}
     seen_addr: dict[str, str] = {}
+    seen_ssh: dict[str, Host] = {}
     for h in hosts:
-        if not _NAME_RE.match(h.name):
-            ck.err(f"{h.role} {h.name!r}: name must be letters, digits, '.', '_' or '-'")
+        if not _NAME_RE.fullmatch(h.name):
+            ck.err(f"{_key_of(h)}.name: {h.name!r} is not a valid host name; use letters, "
+                   "digits, '.', '_' or '-' (max 63), starting with a letter or digit")
         if h.name in seen_names:
             ck.err(f"host name {h.name!r} is used twice; give each host its own name")
         seen_names[h.name] = h.role
@@ -465,16 +657,30 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             ck.err(f"address {h.address} is given to both {seen_addr[h.address]} and {h.name}; "
                    "each host needs its own address")
         seen_addr[h.address] = h.name
+        other = seen_ssh.setdefault(_target_key(h.ssh_address), h)
+        if other is not h and (h.name in ssh_given or other.name in ssh_given):
+            ck.err(f"ssh_address {h.ssh_address} is where we SSH to for both {other.name} and "
+                   f"{h.name} ({_ssh_origin(other, ssh_given)}, {_ssh_origin(h, ssh_given)}): "
+                   "one machine would be configured as two hosts; give each host its own "
+                   "ssh_address (or none, to SSH to its address)")
 
     # cluster
     for k in ("service_name", "console_name"):
         ck.hostname(f"cluster.{k}", cl[k])
     if cl["service_name"] and cl["service_name"] == cl["console_name"]:
         ck.err("cluster.console_name: must differ from service_name (they are two vhosts)")
-    if cl["ei_home"] and not cl["ei_home"].startswith("/"):
-        ck.err(f"cluster.ei_home: {cl['ei_home']!r} must be an absolute path")
-    if cl["service_user"] and not _USER_RE.match(cl["service_user"]):
-        ck.err(f"cluster.service_user: {cl['service_user']!r} is not a valid user name")
+    ck.remote_path("cluster.ei_home", cl["ei_home"], "/opt/wso2ei-6.6.0")
+    if cl["service_user"] and not _USER_RE.fullmatch(cl["service_user"]):
+        ck.err(f"cluster.service_user: {cl['service_user']!r} is not a valid user name; "
+               f"{_USER_FIX}")
+    if cl["admin_user"] is not None and not _ADMIN_USER_RE.fullmatch(cl["admin_user"]):
+        ck.err(f"cluster.admin_user: {cl['admin_user']!r} is not a valid WSO2 user name; use "
+               "letters, digits, '.', '_', '@' or '-' (max 64), e.g. 'admin'")
+    if cl["ei_version"] is not None and not _VERSION_RE.fullmatch(cl["ei_version"]):
+        ck.err(f"cluster.ei_version: {cl['ei_version']!r} is not a version; use e.g. '6.6.0'")
+    if cl["jdbc_driver_class"] is not None and not _CLASS_RE.fullmatch(cl["jdbc_driver_class"]):
+        ck.err(f"cluster.jdbc_driver_class: {cl['jdbc_driver_class']!r} is not a Java class "
+               "name; use e.g. 'org.mariadb.jdbc.Driver', or leave it out to read it from the jar")
     if cl["service_user"] == "root":
         ck.err("cluster.service_user: the EI server must not run as root; use e.g. 'wso2'")
     ck.positive("cluster.port_offset", cl["port_offset"], 0, 1000)
@@ -484,6 +690,10 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     jdbc = ck.local_path("cluster.jdbc_driver", cl["jdbc_driver"])
     if jdbc and jdbc.exists() and jdbc.suffix != ".jar":
         ck.err(f"cluster.jdbc_driver: {jdbc} is not a .jar")
+    elif jdbc and not _FILE_NAME_RE.fullmatch(jdbc.name):
+        ck.err(f"cluster.jdbc_driver: the jar's name {jdbc.name!r} is used on the nodes "
+               "(<ei_home>/lib/); rename the file to letters, digits and . _ + @ -, e.g. "
+               "mariadb-java-client-3.3.3.jar")
     ei_zip = ck.local_path("cluster.ei_zip", cl["ei_zip"])
     allow: list[str] = []
     for i, net in enumerate(cl["console_allow"] or []):
@@ -492,8 +702,9 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         except ValueError:
             ck.err(f"cluster.console_allow[{i}]: {net!r} is not a network; use e.g. "
                    "'192.0.2.0/24' or '192.0.2.7'")
-    if not allow and "console_allow" in raw.get("cluster", {}):
-        ck.warnings.append("!!! cluster.console_allow is empty: the management console "
+    open_reason = console_open_reason(tuple(allow))
+    if open_reason and (allow or "console_allow" in raw.get("cluster", {})):
+        ck.warnings.append(f"!!! cluster.console_allow {open_reason}: the management console "
                            "(/carbon) is open to everyone who reaches the LB")
 
     # database
@@ -507,13 +718,15 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err(f"database: name(s) {', '.join(dup)} used for two databases; each database "
                "needs its own name")
     ck.positive("database.max_connections", dbs["max_connections"], 10, 100000)
+    if dbs["admin_user"] is not None and not _SQL_USER_RE.fullmatch(dbs["admin_user"]):
+        ck.err(f"database.admin_user: {dbs['admin_user']!r} is not a safe MySQL user name; use "
+               "letters, digits, '.', '_' or '-' (1 to 32), e.g. 'dbadmin'")
 
     # certs
     ck.positive("certs.key_bits", certs["key_bits"], 2048, 16384)
     ck.positive("certs.days", certs["days"], 1, 3650)
     ck.positive("certs.renew_before_days", certs["renew_before_days"], 0, 3650)
-    if certs["dir"] and not certs["dir"].startswith("/"):
-        ck.err("certs.dir: must be an absolute path on the LB")
+    ck.remote_path("certs.dir", certs["dir"], "/etc/nginx/ssl")
     cert_file = ck.local_path("certs.cert_file", certs["cert_file"])
     key_file = ck.local_path("certs.key_file", certs["key_file"])
     if bool(cert_file) != bool(key_file):

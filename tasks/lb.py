@@ -352,9 +352,10 @@ def node_hosts(run, s: HostSession) -> StepResult:
 def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
     """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
     inv = run.inv
-    if not inv.cluster.console_allow:
-        run.rep.warn("!!! cluster.console_allow is empty: the management console (/carbon on "
-                     f"{inv.cluster.console_name}) is OPEN TO EVERYONE; list the admin networks")
+    if inv.cluster.console_open:
+        run.rep.warn(f"!!! cluster.console_allow {inv.cluster.console_open}: the management "
+                     f"console (/carbon on {inv.cluster.console_name}) is OPEN TO EVERYONE; list "
+                     "the admin networks")
     if drain:
         run.rep.line(None, f"draining (marked down in the upstreams): {', '.join(sorted(drain))}")
 

@@ -17,6 +17,15 @@ def make_inv(tmp: Path, nodes: int = 2, *, cluster: dict | None = None,
 
     driver_class: write a real jar naming that JDBC driver class (else a dummy file).
     """
+    raw = make_raw(tmp, nodes, cluster=cluster, database=database, secrets=secrets,
+                   driver_class=driver_class)
+    return inventory.from_dict(raw, tmp / "hosts.toml")
+
+
+def make_raw(tmp: Path, nodes: int = 2, *, cluster: dict | None = None,
+             database: dict | None = None, secrets: dict | None = None,
+             driver_class: str | None = None) -> dict:
+    """make_inv's hosts.toml as a dict (files written in `tmp`), for tests that edit it."""
     for name in ("db_password", "admin_password", "db_admin_password"):
         p = tmp / name
         p.write_text("s3cret-" + name + "\n")
@@ -41,4 +50,4 @@ def make_inv(tmp: Path, nodes: int = 2, *, cluster: dict | None = None,
         "secrets": {"db_password": {"file": "db_password"},
                     "admin_password": {"file": "admin_password"}, **(secrets or {})},
     }
-    return inventory.from_dict(raw, tmp / "hosts.toml")
+    return raw

@@ -345,7 +345,7 @@ def test_scripts_keep_secrets_off_argv(tmp_path):
     import base64
     b64 = re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S).group(1)
     assert base64.b64decode(b64).decode() == \
-        f'[client]\nuser=dbadmin\npassword="{admin_pw}"\n'
+        f'[client]\nuser="dbadmin"\npassword="{admin_pw}"\n'
     assert "umask 077; mktemp" in sql and "trap 'rm -f \"$BPS_CNF\"' EXIT" in sql
     # the client's command line: only the option file's name
     assert re.search(r'"\$BPS_CLIENT" --defaults-extra-file="\$BPS_CNF" --connect-timeout=10 '
@@ -358,7 +358,7 @@ def test_default_admin_is_root_socket(inv):
     import base64
     sql = db.client_prelude(inv)
     b64 = re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S).group(1)
-    assert base64.b64decode(b64) == b"[client]\nuser=root\n"
+    assert base64.b64decode(b64) == b'[client]\nuser="root"\n'
 
 
 def test_admin_user_without_password_is_refused(tmp_path):

@@ -89,7 +89,7 @@ def test_shipped_hosts_toml_parses_as_toml():
     ('[cluster]', '[clustr]', "clustr: unknown section (did you mean 'cluster'?)"),
     ('service_name = "ei.example.com"\n', '', "cluster.service_name: missing required key"),
     ('address = "192.0.2.11"', 'address = "no_such host!"',
-     "nodes[0].address: 'no_such host!' is neither an IP address nor a valid host name"),
+     "nodes[0].address: 'no_such host!' is not an IPv4 address"),
     ('address = "192.0.2.11"', 'address = "127.0.0.1"', "loopback"),
     ('address = "192.0.2.11"', 'address = "localhost"', "cannot be a cluster address"),
     ('address = "192.0.2.12"', 'address = "192.0.2.11"',
