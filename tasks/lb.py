@@ -528,6 +528,6 @@ def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = Fals
 @task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
             "parallel": COMMON_HELP["parallel"]})
 def lb(c, check=False, diff=False, parallel=16):
-    """NGINX on the LB: the three vhosts (validated with nginx -t), reload only on change."""
+    """NGINX on the LB: the vhosts and catch-all (validated with nginx -t), reload on change."""
     with session(c, check=check, diff=diff, parallel=parallel, title="LB") as run:
         lb_step(run)
