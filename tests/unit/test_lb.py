@@ -549,3 +549,32 @@ def test_parse_default_site_probe():
     assert lb.parse_default_site("file\nmd5 abc\npkg \n") == {
         "kind": "file", "target": "", "md5": "abc", "pkg_md5": ""}
     assert lb.parse_default_site("absent\nmd5 \npkg x\n")["kind"] == "absent"
+
+
+def test_apply_checks_the_live_config_for_conflicts(inv, monkeypatch):
+    """A vhost that appeared between the fact read and the reload fails the step, named."""
+    scripts = []
+
+    def fake_run_script(s, script, **kw):
+        scripts.append(script)
+        return remote.CmdResult(DUMP if script.startswith("nginx -T") else "", "", 0)
+
+    class FakeRun:
+        check, stamp = False, "20260101T000000Z"
+
+        def __init__(self, inv):
+            self.inv = inv
+
+        def diffs_for(self, *a):
+            return []
+
+        def apply_files(self, *a, **kw):
+            return remote.CmdResult("", "", 0)
+
+    monkeypatch.setattr(lb.remote, "run_script", fake_run_script)
+    s = type("S", (), {"name": "lb"})()
+    f = facts()
+    r = lb.apply_lb(FakeRun(inv), s, f, lb.plan_lb(f, inv))
+    assert r.status == "failed" and "new config is live" in r.msg
+    assert "/etc/nginx/conf.d/aaa-other.conf:1 also claims" in r.msg
+    assert any(sc.startswith("nginx -T") for sc in scripts)
