@@ -353,6 +353,10 @@ def lb_status(run: Run, s: HostSession) -> StepResult:
              (f"certificate: {days} days left" if days is not None else "NO certificate")]
     bad = not facts.nginx_running or not test.ok or days is None or \
         days <= inv.certs.renew_before_days
+    clash = lb.name_conflicts(facts.nginx_dump, inv)
+    if any(c.exact for c in clash):
+        bad = True
+    parts += [("CONFLICT: " if c.exact else "!!! ") + c.describe() for c in clash]
     if inv.cluster.console_open:
         parts.append("!!! console /carbon open to everyone (cluster.console_allow "
                      f"{inv.cluster.console_open})")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import lb_rules, nginx_conf
+
 DEFAULT_TRUSTSTORE_PASSWORD = "wso2carbon"  # WSO2's shipped default
 
 
@@ -78,6 +80,8 @@ class ClusterSettings:
     allow_default_admin: bool
     admin_user: str
     nginx_extra: str
+    admin_services_extra: tuple[str, ...] = ()  # more admin services the service names hide
+    expose_on_service: tuple[str, ...] = ()  # console-only apps also served on the service names
 
     @property
     def console_open(self) -> str | None:
@@ -260,7 +264,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "jdbc_driver": (str, REQ), "jdbc_driver_class": (str, None), "ei_zip": (str, None),
         "etc_hosts": (bool, True), "console_allow": (list, []),
         "allow_default_admin": (bool, False), "admin_user": (str, "admin"),
-        "nginx_extra": (str, ""),
+        "nginx_extra": (str, ""), "admin_services_extra": (list, []),
+        "expose_on_service": (list, []),
     },
     "database": {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
@@ -702,6 +707,24 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         except ValueError:
             ck.err(f"cluster.console_allow[{i}]: {net!r} is not a network; use e.g. "
                    "'192.0.2.0/24' or '192.0.2.7'")
+    problem = nginx_conf.snippet_problem(cl["nginx_extra"] or "")
+    if problem:
+        ck.err(f"cluster.nginx_extra: {problem}; put directives (and whole `location ... {{ }}` "
+               "blocks) only")
+    admin_extra: list[str] = []
+    for i, name in enumerate(cl["admin_services_extra"] or []):
+        if isinstance(name, str) and lb_rules.SERVICE_NAME_RE.fullmatch(name):
+            admin_extra.append(name)
+        else:
+            ck.err(f"cluster.admin_services_extra[{i}]: {name!r} is not a plain service name; "
+                   "use the name as in /services/<name>, e.g. 'LoggingAdmin'")
+    exposed: list[str] = []
+    for i, app in enumerate(cl["expose_on_service"] or []):
+        if app in lb_rules.CONSOLE_APPS:
+            exposed.append(app)
+        else:
+            ck.err(f"cluster.expose_on_service[{i}]: {app!r} is not one of "
+                   f"{', '.join(lb_rules.CONSOLE_APPS)}{_suggest(str(app), list(lb_rules.CONSOLE_APPS))}")
     open_reason = console_open_reason(tuple(allow))
     if open_reason and (allow or "console_allow" in raw.get("cluster", {})):
         ck.warnings.append(f"!!! cluster.console_allow {open_reason}: the management console "
@@ -758,7 +781,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             cl["service_name"], cl["console_name"], cl["ei_home"].rstrip("/"), cl["ei_version"],
             cl["service_user"], cl["port_offset"], cl["hazelcast_port"], cl["domain"],
             cl["health_timeout"], jdbc, cl["jdbc_driver_class"], ei_zip, cl["etc_hosts"],
-            tuple(allow), cl["allow_default_admin"], cl["admin_user"], cl["nginx_extra"]),
+            tuple(allow), cl["allow_default_admin"], cl["admin_user"], cl["nginx_extra"],
+            tuple(admin_extra), tuple(dict.fromkeys(exposed))),
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],

@@ -1,13 +1,18 @@
 """`fab lb`: the NGINX load balancer in front of the EI nodes (guide §5.1).
 
-Three vhosts in /etc/nginx/conf.d/ rendered from templates/ (Jinja2, StrictUndefined):
+Four files in /etc/nginx/conf.d/ rendered from templates/ (Jinja2, StrictUndefined):
 `ei.http.conf` and `ei.https.conf` (service name, round robin over every node, HTTP 9765 /
-HTTPS 9445 with the profile's port offset) and `ui.ei.https.conf` (console name, HTTPS with
-client affinity `hash $remote_addr consistent`, allow-list from cluster.console_allow).
+HTTPS 9445 with the profile's port offset; never the console, the admin services or the
+console-only apps: tasks/lb_rules.py), `ui.ei.https.conf` (console name, HTTPS with client
+affinity `hash $remote_addr consistent`, allow-list from cluster.console_allow) and
+`ei.default.conf` (catch-all default servers on 80 and 443: unknown Host headers never reach
+the nodes).
 
-Debian's default site (`sites-enabled/default`, `default_server` on :80) is disabled: the link
-is moved to /var/backups/bps-deploy/ (the site itself stays in sites-available). Requests whose
-Host matches no vhost then land on the first :80 vhost, i.e. the service vhost.
+Debian's own default site (the link `sites-enabled/default` -> sites-available/default whose
+content is the nginx package's, by dpkg's md5) is disabled: the link is moved to
+/var/backups/bps-deploy/. Anything else at that path is the operator's and is left alone, with
+a warning. Another server block claiming our names on our ports (read from `nginx -T`) fails
+the step, naming its file.
 
 Files are pushed only when their content differs, the new set is checked with `nginx -t` and
 rolled back if the check fails (nginx keeps serving the old config), nginx is reloaded only when
@@ -24,7 +29,7 @@ from pathlib import Path
 import jinja2
 from invoke import task
 
-from . import remote
+from . import lb_rules, nginx_conf, remote
 from .cli import COMMON_HELP, session
 from .inventory import Host, Inventory
 from .remote import FileChange, FileSpec, HostSession, q
@@ -32,8 +37,9 @@ from .report import StepResult
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CONF_DIR = "/etc/nginx/conf.d"
-VHOSTS = ("ei.http.conf", "ei.https.conf", "ui.ei.https.conf")
+VHOSTS = ("ei.http.conf", "ei.https.conf", "ui.ei.https.conf", "ei.default.conf")
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+DEBIAN_DEFAULT = "/etc/nginx/sites-available/default"  # nginx-common's conffile
 ETC_HOSTS = "/etc/hosts"
 HOSTS_MARKER = "bps-deploy lb-names"
 MAX_FAILS = 3
@@ -102,8 +108,22 @@ def parse_nginx_version(out: str) -> tuple[int, ...] | None:
 
 
 def template_context(inv: Inventory, nginx_version: tuple[int, ...] | None,
-                     drain: frozenset[str] = frozenset()) -> dict:
+                     drain: frozenset[str] = frozenset(),
+                     default_owners: dict[int, str] | None = None) -> dict:
+    """default_owners: {port: file} of other files that declare default_server on 80/443."""
     cl = inv.cluster
+    default_owners = default_owners or {}
+    problem = nginx_conf.snippet_problem(cl.nginx_extra or "")
+    if problem:
+        raise LbError(f"cluster.nginx_extra: {problem}")
+    try:
+        admin_regex = lb_rules.admin_services_regex(cl.admin_services_extra)
+    except ValueError as e:
+        raise LbError(f"cluster.admin_services_extra: {e}") from None
+    bad = sorted(set(cl.expose_on_service) - set(lb_rules.CONSOLE_APPS))
+    if bad:
+        raise LbError(f"cluster.expose_on_service: {', '.join(bad)} unknown; allowed: "
+                      f"{', '.join(lb_rules.CONSOLE_APPS)}")
     unknown = sorted(set(drain) - {n.name for n in inv.nodes})
     if unknown:
         raise LbError(f"cannot drain {', '.join(unknown)}: no such node in hosts.toml "
@@ -129,16 +149,79 @@ def template_context(inv: Inventory, nginx_version: tuple[int, ...] | None,
         "fail_timeout": FAIL_TIMEOUT,
         # `http2 on;` exists from 1.25.1; before that http2 is a `listen` parameter
         "http2_directive": bool(nginx_version and nginx_version >= (1, 25, 1)),
+        "admin_services_regex": admin_regex,
+        "console_only_regex": lb_rules.console_only_regex(cl.expose_on_service),
+        # ssl_reject_handshake exists from 1.19.4; before that the catch-all shows our cert
+        "reject_handshake": bool(nginx_version and nginx_version >= (1, 19, 4)),
+        "default_owner_80": default_owners.get(80, ""),
+        "default_owner_443": default_owners.get(443, ""),
     }
 
 
 def render_vhosts(inv: Inventory, nginx_version: tuple[int, ...] | None,
-                  drain: frozenset[str] = frozenset()) -> list[FileSpec]:
-    """Pure: the three vhost files, exactly."""
-    ctx = template_context(inv, nginx_version, drain)
+                  drain: frozenset[str] = frozenset(),
+                  default_owners: dict[int, str] | None = None) -> list[FileSpec]:
+    """Pure: the vhost files, exactly. Each must be well-formed (braces balance)."""
+    ctx = template_context(inv, nginx_version, drain, default_owners)
     env = _env()
-    return [FileSpec(f"{CONF_DIR}/{name}", tidy(render(f"{name}.j2", ctx, env)).encode())
-            for name in VHOSTS]
+    out = []
+    for name in VHOSTS:
+        text = tidy(render(f"{name}.j2", ctx, env))
+        problem = nginx_conf.structure_problem(text)
+        if problem:
+            raise RenderError(f"{CONF_DIR}/{name} as rendered is not well-formed: {problem}")
+        out.append(FileSpec(f"{CONF_DIR}/{name}", text.encode()))
+    return out
+
+
+def our_names(inv: Inventory) -> dict[str, set[int]]:
+    """Our server names and the ports our vhosts serve each on."""
+    return {inv.cluster.service_name: {80, 443}, inv.cluster.console_name: {443}}
+
+
+def name_conflicts(dump: str | None, inv: Inventory) -> list[nginx_conf.Conflict]:
+    """Pure: other server blocks in an `nginx -T` dump claiming our names on our ports."""
+    if not dump:
+        return []
+    own = {f"{CONF_DIR}/{v}" for v in VHOSTS}
+    return nginx_conf.conflicts(nginx_conf.parse_servers(dump), our_names(inv), own)
+
+
+def default_owners(dump: str | None, skip: set[str]) -> dict[int, str]:
+    """Pure: {port: file} for 80/443 where a file other than ours (and `skip`) is
+    the default_server."""
+    if not dump:
+        return {}
+    own = {f"{CONF_DIR}/{v}" for v in VHOSTS} | skip
+    out: dict[int, str] = {}
+    for b in nginx_conf.parse_servers(dump):
+        for port in sorted(b.default_ports & {80, 443}):
+            if b.file not in own:
+                out.setdefault(port, b.file)
+    return out
+
+
+def default_site_decision(kind: str, target: str, md5: str,
+                          pkg_md5: str) -> tuple[bool, str | None]:
+    """Pure: (disable it, warning). Only Debian's own default site is disabled: the link
+    sites-enabled/default -> /etc/nginx/sites-available/default whose content has the md5 dpkg
+    recorded for nginx-common's conffile. Anything else is the operator's: left, with a warning.
+    """
+    if kind == "absent":
+        return False, None
+    if kind != "link":
+        why = "it is a regular file, not Debian's link to sites-available/default"
+    elif target != DEBIAN_DEFAULT:
+        why = f"it links to {target or '?'}, not to {DEBIAN_DEFAULT}"
+    elif not pkg_md5:
+        why = (f"dpkg records no checksum for {DEBIAN_DEFAULT} (nginx-common not installed?), "
+               "so it cannot be told from your own site")
+    elif md5 != pkg_md5:
+        why = f"{DEBIAN_DEFAULT} was edited (its md5 differs from the nginx package's)"
+    else:
+        return True, None
+    return False, (f"!!! left {DEFAULT_SITE} alone: {why}. It stays enabled; requests it "
+                   "matches (and unknown Host headers, if it is the default_server) go there")
 
 
 def tidy(text: str) -> str:
@@ -171,6 +254,11 @@ class LbFacts:
     cert_present: bool
     key_present: bool
     default_site: bool  # sites-enabled/default exists (file or link)
+    default_site_kind: str = "absent"  # absent | link | file (anything not a link)
+    default_site_target: str = ""  # the link's resolved target
+    default_site_md5: str = ""  # md5 of what sites-enabled/default resolves to
+    default_site_pkg_md5: str = ""  # dpkg's md5 of nginx-common's sites-available/default
+    nginx_dump: str | None = None  # `nginx -T` (None when it fails)
     files: dict[str, remote.FileState | None] = field(default_factory=dict)
     hosts_content: bytes | None = None
     hosts_state: remote.FileState | None = None
@@ -181,6 +269,30 @@ NGINX_RUNNING = ("if [ -s /run/nginx.pid ] && kill -0 \"$(cat /run/nginx.pid)\" 
                  "else echo stopped; fi")
 
 
+DEFAULT_SITE_PROBE = (
+    f"d={DEFAULT_SITE}; if [ -L $d ]; then echo \"link $(readlink -f $d)\"; "
+    "elif [ -e $d ]; then echo file; else echo absent; fi; "
+    "echo \"md5 $(md5sum < $d 2>/dev/null | cut -d' ' -f1)\"; "
+    "echo \"pkg $(dpkg-query -W -f='${Conffiles}\\n' nginx-common 2>/dev/null | "
+    f"awk '$1==\"{DEBIAN_DEFAULT}\" {{print $2}}')\"")
+
+
+def parse_default_site(out: str) -> dict[str, str]:
+    """The default-site probe's output -> kind, target, md5, pkg_md5."""
+    got = {"kind": "absent", "target": "", "md5": "", "pkg_md5": ""}
+    for line in out.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word in ("absent", "file"):
+            got["kind"] = word
+        elif word == "link":
+            got["kind"], got["target"] = "link", rest.strip()
+        elif word == "md5":
+            got["md5"] = rest.strip()
+        elif word == "pkg":
+            got["pkg_md5"] = rest.strip()
+    return got
+
+
 def lb_probes(inv: Inventory) -> dict[str, str]:
     probes = {f"file:{CONF_DIR}/{v}": remote.probe_file(f"{CONF_DIR}/{v}") for v in VHOSTS}
     probes.update({
@@ -189,8 +301,8 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
         "systemd": "[ -d /run/systemd/system ] && echo yes || echo no",
         "cert": f"[ -s {q(inv.certs.cert_path)} ] && echo present || echo missing",
         "key": f"[ -s {q(inv.certs.key_path)} ] && echo present || echo missing",
-        "default_site": f"[ -e {DEFAULT_SITE} ] || [ -L {DEFAULT_SITE} ] && echo present "
-                        "|| echo absent",
+        "default_site": DEFAULT_SITE_PROBE,
+        "nginx_dump": "nginx -T 2>/dev/null",
         "hosts_file": remote.probe_file(ETC_HOSTS, content=True),
     })
     return probes
@@ -198,13 +310,20 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
 
 def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
     nginx = facts["nginx"].out.strip()
+    ds = parse_default_site(facts["default_site"].out)
+    dump = facts.get("nginx_dump")
     return LbFacts(
         nginx_version=None if nginx.endswith("MISSING") else parse_nginx_version(nginx),
         nginx_running=facts["running"].out.strip() == "running",
         systemd=facts["systemd"].out.strip() == "yes",
         cert_present=facts["cert"].out.strip() == "present",
         key_present=facts["key"].out.strip() == "present",
-        default_site=facts["default_site"].out.strip() == "present",
+        default_site=ds["kind"] != "absent",
+        default_site_kind=ds["kind"],
+        default_site_target=ds["target"],
+        default_site_md5=ds["md5"],
+        default_site_pkg_md5=ds["pkg_md5"],
+        nginx_dump=dump.out if dump is not None and dump.rc == 0 and dump.out.strip() else None,
         files={f"{CONF_DIR}/{v}": remote.parse_file_probe(facts[f"file:{CONF_DIR}/{v}"].out)
                for v in VHOSTS},
         hosts_content=remote.parse_content_probe(facts["hosts_file"].out),
@@ -226,13 +345,15 @@ class LbPlan:
     hosts: list[FileChange] = field(default_factory=list)
     disable_default: bool = False
     start: bool = False  # nginx is not running
+    warnings: list[str] = field(default_factory=list)  # shown in the step's message
 
     @property
     def changes(self) -> list[str]:
-        out = [c.describe() for c in self.vhosts]
+        out = []
         if self.disable_default:
             out.append(f"disable Debian's default site ({DEFAULT_SITE}, link moved to "
                        f"{remote.BACKUP_DIR})")
+        out += [c.describe() for c in self.vhosts]
         out += [c.describe() + " (LB names block)" for c in self.hosts]
         if self.start:
             out.append("start nginx (not running)")
@@ -255,11 +376,24 @@ def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
     if missing and not certs_planned:
         return LbPlan(error=f"{' and '.join(missing)} not on the LB: run `fab certs` first "
                             "(nothing was written)")
-    wanted = render_vhosts(inv, facts.nginx_version, drain)
+    disable, warning = default_site_decision(facts.default_site_kind, facts.default_site_target,
+                                             facts.default_site_md5, facts.default_site_pkg_md5)
+    warnings = [warning] if warning else []
+    found = name_conflicts(facts.nginx_dump, inv)
+    exact = [c for c in found if c.exact]
+    if exact:
+        return LbPlan(error="another vhost on the LB claims our names (nothing was written):\n"
+                            + "\n".join(c.describe() for c in exact), warnings=warnings)
+    warnings += ["!!! " + c.describe() for c in found]
+    owners = default_owners(facts.nginx_dump, {DEFAULT_SITE} if disable else set())
+    for port, f in sorted(owners.items()):
+        warnings.append(f"!!! {f} is the default_server on port {port}: requests with an "
+                        "unknown Host header go there (our catch-all is left out on that port)")
+    wanted = render_vhosts(inv, facts.nginx_version, drain, owners)
     return LbPlan(vhosts=remote.plan_files(wanted, facts.files),
                   hosts=plan_etc_hosts(facts.hosts_content, facts.hosts_state, inv),
-                  disable_default=facts.default_site,
-                  start=not facts.nginx_running)
+                  disable_default=disable,
+                  start=not facts.nginx_running, warnings=warnings)
 
 
 # --------------------------------------------------------------------------- apply
@@ -298,17 +432,29 @@ def nginx_message(text: str) -> str:
     return "\n".join(lines) if lines else text.strip()[-1500:]
 
 
+def live_conflicts_script() -> str:
+    return "nginx -T 2>/dev/null\n"
+
+
 def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
     changes = plan.changes
+    warn = "".join("\n" + w for w in plan.warnings)
     if plan.error:
-        return StepResult(s.name, STEP, "failed", plan.error)
+        return StepResult(s.name, STEP, "failed", plan.error + warn)
     diffs = run.diffs_for(s, plan.vhosts + plan.hosts,
                           {ETC_HOSTS: facts.hosts_content})
     if not changes:
         return StepResult(s.name, STEP, "ok", "vhosts, /etc/hosts and nginx already as wanted; "
-                                                "no reload")
+                                                "no reload" + warn)
     if run.check:
-        return StepResult(s.name, STEP, "changed", "would change (check mode)", changes, diffs)
+        return StepResult(s.name, STEP, "changed", "would change (check mode)" + warn, changes,
+                          diffs)
+    if plan.disable_default:
+        # first: Debian's site is a default_server on :80, as is our catch-all
+        res = remote.run_script(s, disable_default_script(run.stamp), what="disable default site")
+        if not res.ok:
+            return StepResult(s.name, STEP, "failed", "disabling the default site failed (it was "
+                              "restored):\n" + nginx_message(res.stderr + res.stdout))
     if plan.vhosts:
         res = run.apply_files(s, plan.vhosts, validate="nginx -t", what="nginx vhosts",
                               check=False)
@@ -319,11 +465,6 @@ def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
                     "nginx -t rejected the new config; the previous files were put back and "
                     "nginx still serves the old config:\n" + nginx_message(res.stderr), [], diffs)
             raise remote.CommandFailed(s.name, "writing nginx vhosts", res)
-    if plan.disable_default:
-        res = remote.run_script(s, disable_default_script(run.stamp), what="disable default site")
-        if not res.ok:
-            return StepResult(s.name, STEP, "failed", "disabling the default site failed (it was "
-                              "restored):\n" + nginx_message(res.stderr + res.stdout))
     if plan.hosts:
         run.apply_files(s, plan.hosts, what="/etc/hosts")
     if plan.start:
@@ -332,7 +473,16 @@ def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
     elif plan.vhosts or plan.disable_default:
         remote.run_script(s, nginx_service_script("reload", facts.systemd), check=True,
                           what="reload nginx")
-    return StepResult(s.name, STEP, "changed", "", changes, diffs)
+    if plan.vhosts or plan.disable_default or plan.start:
+        # the config now live: did another vhost claim our names meanwhile?
+        live = remote.run_script(s, live_conflicts_script(), what="nginx -T")
+        exact = [c for c in name_conflicts(live.stdout if live.ok else None, run.inv)
+                 if c.exact]
+        if exact:
+            return StepResult(s.name, STEP, "failed", "the new config is live, but another vhost "
+                              "claims our names:\n" + "\n".join(c.describe() for c in exact)
+                              + warn, changes, diffs)
+    return StepResult(s.name, STEP, "changed", warn.lstrip("\n"), changes, diffs)
 
 
 def node_hosts(run, s: HostSession) -> StepResult:
@@ -378,6 +528,6 @@ def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = Fals
 @task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
             "parallel": COMMON_HELP["parallel"]})
 def lb(c, check=False, diff=False, parallel=16):
-    """NGINX on the LB: the three vhosts (validated with nginx -t), reload only on change."""
+    """NGINX on the LB: the vhosts and catch-all (validated with nginx -t), reload on change."""
     with session(c, check=check, diff=diff, parallel=parallel, title="LB") as run:
         lb_step(run)

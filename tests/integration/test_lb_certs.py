@@ -224,7 +224,9 @@ def test_lb_first_run(env):
     assert p.returncode == 0, out
     assert "create /etc/nginx/conf.d/ei.http.conf" in out and "start nginx" in out
     assert lab.exec("lb", "ls /etc/nginx/conf.d/").stdout.split() == \
-        ["ei.http.conf", "ei.https.conf", "ui.ei.https.conf"]
+        ["ei.default.conf", "ei.http.conf", "ei.https.conf", "ui.ei.https.conf"]
+    # the lab's /etc is the machine's: Debian's own, untouched default site link
+    assert "disable Debian's default site" in out
     assert not lab.exec("lb", "ls /etc/nginx/sites-enabled/").stdout.strip()
     for h in ["lb", *lab.node_names]:
         hosts = lab.exec(h, "cat /etc/hosts").stdout
@@ -401,3 +403,194 @@ def test_wrong_password_on_one_node(env):
         lab.exec("node2", f"keytool -storepasswd -keystore {STORE} -storepass:file /tmp/.new-pw "
                           "-new:file /tmp/.ts-pw", check=True)
     assert fab(env["inv"], "certs").returncode == 0
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+HOSTILE_PATHS = [
+    "/carbon/", "/carbon/admin/login.jsp", "/CARBON/", "/Carbon/admin/index.jsp",
+    "/services/UserAdmin", "/services//UserAdmin", "/SERVICES/UserAdmin",
+    "/services/useradmin", "/services/UserAdmin.UserAdminHttpsSoap12Endpoint",
+    "/services/UserAdmin?wsdl", "/services/%55serAdmin", "/services/%2e%2e;/carbon/",
+    "/services/..;/carbon/", "/;x/carbon/", "/services/t/a.com/UserAdmin",
+    "/services/AuthenticationAdmin", "/services/RemoteUserStoreManagerService",
+    "/services/ServerAdmin", "/services/BPELPackageManagementService",
+    "/services/HumanTaskPackageManagementService", "/services/ProcessManagementService",
+    "/services/InstanceManagementService", "/services/LoggingAdmin",
+    "/services/TenantMgtAdminService", "/bpmn/", "/bpmn-explorer/", "/humantask-explorer/",
+]
+
+
+def raw_request(lab, url: str, host: str | None = None, sni: str | None = None,
+                from_host: str | None = None) -> tuple[str, str]:
+    """(http code, body) of one request sent exactly as written (--path-as-is)."""
+    cmd = ["curl", "-sk", "--path-as-is", "--max-time", "10", "-o", "-", "-w", "\n@@%{http_code}"]
+    if host:
+        cmd += ["-H", f"Host: {host}"]
+    if sni:
+        cmd += ["--resolve", f"{sni}:443:{lab.address('lb')}"]
+    cmd.append(url)
+    p = (lab.exec(from_host, cmd) if from_host
+         else subprocess.run(cmd, capture_output=True, text=True, timeout=20))
+    body, _, code = p.stdout.rpartition("\n@@")
+    return code.strip(), body
+
+
+def test_console_and_admin_only_through_console_name(env):
+    """Item 3: from outside the allow-list, no name, port or Host header reaches /carbon, an
+    admin service or a console-only app; from inside it, only the console name does."""
+    lab = env["lab"]
+    inv = variant(env, "hostile3", cluster={"console_allow": [f"{lab.address('node1')}/32"]})
+    p = fab(inv, "lb")
+    assert p.returncode == 0, out_of(p)
+    lbip = lab.address("lb")
+    try:
+        for path in HOSTILE_PATHS:
+            tries = {
+                "http service": raw_request(lab, f"http://{lbip}{path}", host=SERVICE),
+                "https service": raw_request(lab, f"https://{SERVICE}{path}", sni=SERVICE),
+                "https console": raw_request(lab, f"https://{CONSOLE}{path}", sni=CONSOLE),
+                "http console": raw_request(lab, f"http://{lbip}{path}", host=CONSOLE),
+                "http other Host": raw_request(lab, f"http://{lbip}{path}", host="evil.test"),
+                "http LB address": raw_request(lab, f"http://{lbip}{path}"),
+                "https LB address": raw_request(lab, f"https://{lbip}{path}"),
+                "https SNI service, Host other": raw_request(
+                    lab, f"https://{SERVICE}{path}", host="evil.test", sni=SERVICE),
+                "https SNI service, Host console": raw_request(
+                    lab, f"https://{SERVICE}{path}", host=CONSOLE, sni=SERVICE),
+                "node2 (outside the list) https console": raw_request(
+                    lab, f"https://{CONSOLE}{path}", sni=CONSOLE, from_host="node2"),
+                "node1 (allowed) https service": raw_request(
+                    lab, f"https://{SERVICE}{path}", sni=SERVICE, from_host="node1"),
+            }
+            for what, (code, body) in tries.items():
+                assert code != "200" and "node=" not in body, (path, what, code, body)
+        # what each refusal looks like
+        assert raw_request(lab, f"http://{lbip}/carbon/", host=SERVICE)[0] == "404"
+        assert raw_request(lab, f"https://{CONSOLE}/carbon/", sni=CONSOLE)[0] == "403"
+        assert raw_request(lab, f"http://{lbip}/", host="evil.test")[0] == "000"  # 444: closed
+        assert raw_request(lab, f"https://{lbip}/")[0] == "000"  # handshake refused
+        assert raw_request(lab, f"https://{SERVICE}/", host="evil.test", sni=SERVICE)[0] == "421"
+        # allowed: the console name from node1; services on the service names from anywhere
+        code, body = raw_request(lab, f"https://{CONSOLE}/carbon/", sni=CONSOLE,
+                                 from_host="node1")
+        assert code == "200" and "path=/carbon/" in body, body
+        code, body = raw_request(lab, f"https://{CONSOLE}/services/UserAdmin?wsdl", sni=CONSOLE,
+                                 from_host="node1")
+        assert code == "200" and answered_by(body), body
+        for url, kw in ((f"http://{lbip}/services/OrderProcess", {"host": SERVICE}),
+                        (f"https://{SERVICE}/services/Echo?wsdl", {"sni": SERVICE})):
+            code, body = raw_request(lab, url, **kw)
+            assert code == "200" and answered_by(body), (url, body)
+    finally:
+        assert fab(env["inv"], "lb").returncode == 0
+
+
+def test_expose_on_service_opens_only_what_it_names(env):
+    lab = env["lab"]
+    inv = variant(env, "expose", cluster={"expose_on_service": ["bpmn"],
+                                          "admin_services_extra": ["OrderProcess"]})
+    p = fab(inv, "lb")
+    assert p.returncode == 0, out_of(p)
+    try:
+        lbip = lab.address("lb")
+        code, body = raw_request(lab, f"http://{lbip}/bpmn/runtime/tasks", host=SERVICE)
+        assert code == "200" and "path=/bpmn/runtime/tasks" in body
+        for path in ("/bpmn-explorer/", "/services/OrderProcess", "/carbon/"):
+            assert raw_request(lab, f"http://{lbip}{path}", host=SERVICE)[0] == "404", path
+    finally:
+        assert fab(env["inv"], "lb").returncode == 0
+
+
+def test_nginx_extra_cannot_close_the_server_block(env):
+    """Item 12: a snippet that closes our server block and opens its own is refused before
+    any host is touched; a snippet with its own `location { }` still works."""
+    lab = env["lab"]
+    before, shas = nginx_procs(lab), vhost_shas(lab)
+    evil = ("client_max_body_size 1m;\n}\nserver {\n    listen 80;\n"
+            f"    server_name {SERVICE};\n    location / {{ return 200 'hijacked'; }}")
+    inv = variant(env, "evil-extra", cluster={"nginx_extra": "@@EXTRA@@"})
+    inv.write_text(inv.read_text().replace('"@@EXTRA@@"', '"""\n' + evil + '"""'))
+    p = fab(inv, "lb")
+    out = out_of(p)
+    assert p.returncode == 2, out
+    assert "cluster.nginx_extra: line 2: `}` closes the server block" in out
+    assert vhost_shas(lab) == shas and nginx_procs(lab) == before
+    assert answered_by(curl(lab, SERVICE, "/", https=False)) in ("node1", "node2")
+    inv = variant(env, "ok-extra", cluster={"nginx_extra": "location = /lb-ping { return 200 "
+                                                           "'pong}'; }"})
+    try:
+        p = fab(inv, "lb")
+        assert p.returncode == 0, out_of(p)
+        assert curl(lab, SERVICE, "/lb-ping", https=False) == "pong}"
+    finally:
+        assert fab(env["inv"], "lb").returncode == 0
+
+
+def test_other_vhost_claiming_our_name_fails_deploy_and_status(env):
+    """Item 13: another conf.d file with our service name (other case) on port 80."""
+    lab = env["lab"]
+    lab.exec("lb", "cat > /etc/nginx/conf.d/aaa-other.conf", check=True,
+             input="server {\n    listen 80;\n    server_name EI.WSO2.com;\n"
+                   "    return 200 \"other\\n\";\n}\n")
+    lab.exec("lb", "nginx -t && nginx -s reload", check=True)
+    try:
+        time.sleep(0.5)
+        assert curl(lab, SERVICE, "/", https=False).strip() == "other"  # it took the traffic
+        p = fab(env["inv"], "lb")
+        out = out_of(p)
+        assert p.returncode != 0, out
+        assert re.search(r"\[lb\] lb: failed: another vhost on the LB claims our names.*\n"
+                         r".*/etc/nginx/conf\.d/aaa-other\.conf:1 also claims server_name "
+                         r"ei\.wso2\.com on port 80", out), out
+        p = fab(env["inv"], "status")
+        assert p.returncode != 0
+        assert "CONFLICT: /etc/nginx/conf.d/aaa-other.conf:1" in out_of(p), out_of(p)
+    finally:
+        lab.exec("lb", "rm -f /etc/nginx/conf.d/aaa-other.conf; nginx -s reload", check=True)
+    # a wildcard that could match: a warning, not an error (exact names win in nginx)
+    lab.exec("lb", "cat > /etc/nginx/conf.d/zzz-wild.conf", check=True,
+             input="server {\n    listen 443 ssl;\n    server_name *.wso2.com;\n"
+                   "    ssl_certificate /etc/nginx/ssl/server.crt;\n"
+                   "    ssl_certificate_key /etc/nginx/ssl/server.key;\n    return 200;\n}\n")
+    lab.exec("lb", "nginx -t && nginx -s reload", check=True)
+    try:
+        p = fab(env["inv"], "lb")
+        out = out_of(p)
+        assert p.returncode == 0, out
+        assert "zzz-wild.conf:1 has server_name *.wso2.com on port 443, which could match " \
+               "ei.wso2.com" in out, out
+    finally:
+        lab.exec("lb", "rm -f /etc/nginx/conf.d/zzz-wild.conf; nginx -s reload", check=True)
+    time.sleep(0.5)
+    assert answered_by(curl(lab, SERVICE, "/", https=False)) in ("node1", "node2")
+
+
+def test_operator_default_site_left_alone(env):
+    """Item 14: a regular file at sites-enabled/default is the operator's: kept, warned."""
+    lab = env["lab"]
+    site = "server {\n    listen 80;\n    server_name mysite.example;\n    return 200 \"mysite\\n\";\n}\n"
+    lab.exec("lb", "cat > /etc/nginx/sites-enabled/default", input=site, check=True)
+    lab.exec("lb", "nginx -t && nginx -s reload", check=True)
+    try:
+        for _ in range(2):
+            p = fab(env["inv"], "lb")
+            out = out_of(p)
+            assert p.returncode == 0, out
+            assert "left /etc/nginx/sites-enabled/default alone: it is a regular file" in out, out
+            assert "disable Debian's default site" not in out
+            assert lab.exec("lb", "cat /etc/nginx/sites-enabled/default").stdout == site
+        time.sleep(0.5)
+        code, body = raw_request(lab, f"http://{lab.address('lb')}/", host="mysite.example")
+        assert (code, body.strip()) == ("200", "mysite")
+    finally:
+        lab.exec("lb", "rm -f /etc/nginx/sites-enabled/default; nginx -s reload", check=True)
+    # Debian's own link, untouched content: disabled (moved aside) again
+    lab.exec("lb", "ln -s /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default",
+             check=True)
+    p = fab(env["inv"], "lb")
+    out = out_of(p)
+    assert p.returncode == 0, out
+    assert "disable Debian's default site" in out and "alone" not in out
+    assert not lab.exec("lb", "ls /etc/nginx/sites-enabled/").stdout.strip()

@@ -20,6 +20,12 @@ def inv(tmp_path):
     return make_inv(tmp_path)
 
 
+PKG_MD5 = "f1f26aef86f90a484f3a2f46ccc46ff6"
+DEBIAN_SITE = dict(default_site=True, default_site_kind="link",
+                   default_site_target="/etc/nginx/sites-available/default",
+                   default_site_md5=PKG_MD5, default_site_pkg_md5=PKG_MD5)
+
+
 def facts(**kw) -> lb.LbFacts:
     base = dict(nginx_version=(1, 22, 1), nginx_running=True, systemd=False, cert_present=True,
                 key_present=True, default_site=False, files={}, hosts_content=b"127.0.0.1 localhost\n",
@@ -88,6 +94,8 @@ def test_affinity_on_console_only(inv):
 def test_guide_proxy_headers(inv):
     r = rendered(inv)
     for name, text in r.items():
+        if name == "ei.default.conf":
+            continue
         for line in ("proxy_set_header X-Forwarded-Host $host;",
                      "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
                      "proxy_set_header Host $http_host;", "proxy_read_timeout 5m;",
@@ -154,7 +162,7 @@ def test_render_is_deterministic(inv):
 # --------------------------------------------------------------------- plans
 
 def test_plan_fresh_lb(inv):
-    plan = lb.plan_lb(facts(nginx_running=False, default_site=True), inv)
+    plan = lb.plan_lb(facts(nginx_running=False, **DEBIAN_SITE), inv)
     assert [c.spec.path for c in plan.vhosts] == [f"/etc/nginx/conf.d/{v}" for v in lb.VHOSTS]
     assert plan.disable_default and plan.start
     assert len(plan.hosts) == 1
@@ -221,7 +229,9 @@ def test_parse_facts():
         "nginx": remote.Fact("nginx version: nginx/1.22.1", 0),
         "running": remote.Fact("running", 0), "systemd": remote.Fact("no", 0),
         "cert": remote.Fact("present", 0), "key": remote.Fact("missing", 0),
-        "default_site": remote.Fact("present", 0),
+        "default_site": remote.Fact("link /etc/nginx/sites-available/default\nmd5 abc\n"
+                                    "pkg abc", 0),
+        "nginx_dump": remote.Fact("", 1),
         "hosts_file": remote.Fact("644 root root abc\nMTI3LjAuMC4xIGxvY2FsaG9zdAo=", 0),
     }
     for v in lb.VHOSTS:
@@ -229,6 +239,8 @@ def test_parse_facts():
     f = lb.parse_lb_facts(raw)
     assert f.nginx_version == (1, 22, 1) and f.nginx_running and not f.systemd
     assert f.cert_present and not f.key_present and f.default_site
+    assert (f.default_site_kind, f.default_site_target) == ("link", lb.DEBIAN_DEFAULT)
+    assert f.default_site_md5 == f.default_site_pkg_md5 == "abc" and f.nginx_dump is None
     assert f.hosts_content == b"127.0.0.1 localhost\n"
     assert all(v is None for v in f.files.values())
     raw["nginx"] = remote.Fact("MISSING", 0)
@@ -247,3 +259,321 @@ def test_service_script_variants():
     s = lb.nginx_service_script("reload", False)
     assert "service nginx reload" in s and "nginx -s reload" in s
     assert "else nginx; fi" in lb.nginx_service_script("start", False)
+
+
+# --------------------------------------------------------------------- hostile input: item 3
+
+import re  # noqa: E402
+import urllib.parse  # noqa: E402
+
+from tasks import lb_rules, nginx_conf  # noqa: E402
+
+
+def nginx_uri(raw: str) -> str:
+    """What nginx matches locations against: no query, %XX decoded, // merged."""
+    path = urllib.parse.unquote(raw.split("?", 1)[0])
+    return re.sub(r"/{2,}", "/", path)
+
+
+def guarded(text: str, raw_uri: str) -> bool:
+    """True when one of the vhost's `return 404` regex locations takes the request."""
+    uri = nginx_uri(raw_uri)
+    for flag, rx in re.findall(r'location (~\*?) "([^"]+)" \{\n\s+return 404;', text):
+        if re.search(rx, uri, re.I if flag == "~*" else 0):
+            return True
+    return False
+
+
+BLOCKED = ["/carbon", "/carbon/", "/carbon/admin/login.jsp", "/CARBON/", "/Carbon/admin/",
+           "/services/UserAdmin", "/services//UserAdmin", "/SERVICES/UserAdmin",
+           "/services/useradmin", "/services/UserAdmin.UserAdminHttpsSoap12Endpoint",
+           "/services/UserAdmin?wsdl", "/services/UserAdmin/getUsers",
+           "/services/%55serAdmin", "/services%2FUserAdmin", "/services/t/a.com/UserAdmin",
+           "/services/AuthenticationAdmin", "/services/RemoteUserStoreManagerService",
+           "/services/ServerAdmin", "/services/BPELPackageManagementService",
+           "/services/HumanTaskPackageManagementService", "/services/ProcessManagementService",
+           "/services/InstanceManagementService", "/services/LoggingAdmin",
+           "/services/TenantMgtAdminService.TenantMgtAdminServiceHttpsSoap11Endpoint",
+           "/services/..;/carbon/", "/;x/carbon/", "/services/UserAdmin;x",
+           "/bpmn/", "/bpmn-explorer/", "/humantask-explorer/", "/BPMN/runtime"]
+ALLOWED = ["/", "/services/", "/services/OrderProcess",
+           "/services/OrderProcess.OrderProcessHttpSoap11Endpoint/", "/services/Echo?wsdl",
+           "/services/AdministrativeTasks", "/bpmnx", "/carbonara"]
+
+
+@pytest.mark.parametrize("uri", BLOCKED)
+def test_service_vhosts_never_serve_console_or_admin(inv, uri):
+    r = rendered(inv)
+    for name in ("ei.http.conf", "ei.https.conf"):
+        assert guarded(r[name], uri), (name, uri)
+    assert not guarded(r["ui.ei.https.conf"], uri)  # the console name serves everything
+
+
+@pytest.mark.parametrize("uri", ALLOWED)
+def test_service_vhosts_serve_services(inv, uri):
+    for name in ("ei.http.conf", "ei.https.conf"):
+        assert not guarded(rendered(inv)[name], uri), (name, uri)
+
+
+def test_admin_list_in_one_place_rendered(inv):
+    text = rendered(inv)["ei.https.conf"]
+    for svc in lb_rules.ADMIN_SERVICES:
+        assert svc in text
+    assert 'location ~* "' + lb_rules.admin_services_regex() + '"' in text
+
+
+def test_admin_services_extra_and_expose(tmp_path):
+    inv = make_inv(tmp_path, admin_services_extra=["MyOpsService"],
+                   expose_on_service=["bpmn", "humantask-explorer"])
+    r = rendered(inv)["ei.http.conf"]
+    assert guarded(r, "/services/MyOpsService.x") and guarded(r, "/bpmn-explorer/")
+    assert not guarded(r, "/bpmn/runtime/tasks") and not guarded(r, "/humantask-explorer/")
+    assert guarded(r, "/carbon/")  # never exposable
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("admin_services_extra", ["Bad|(.*)"], "not a plain service name"),
+    ("admin_services_extra", ["a b"], "not a plain service name"),
+    ("admin_services_extra", [3], "not a plain service name"),
+    ("expose_on_service", ["carbon"], "is not one of bpmn"),
+    ("expose_on_service", ["bpmn-explorr"], "did you mean 'bpmn-explorer'"),
+])
+def test_new_keys_validated(tmp_path, key, value, msg):
+    with pytest.raises(inventory.InventoryError, match=re.escape(msg)):
+        make_inv(tmp_path, **{key: value})
+
+
+def test_catch_all_default_server(inv):
+    d = rendered(inv)["ei.default.conf"]
+    assert "listen 80 default_server;" in d and "return 444;" in d
+    assert "listen 443 ssl default_server;" in d and "ssl_reject_handshake on;" in d
+    assert "return 421;" in d and "ssl_certificate" not in d
+    old = rendered(inv, version=(1, 18, 0))["ei.default.conf"]
+    assert "ssl_reject_handshake on" not in old
+    assert "ssl_certificate     /etc/nginx/ssl/server.crt;" in old and "return 421;" in old
+    for name, text in rendered(inv).items():  # nobody else claims to be the default
+        if name != "ei.default.conf":
+            assert "default_server" not in text
+
+
+def test_catch_all_left_out_where_another_file_is_default(inv):
+    d = rendered_with_owners(inv, {80: "/etc/nginx/sites-enabled/default"})
+    assert "listen 80 default_server" not in d and "listen 443 ssl default_server;" in d
+    assert "port 80: /etc/nginx/sites-enabled/default declares its own default_server" in d
+
+
+def rendered_with_owners(inv, owners):
+    specs = lb.render_vhosts(inv, (1, 22, 1), frozenset(), owners)
+    return {Path(sp.path).name: sp.content.decode() for sp in specs}["ei.default.conf"]
+
+
+# --------------------------------------------------------------------- item 12: nginx_extra
+
+@pytest.mark.parametrize("snippet", [
+    "client_max_body_size 20m;",
+    "location /x { return 200 'ok'; }",
+    "location /x {\n  if ($arg_a) { return 403; }\n}",
+    "add_header X-A \"a } b\";  # } in a comment",
+    "add_header X-B 'it\\'s } fine';",
+    "set $v \"${host}x\";",
+    "",
+    "# only a comment }",
+])
+def test_snippet_allowed(snippet):
+    assert nginx_conf.snippet_problem(snippet) is None
+
+
+@pytest.mark.parametrize("snippet,msg", [
+    ("}\nserver { listen 80; server_name ei.example.com; return 200 'x'; }", "closes the server"),
+    ("location /x { }\n}", "closes the server"),
+    ("return 200 'x'; } server {", "closes the server"),
+    ("location /x {", "never closed"),
+    ("add_header X \"unterminated;", "never closed"),
+    ("add_header X 'a\\' }", "never closed"),
+    ("add_header X-A b", "no terminating"),
+])
+def test_snippet_rejected(snippet, msg):
+    assert msg in (nginx_conf.snippet_problem(snippet) or "")
+
+
+def test_snippet_closing_server_block_rejected_at_load_and_plan(tmp_path, inv):
+    bad = "}\nserver {\n    listen 80;\n    server_name ei.example.com;\n"
+    with pytest.raises(inventory.InventoryError, match="cluster.nginx_extra: line 1"):
+        make_inv(tmp_path, nginx_extra=bad + "}")
+    # an Inventory built without the loader: the plan refuses it too
+    cl = dataclasses.replace(inv.cluster, nginx_extra=bad + "}")
+    with pytest.raises(lb.LbError, match="closes the server block"):
+        lb.plan_lb(facts(), dataclasses.replace(inv, cluster=cl))
+
+
+def test_rendered_vhosts_are_well_formed(tmp_path, monkeypatch):
+    inv = make_inv(tmp_path, nginx_extra="location /x { return 200 'a}b'; }")
+    for sp in lb.render_vhosts(inv, (1, 22, 1)):
+        assert nginx_conf.structure_problem(sp.content.decode()) is None
+    # a template that renders an unbalanced file is refused before anything is written
+    monkeypatch.setattr(lb, "tidy", lambda t: t + "}\n")
+    with pytest.raises(lb.RenderError, match="not well-formed"):
+        lb.render_vhosts(inv, (1, 22, 1))
+
+
+def test_tokenizer():
+    toks = nginx_conf.tokenize("a 'b c' \"d\\\"e\" ${x}y; # c }\n{ }")
+    assert [(t.kind, t.value) for t in toks] == [
+        ("word", "a"), ("string", "b c"), ("string", 'd"e'), ("word", "${x}y"), (";", ";"),
+        ("{", "{"), ("}", "}")]
+    assert toks[-1].line == 2
+
+
+# --------------------------------------------------------------------- item 13: nginx -T
+
+DUMP = """nginx: the configuration file /etc/nginx/nginx.conf syntax is ok
+nginx: configuration file /etc/nginx/nginx.conf test is successful
+# configuration file /etc/nginx/nginx.conf:
+user www-data;
+events { worker_connections 768; }
+http {
+    include /etc/nginx/conf.d/*.conf;
+    include /etc/nginx/sites-enabled/*;
+}
+stream { server { listen 443; proxy_pass x; } }
+
+# configuration file /etc/nginx/conf.d/aaa-other.conf:
+server {
+    listen 80;
+    server_name EI.example.com www.other.com;  # same name, other case
+    location / { return 200 "other"; }
+}
+
+# configuration file /etc/nginx/conf.d/ei.http.conf:
+upstream bps_ei_http { server 192.0.2.11:9765; }
+server {
+    listen 80;
+    server_name ei.example.com;
+}
+
+# configuration file /etc/nginx/conf.d/wild.conf:
+server {
+    listen 10.0.0.1:443 ssl;
+    server_name *.example.com "~^ui\\.";
+}
+server {
+    server_name ui.ei.example.com;  # no listen: port 80, not ours for the console
+}
+
+# configuration file /etc/nginx/sites-enabled/mysite:
+server {
+    listen [::]:8080 default_server;
+    listen 80 default_server;
+    server_name mysite.example.org;
+}
+"""
+
+
+def test_parse_nginx_T():
+    servers = nginx_conf.parse_servers(DUMP)
+    by_file = {}
+    for b in servers:
+        by_file.setdefault(b.file, []).append(b)
+    assert "/etc/nginx/nginx.conf" not in by_file  # the stream server is skipped
+    other = by_file["/etc/nginx/conf.d/aaa-other.conf"][0]
+    assert other.ports == {80} and other.names == ["EI.example.com", "www.other.com"]
+    assert other.line == 1
+    wild = by_file["/etc/nginx/conf.d/wild.conf"]
+    assert wild[0].ports == {443} and wild[1].ports == {80}
+    mine = by_file["/etc/nginx/sites-enabled/mysite"][0]
+    assert mine.ports == {80, 8080} and mine.default_ports == {80, 8080}
+
+
+def test_name_conflicts(inv):
+    found = lb.name_conflicts(DUMP, inv)
+    exact = [c for c in found if c.exact]
+    assert [(c.file, c.name, c.port) for c in exact] == [
+        ("/etc/nginx/conf.d/aaa-other.conf", "ei.example.com", 80)]
+    maybe = sorted((c.other_name, c.name) for c in found if not c.exact)
+    assert maybe == [("*.example.com", "ei.example.com"), ("*.example.com", "ui.ei.example.com"),
+                     ("~^ui\\.", "ui.ei.example.com")]
+    assert "aaa-other.conf:1 also claims server_name ei.example.com on port 80" in \
+        exact[0].describe()
+
+
+def test_plan_fails_on_exact_conflict_and_writes_nothing(inv):
+    plan = lb.plan_lb(facts(nginx_dump=DUMP), inv)
+    assert plan.error and "/etc/nginx/conf.d/aaa-other.conf" in plan.error
+    assert not plan.vhosts and not plan.disable_default and not plan.hosts
+
+
+def test_plan_warns_on_wildcard_and_foreign_default(inv):
+    dump = DUMP.replace("EI.example.com ", "")
+    plan = lb.plan_lb(facts(nginx_dump=dump), inv)
+    assert plan.error is None
+    text = "\n".join(plan.warnings)
+    assert "*.example.com" in text and "could match ei.example.com" in text
+    assert "/etc/nginx/sites-enabled/mysite is the default_server on port 80" in text
+    d = {Path(c.spec.path).name: c.spec.content.decode() for c in plan.vhosts}
+    assert "listen 80 default_server" not in d["ei.default.conf"]
+
+
+def test_no_dump_no_conflict(inv):
+    assert lb.name_conflicts(None, inv) == [] and lb.default_owners(None, set()) == {}
+
+
+# --------------------------------------------------------------------- item 14: default site
+
+@pytest.mark.parametrize("kind,target,md5,pkg,disable,why", [
+    ("absent", "", "", PKG_MD5, False, None),
+    ("link", "/etc/nginx/sites-available/default", PKG_MD5, PKG_MD5, True, None),
+    ("file", "", PKG_MD5, PKG_MD5, False, "regular file"),
+    ("link", "/etc/nginx/sites-available/mysite", PKG_MD5, PKG_MD5, False, "links to"),
+    ("link", "/etc/nginx/sites-available/default", "0" * 32, PKG_MD5, False, "was edited"),
+    ("link", "/etc/nginx/sites-available/default", PKG_MD5, "", False, "no checksum"),
+])
+def test_default_site_decision(kind, target, md5, pkg, disable, why):
+    d, warning = lb.default_site_decision(kind, target, md5, pkg)
+    assert d is disable
+    if why:
+        assert why in warning and "left /etc/nginx/sites-enabled/default alone" in warning
+    else:
+        assert warning is None
+
+
+def test_plan_leaves_operator_site_and_says_so(inv):
+    plan = lb.plan_lb(facts(default_site=True, default_site_kind="file",
+                            default_site_md5="1" * 32, default_site_pkg_md5=PKG_MD5), inv)
+    assert not plan.disable_default
+    assert any("left /etc/nginx/sites-enabled/default alone" in w for w in plan.warnings)
+    assert not any("disable" in c for c in plan.changes)
+
+
+def test_parse_default_site_probe():
+    assert lb.parse_default_site("file\nmd5 abc\npkg \n") == {
+        "kind": "file", "target": "", "md5": "abc", "pkg_md5": ""}
+    assert lb.parse_default_site("absent\nmd5 \npkg x\n")["kind"] == "absent"
+
+
+def test_apply_checks_the_live_config_for_conflicts(inv, monkeypatch):
+    """A vhost that appeared between the fact read and the reload fails the step, named."""
+    scripts = []
+
+    def fake_run_script(s, script, **kw):
+        scripts.append(script)
+        return remote.CmdResult(DUMP if script.startswith("nginx -T") else "", "", 0)
+
+    class FakeRun:
+        check, stamp = False, "20260101T000000Z"
+
+        def __init__(self, inv):
+            self.inv = inv
+
+        def diffs_for(self, *a):
+            return []
+
+        def apply_files(self, *a, **kw):
+            return remote.CmdResult("", "", 0)
+
+    monkeypatch.setattr(lb.remote, "run_script", fake_run_script)
+    s = type("S", (), {"name": "lb"})()
+    f = facts()
+    r = lb.apply_lb(FakeRun(inv), s, f, lb.plan_lb(f, inv))
+    assert r.status == "failed" and "new config is live" in r.msg
+    assert "/etc/nginx/conf.d/aaa-other.conf:1 also claims" in r.msg
+    assert any(sc.startswith("nginx -T") for sc in scripts)
