@@ -373,7 +373,12 @@ class _Checker:
             self.err(f"{where}.file: {p} is readable by others (mode "
                      f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {p}")
             return None
-        val = p.read_text().rstrip("\r\n")
+        try:  # UTF-8 whatever the locale: the nodes read the password as UTF-8 too
+            val = p.read_text(encoding="utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            self.err(f"{where}.file: {p} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                     "save it as UTF-8")
+            return None
         if not val:
             self.err(f"{where}.file: {p} is empty")
         return val
@@ -386,7 +391,10 @@ def load(path: str | os.PathLike) -> Inventory:
         raise InventoryError(path, [f"file not found; create it (see the shipped hosts.toml) "
                                     f"or pass --inventory / FABRIC_INVENTORY"])
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8, whatever the locale
+    except UnicodeDecodeError as e:
+        raise InventoryError(path, [f"not UTF-8 text ({e.reason} at byte {e.start}); TOML files "
+                                    "are UTF-8"]) from None
     except tomllib.TOMLDecodeError as e:
         raise InventoryError(path, [f"TOML syntax error: {e}"]) from None
     return from_dict(raw, path)
