@@ -174,6 +174,7 @@ class LbFacts:
     files: dict[str, remote.FileState | None] = field(default_factory=dict)
     hosts_content: bytes | None = None
     hosts_state: remote.FileState | None = None
+    drained: frozenset[str] = frozenset()  # nodes marked down in our vhosts now
 
 
 NGINX_RUNNING = ("if [ -s /run/nginx.pid ] && kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; "
@@ -193,8 +194,16 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
                         "|| echo absent",
         "hosts_file": remote.probe_file(ETC_HOSTS),
         "hosts_content": remote.probe_content(ETC_HOSTS),
+        # the marker _upstream.j2 writes after a drained node's server line
+        "drained": "cat " + " ".join(q(f"{CONF_DIR}/{v}") for v in VHOSTS)
+                   + " 2>/dev/null | grep -o '# [^ ]* (drained)' | sort -u || true",
     })
     return probes
+
+
+def parse_drained(out: str) -> frozenset[str]:
+    """'# node1 (drained)' lines -> {'node1'}."""
+    return frozenset(m.group(1) for m in re.finditer(r"^# (\S+) \(drained\)$", out, re.M))
 
 
 def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
@@ -210,6 +219,7 @@ def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
                for v in VHOSTS},
         hosts_content=remote.parse_content_probe(facts["hosts_content"].out),
         hosts_state=remote.parse_file_probe(facts["hosts_file"].out),
+        drained=parse_drained(facts["drained"].out),
     )
 
 
@@ -227,10 +237,14 @@ class LbPlan:
     hosts: list[FileChange] = field(default_factory=list)
     disable_default: bool = False
     start: bool = False  # nginx is not running
+    undrain: list[str] = field(default_factory=list)  # drained now, not asked for: put back
 
     @property
     def changes(self) -> list[str]:
         out = [c.describe() for c in self.vhosts]
+        if self.undrain:
+            out.append(f"put back into rotation: {', '.join(self.undrain)} (drained by an "
+                       "earlier run that did not finish, e.g. an interrupted rolling restart)")
         if self.disable_default:
             out.append(f"disable Debian's default site ({DEFAULT_SITE}, link moved to "
                        f"{remote.BACKUP_DIR})")
@@ -243,10 +257,11 @@ class LbPlan:
 
 
 def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
-            certs_planned: bool = False) -> LbPlan:
+            certs_planned: bool = False, undraining: frozenset[str] = frozenset()) -> LbPlan:
     """Pure: what the LB needs. Raises RenderError/LbError for config mistakes.
 
     certs_planned: a check-mode deploy whose certs step would create the certificate first.
+    undraining: nodes this run drained itself and now puts back (not a leftover to report).
     """
     if facts.nginx_version is None:
         return LbPlan(error="nginx is not installed on the LB (or `nginx -v` fails): install "
@@ -257,10 +272,13 @@ def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
         return LbPlan(error=f"{' and '.join(missing)} not on the LB: run `fab certs` first "
                             "(nothing was written)")
     wanted = render_vhosts(inv, facts.nginx_version, drain)
-    return LbPlan(vhosts=remote.plan_files(wanted, facts.files),
+    vhosts = remote.plan_files(wanted, facts.files)
+    return LbPlan(vhosts=vhosts,
                   hosts=plan_etc_hosts(facts.hosts_content, facts.hosts_state, inv),
                   disable_default=facts.default_site,
-                  start=not facts.nginx_running)
+                  start=not facts.nginx_running,
+                  undrain=[n.name for n in inv.nodes if n.name in facts.drained
+                           and n.name not in drain | undraining] if vhosts else [])
 
 
 # --------------------------------------------------------------------------- apply
@@ -350,8 +368,11 @@ def node_hosts(run, s: HostSession) -> StepResult:
     return StepResult(s.name, STEP, "changed", "", changes, diffs)
 
 
-def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
-    """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
+def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False,
+                 undraining: frozenset[str] = frozenset()) -> StepResult:
+    """Configure the LB host itself (vhosts, default site, nginx); its result, recorded.
+
+    undraining: nodes this run drained and now puts back (see plan_lb)."""
     inv = run.inv
     if not inv.cluster.console_allow:
         run.rep.warn("!!! cluster.console_allow is empty: the management console (/carbon on "
@@ -362,13 +383,19 @@ def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = Fals
     def one(s: HostSession) -> StepResult:
         facts = read_lb_facts(s, inv)
         try:
-            plan = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check)
+            plan = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check,
+                           frozenset(undraining))
         except (RenderError, LbError) as e:
             return StepResult(s.name, STEP, "failed", str(e))
         return apply_lb(run, s, facts, plan)
 
-    res = run.each([inv.lb], STEP, one)
-    if res[inv.lb.name].status in ("failed", "unreachable", "skipped"):
+    return run.each([inv.lb], STEP, one)[inv.lb.name]
+
+
+def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
+    """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
+    inv = run.inv
+    if lb_host_step(run, drain, certs_planned).status in ("failed", "unreachable", "skipped"):
         return False
     nodes = run.alive(inv.nodes)
     results = run.each(nodes, STEP, lambda s: node_hosts(run, s)) if nodes else {}

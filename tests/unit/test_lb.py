@@ -224,6 +224,7 @@ def test_parse_facts():
         "default_site": remote.Fact("present", 0),
         "hosts_file": remote.Fact("abc 644 root root", 0),
         "hosts_content": remote.Fact("MTI3LjAuMC4xIGxvY2FsaG9zdAo=", 0),
+        "drained": remote.Fact("", 0),
     }
     for v in lb.VHOSTS:
         raw[f"file:/etc/nginx/conf.d/{v}"] = remote.Fact("MISSING", 0)
