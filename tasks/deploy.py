@@ -11,6 +11,8 @@ import getpass
 import os
 import socket
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from invoke import task
 
@@ -123,47 +125,97 @@ def preflight(run: Run) -> list[Host]:
 # --------------------------------------------------------------------------- lock
 
 
-def _lock_owner() -> str:
-    return (f"{getpass.getuser()}@{socket.gethostname()} pid={os.getpid()} "
-            f"since={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-def _stale(owner: str) -> bool:
-    """True when the owner ran on this machine and its process is gone."""
+@dataclass(frozen=True)
+class LockOwner:
+    """Who holds (or would hold) the deploy lock: `user@machine pid=N boot=ID since=TIME`."""
+    user: str
+    machine: str
+    pid: int
+    boot: str  # this machine's boot id, "?" where there is none: a pid means nothing across boots
+    since: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.machine} pid={self.pid} boot={self.boot} since={self.since}"
+
+    @classmethod
+    def parse(cls, text: str) -> "LockOwner | None":
+        fields = dict(f.split("=", 1) for f in text.split()[1:] if "=" in f)
+        who = text.split()[0] if text.split() else ""
+        user, at, machine = who.partition("@")
+        try:
+            return cls(user, machine, int(fields["pid"]), fields.get("boot", "?"),
+                       fields.get("since", "")) if at and user and machine else None
+        except (KeyError, ValueError):
+            return None
+
+
+def _boot_id() -> str:
     try:
-        who, pid_part = owner.split()[0], owner.split()[1]
-        host = who.split("@", 1)[1]
-        pid = int(pid_part.split("=", 1)[1])
-    except (IndexError, ValueError):
-        return False
-    if host != socket.gethostname():
-        return False
+        return Path(BOOT_ID).read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _lock_owner() -> LockOwner:
+    return LockOwner(getpass.getuser(), socket.gethostname(), os.getpid(), _boot_id(),
+                     time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def stale_lock(holder: str, me: LockOwner, pid_alive=_pid_alive) -> tuple[bool, str]:
+    """Pure (pid_alive aside): may this lock be broken without asking, and why (not).
+
+    Only a lock of this user on this machine since its last boot, whose process is gone: any
+    other (another user, another machine, a reboot since, a live or unknown pid) may be a run
+    we cannot see, and is broken only by `fab unlock` / `--break-lock`.
+    """
+    owner = LockOwner.parse(holder)
+    if owner is None:
+        return False, "the lock's owner cannot be read"
+    if owner.machine != me.machine:
+        return False, f"taken on another machine ({owner.machine})"
+    if owner.user != me.user:
+        return False, f"taken by another user ({owner.user}, you are {me.user})"
+    if owner.boot == "?" or me.boot == "?":
+        return False, "no boot id to prove its pid belongs to this boot"
+    if owner.boot != me.boot:
+        return False, "taken before this machine's last reboot (boot id differs)"
+    if pid_alive(owner.pid):
+        return False, f"its process {owner.pid} is still running"
+    return True, f"its process {owner.pid} is gone (same user, machine and boot)"
 
 
 def acquire_lock(run: Run, break_lock: bool = False) -> None:
     """One deploy at a time: an atomic mkdir on the LB host, with who/when/pid inside."""
     s = run.session(run.inv.lb)
-    owner = _lock_owner()
+    me = _lock_owner()
     script = (f"mkdir -p {remote.STATE_DIR}\n"
               + (f"rm -rf {LOCK_DIR}\n" if break_lock else "")
-              + f"if mkdir {LOCK_DIR} 2>/dev/null; then echo {q(owner)} > {LOCK_DIR}/owner; "
+              + f"if mkdir {LOCK_DIR} 2>/dev/null; then echo {q(str(me))} > {LOCK_DIR}/owner; "
                 f"echo ACQUIRED; else echo HELD; cat {LOCK_DIR}/owner 2>/dev/null; fi\n")
     res = remote.run_script(s, script, check=True, what="lock")
     if res.stdout.startswith("ACQUIRED"):
         return
     holder = res.stdout.split("\n", 1)[1].strip() if "\n" in res.stdout else "?"
-    if _stale(holder) and not break_lock:
-        run.rep.warn(f"breaking the stale deploy lock of a dead run ({holder})")
+    stale, why = stale_lock(holder, me)
+    if stale and not break_lock:
+        run.rep.warn(f"breaking the stale deploy lock of a dead run ({holder}): {why}")
         return acquire_lock(run, break_lock=True)
     raise Abort(f"another deploy holds the lock on {run.inv.lb.name} ({holder}). Wait for it; "
-                "if that run is dead, break the lock with `fab unlock` or `--break-lock`")
+                f"it was not broken automatically: {why}. If that run is dead, break the lock "
+                "with `fab unlock` or `--break-lock`")
 
 
 def release_lock(run: Run) -> None:
@@ -196,18 +248,41 @@ def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = Fa
         for n in reversed(nodes):
             run.each([n], "stop", lambda s: services.stop_node(run, s))
     drain = rolling and not full and _lb_configured(run)
-    for n in nodes:
+    done: list[str] = []
+    for i, n in enumerate(nodes):
         if n.name in run.dead:
             return False
         if drain:
-            lb.lb_step(run, drain=frozenset({n.name}))
+            r = lb.lb_host_step(run, drain=frozenset({n.name}))
+            if r.status not in ("ok", "changed"):
+                _drain_failed(run, nodes[i:], step, done, r,
+                              f"could not drain {n.name} from the load balancer "
+                              f"{run.inv.lb.name}", f"{n.name} stays in rotation")
         r = run.each([n], step, lambda s: services.start_and_wait(run, s, step))[n.name]
         if r.status == "failed":
             run.rep.line(n.name, "stopping here: later nodes are not restarted", "failed")
             return False
+        done.append(n.name)
         if drain:
-            lb.lb_step(run)
+            r = lb.lb_host_step(run, undraining=frozenset({n.name}))
+            if r.status not in ("ok", "changed"):
+                _drain_failed(run, nodes[i + 1:], step, done, r,
+                              f"could not put {n.name} back into rotation on the load balancer "
+                              f"{run.inv.lb.name}", f"{n.name} is still drained: `fab lb` or "
+                              "the next `fab deploy` puts it back")
     return True
+
+
+def _drain_failed(run: Run, left: list[Host], step: str, done: list[str], lb_result: StepResult,
+                  what: str, state: str) -> None:
+    """A failed drain/undrain stops a rolling restart before the next node restarts: raise."""
+    for n in left:
+        run.rep.record(StepResult(n.name, step, "skipped",
+                                  f"not restarted: {what} (rolling restart stopped)"))
+    restarted = ", ".join(done) if done else "none"
+    raise Abort(f"{what}: {lb_result.status}: {lb_result.msg.strip()}\n"
+                f"the rolling restart stopped there: {state}; restarted before: {restarted}; "
+                f"not restarted: {', '.join(n.name for n in left) or 'none'}")
 
 
 def nodes_needing_restart(run: Run, cfg: ei_config.ConfigureOutcome) -> list[Host]:
@@ -351,8 +426,11 @@ def lb_status(run: Run, s: HostSession) -> StepResult:
     parts = [("nginx running" if facts.nginx_running else "nginx NOT running"),
              ("config valid" if test.ok else "config INVALID: " + lb.nginx_message(test.stdout)),
              (f"certificate: {days} days left" if days is not None else "NO certificate")]
+    if facts.drained:
+        parts.append(f"DRAINED (out of rotation): {', '.join(sorted(facts.drained))}; "
+                     "`fab deploy` or `fab lb` puts them back")
     bad = not facts.nginx_running or not test.ok or days is None or \
-        days <= inv.certs.renew_before_days
+        days <= inv.certs.renew_before_days or bool(facts.drained)
     clash = lb.name_conflicts(facts.nginx_dump, inv)
     if any(c.exact for c in clash):
         bad = True

@@ -566,7 +566,7 @@ def load(path: str | os.PathLike) -> Inventory:
         raise InventoryError(path, [f"cannot be read ({e.strerror or e}); check its mode and "
                                     "owner"]) from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8")  # TOML is UTF-8, whatever the locale
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise InventoryError(path, [f"not UTF-8 text (invalid byte on line {line}); TOML must be "

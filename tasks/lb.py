@@ -262,6 +262,7 @@ class LbFacts:
     files: dict[str, remote.FileState | None] = field(default_factory=dict)
     hosts_content: bytes | None = None
     hosts_state: remote.FileState | None = None
+    drained: frozenset[str] = frozenset()  # nodes marked down in our vhosts now
 
 
 NGINX_RUNNING = ("if [ -s /run/nginx.pid ] && kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; "
@@ -304,8 +305,16 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
         "default_site": DEFAULT_SITE_PROBE,
         "nginx_dump": "nginx -T 2>/dev/null",
         "hosts_file": remote.probe_file(ETC_HOSTS, content=True),
+        # the marker _upstream.j2 writes after a drained node's server line
+        "drained": "cat " + " ".join(q(f"{CONF_DIR}/{v}") for v in VHOSTS)
+                   + " 2>/dev/null | grep -o '# [^ ]* (drained)' | sort -u || true",
     })
     return probes
+
+
+def parse_drained(out: str) -> frozenset[str]:
+    """'# node1 (drained)' lines -> {'node1'}."""
+    return frozenset(m.group(1) for m in re.finditer(r"^# (\S+) \(drained\)$", out, re.M))
 
 
 def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
@@ -328,6 +337,7 @@ def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
                for v in VHOSTS},
         hosts_content=remote.parse_content_probe(facts["hosts_file"].out),
         hosts_state=remote.parse_file_probe(facts["hosts_file"].out),
+        drained=parse_drained(facts["drained"].out),
     )
 
 
@@ -346,10 +356,14 @@ class LbPlan:
     disable_default: bool = False
     start: bool = False  # nginx is not running
     warnings: list[str] = field(default_factory=list)  # shown in the step's message
+    undrain: list[str] = field(default_factory=list)  # drained now, not asked for: put back
 
     @property
     def changes(self) -> list[str]:
         out = []
+        if self.undrain:
+            out.append(f"put back into rotation: {', '.join(self.undrain)} (drained by an "
+                       "earlier run that did not finish, e.g. an interrupted rolling restart)")
         if self.disable_default:
             out.append(f"disable Debian's default site ({DEFAULT_SITE}, link moved to "
                        f"{remote.BACKUP_DIR})")
@@ -363,10 +377,11 @@ class LbPlan:
 
 
 def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
-            certs_planned: bool = False) -> LbPlan:
+            certs_planned: bool = False, undraining: frozenset[str] = frozenset()) -> LbPlan:
     """Pure: what the LB needs. Raises RenderError/LbError for config mistakes.
 
     certs_planned: a check-mode deploy whose certs step would create the certificate first.
+    undraining: nodes this run drained itself and now puts back (not a leftover to report).
     """
     if facts.nginx_version is None:
         return LbPlan(error="nginx is not installed on the LB (or `nginx -v` fails): install "
@@ -390,10 +405,13 @@ def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
         warnings.append(f"!!! {f} is the default_server on port {port}: requests with an "
                         "unknown Host header go there (our catch-all is left out on that port)")
     wanted = render_vhosts(inv, facts.nginx_version, drain, owners)
-    return LbPlan(vhosts=remote.plan_files(wanted, facts.files),
+    vhosts = remote.plan_files(wanted, facts.files)
+    return LbPlan(vhosts=vhosts,
                   hosts=plan_etc_hosts(facts.hosts_content, facts.hosts_state, inv),
                   disable_default=disable,
-                  start=not facts.nginx_running, warnings=warnings)
+                  start=not facts.nginx_running, warnings=warnings,
+                  undrain=[n.name for n in inv.nodes if n.name in facts.drained
+                           and n.name not in drain | undraining] if vhosts else [])
 
 
 # --------------------------------------------------------------------------- apply
@@ -499,8 +517,11 @@ def node_hosts(run, s: HostSession) -> StepResult:
     return StepResult(s.name, STEP, "changed", "", changes, diffs)
 
 
-def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
-    """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
+def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False,
+                 undraining: frozenset[str] = frozenset()) -> StepResult:
+    """Configure the LB host itself (vhosts, default site, nginx); its result, recorded.
+
+    undraining: nodes this run drained and now puts back (see plan_lb)."""
     inv = run.inv
     if inv.cluster.console_open:
         run.rep.warn(f"!!! cluster.console_allow {inv.cluster.console_open}: the management "
@@ -512,13 +533,19 @@ def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = Fals
     def one(s: HostSession) -> StepResult:
         facts = read_lb_facts(s, inv)
         try:
-            plan = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check)
+            plan = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check,
+                           frozenset(undraining))
         except (RenderError, LbError) as e:
             return StepResult(s.name, STEP, "failed", str(e))
         return apply_lb(run, s, facts, plan)
 
-    res = run.each([inv.lb], STEP, one)
-    if res[inv.lb.name].status in ("failed", "unreachable", "skipped"):
+    return run.each([inv.lb], STEP, one)[inv.lb.name]
+
+
+def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
+    """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
+    inv = run.inv
+    if lb_host_step(run, drain, certs_planned).status in ("failed", "unreachable", "skipped"):
         return False
     nodes = run.alive(inv.nodes)
     results = run.each(nodes, STEP, lambda s: node_hosts(run, s)) if nodes else {}

@@ -49,9 +49,11 @@ class Redactor:
 
 
 # Values of password-like fields, masked in every diff: the redactor knows today's secrets,
-# but the "before" side of a diff may hold an old password that it has never seen.
+# but the "before" side of a diff may hold an old password that it has never seen. An element's
+# value is its text and CDATA sections (`<password><![CDATA[...]]></password>`), masked whole.
 _SECRET_FIELDS = [
-    re.compile(r"(<(?P<tag>[\w:.-]*(?:[Pp]assword|PASSWORD))(?:\s[^>]*)?>)(?P<v>[^<]*)(</(?P=tag)>)"),
+    re.compile(r"(<(?P<tag>[\w:.-]*(?:[Pp]assword|PASSWORD))(?:\s[^>]*)?>)"
+               r"(?P<v>(?:[^<]|<!\[CDATA\[(?s:.*?)\]\]>)*)(</(?P=tag)>)"),
     re.compile(r"(?im)^(\s*[\w.-]*password[\w.-]*\s*[=:]\s*)(?P<v>\S.*)$"),
 ]
 
@@ -71,6 +73,18 @@ def mask_secret_fields(text: str, before: str | None = None) -> str:
                 m.group(0)[m.end("v") - m.start(0):]
         text = rx.sub(repl, text)
     return text
+
+
+# Control characters in text from hosts (log tails, command output, error messages) would reach
+# the operator's terminal: ESC sequences clear the screen, retitle the window or rewrite earlier
+# lines. Everything we print or log goes through `printable`: \n and \t stay, CRLF is a line end,
+# every other C0 control, DEL and C1 control is shown as a visible \xNN escape.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Pure: text safe for a terminal (see _CONTROL)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text.replace("\r\n", "\n"))
 
 
 def unified_diff(path: str, before: bytes | None, after: bytes, redact: Redactor) -> str:
@@ -113,7 +127,7 @@ class Reporter:
         return f"\033[{self._COLORS[status]}m{text}\033[0m"
 
     def line(self, host: str | None, text: str, status: str = "") -> None:
-        text = self.redact(text)
+        text = printable(self.redact(text))
         prefix = f"[{host}] " if host else ""
         with self.lock:
             for ln in text.splitlines() or [""]:
@@ -134,7 +148,7 @@ class Reporter:
         if self._log:
             with self.lock:
                 prefix = f"[{host}] " if host else ""
-                for ln in self.redact(text).splitlines():
+                for ln in printable(self.redact(text)).splitlines():
                     self._log.write(f"{time.strftime('%H:%M:%S')} {prefix}{ln}\n")
 
     def warn(self, text: str) -> None:

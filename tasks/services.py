@@ -92,12 +92,19 @@ def node_state(run: Run, s: HostSession, extra: dict[str, str] | None = None):
     return parse_state(facts), facts
 
 
+# The locale EI runs in: our scripts run with LC_ALL=C, and a JVM started from there has the
+# US-ASCII default charset (a non-ASCII DB password then fails to log in). WSO2's wso2server.sh
+# also passes -Dfile.encoding=UTF8; this covers what the JVM takes from the locale besides that.
+EI_LOCALE = "C.UTF-8"
+
+
 def _as_service_user(inv: Inventory, action: str) -> str:
     p = paths(inv)
     # the real wso2server.sh wants JAVA_HOME; derive it from the node's java when unset
     return (f"jh=${{JAVA_HOME:-}}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
             f"; jh=${{jb%/bin/java}}; fi\n"
             f"runuser -u {q(inv.cluster.service_user)} -- env JAVA_HOME=\"$jh\" "
+            f"LANG={EI_LOCALE} LC_ALL={EI_LOCALE} "
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
 
 

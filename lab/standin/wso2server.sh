@@ -39,9 +39,14 @@ do_start() {
     mkdir -p "$LOG_DIR" || exit 1
     cd "$CARBON_HOME" || exit 1
     NODE_NAME=$(hostname 2>/dev/null || cat /etc/hostname)
-    # setsid: own session, no controlling tty; closed stdio so an SSH session does not hang
+    # setsid: own session, no controlling tty; closed stdio so an SSH session does not hang.
+    # The -D options the product's wso2server.sh (EI 6.6.0) passes that change what this JVM
+    # does: file.encoding=UTF8 above all (the JDBC driver encodes the DB password with the
+    # default charset; without it a JVM started under LC_ALL=C uses US-ASCII).
     setsid "$JAVACMD" -Xms16m -Xmx64m -Xss512k -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-        -XX:MaxMetaspaceSize=64m -Xshare:auto -Djava.net.preferIPv4Stack=true \
+        -XX:MaxMetaspaceSize=64m -Xshare:auto \
+        -Dfile.encoding=UTF8 -Djava.net.preferIPv4Stack=true -Dcom.ibm.cacheLocalHost=true \
+        -Djava.security.egd=file:/dev/./urandom \
         -Dcarbon.home="$CARBON_HOME" -Dei.home="$EI_HOME" -Dnode.name="$NODE_NAME" \
         -Dwso2.server.standalone=true -cp "$JAR" StandIn \
         </dev/null >>"$LOG_FILE" 2>&1 &

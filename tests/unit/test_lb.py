@@ -233,6 +233,7 @@ def test_parse_facts():
                                     "pkg abc", 0),
         "nginx_dump": remote.Fact("", 1),
         "hosts_file": remote.Fact("644 root root abc\nMTI3LjAuMC4xIGxvY2FsaG9zdAo=", 0),
+        "drained": remote.Fact("", 0),
     }
     for v in lb.VHOSTS:
         raw[f"file:/etc/nginx/conf.d/{v}"] = remote.Fact("MISSING", 0)

@@ -2,7 +2,6 @@
 detection, the configure plan on WSO2's shipped files, the deploy lock's staleness rule."""
 import hashlib
 import os
-import socket
 import sys
 import zipfile
 from pathlib import Path
@@ -124,10 +123,15 @@ def test_node_params_per_node(tmp_path):
 
 
 def test_lock_staleness_rule():
-    me = socket.gethostname()
-    assert not deploy._stale(f"alice@{me} pid={os.getpid()} since=x")  # alive
-    assert deploy._stale(f"alice@{me} pid=999999999 since=x")  # gone, same machine
-    assert not deploy._stale("alice@elsewhere pid=999999999 since=x")  # cannot tell: explicit
+    # the full decision table: tests/unit/test_ops.py; here with this process and machine
+    me = deploy._lock_owner()
+    own = f"{me.user}@{me.machine} pid={{}} boot={me.boot} since=x"
+    assert not deploy.stale_lock(own.format(os.getpid()), me)[0]  # alive
+    assert deploy.stale_lock(own.format(999999999), me)[0]  # gone: same user, machine, boot
+    assert not deploy.stale_lock(f"{me.user}@elsewhere pid=999999999 boot={me.boot} since=x",
+                                 me)[0]  # cannot tell: explicit
+    assert not deploy.stale_lock(f"someone-else@{me.machine} pid=999999999 boot={me.boot} "
+                                 "since=x", me)[0]  # another user: explicit
 
 
 def test_render_digest_follows_every_input(tmp_path):
