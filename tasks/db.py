@@ -426,7 +426,9 @@ def cnf_value(value: str, what: str) -> str:
 
 
 def client_prelude(inv: Inventory) -> str:
-    """Shell lines defining bps_sql(): the admin client, login from a 0600 temp option file."""
+    """Shell lines defining bps_sql(): the admin client, its login from an option file read on
+    file descriptor 3 (a here-document), so no file on the DB host ever holds the password,
+    not even for a moment, and none is left behind by a Ctrl-C or a dropped connection."""
     d = inv.database
     if d.admin_user:
         pw = inv.secrets.db_admin_password
@@ -437,15 +439,17 @@ def client_prelude(inv: Inventory) -> str:
                f"password={cnf_value(pw, 'secrets.db_admin_password')}\n")
     else:
         cnf = f"[client]\nuser={cnf_value('root', 'the admin user')}\n"
-    b64 = base64.encodebytes(cnf.encode()).decode()
+    # base64 in a shell variable (never in argv: printf is a builtin), decoded into the
+    # here-document each call; a command substitution's result is not expanded again
+    b64 = base64.b64encode(cnf.encode()).decode()
     return (
         "BPS_CLIENT=$(command -v mariadb || command -v mysql) || "
         "{ echo 'BPS-NO-CLIENT: no mariadb/mysql client on this host'; exit 127; }\n"
-        "BPS_CNF=$(umask 077; mktemp /tmp/.bps-db.XXXXXX)\n"
-        "trap 'rm -f \"$BPS_CNF\"' EXIT\n"
-        f"base64 -d > \"$BPS_CNF\" <<'__BPS_CNF__'\n{b64}__BPS_CNF__\n"
-        "bps_sql() { \"$BPS_CLIENT\" --defaults-extra-file=\"$BPS_CNF\" --connect-timeout=10 "
-        "\"$@\"; }\n")
+        f"BPS_CNF_B64='{b64}'\n"
+        "bps_sql() {\n"
+        "  \"$BPS_CLIENT\" --defaults-extra-file=/dev/fd/3 --connect-timeout=10 \"$@\" "
+        "3<<__BPS_CNF__\n$(printf '%s' \"$BPS_CNF_B64\" | base64 -d)\n__BPS_CNF__\n"
+        "}\n")
 
 
 def _facts_sql(inv: Inventory, app_hash: str) -> str:

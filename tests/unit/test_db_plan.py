@@ -340,25 +340,39 @@ def test_scripts_keep_secrets_off_argv(tmp_path):
     probes = db.db_probes(inv, h)
     sql = probes["sql"]
     admin_pw = "s3cret-db_admin_password"
-    # the admin password is only inside a base64 heredoc written to a mktemp (0600) file
+    # the admin password is only in base64, decoded into a here-document on fd 3: no file
     assert admin_pw not in sql and APP_PW not in sql
-    import base64
-    b64 = re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S).group(1)
-    assert base64.b64decode(b64).decode() == \
-        f'[client]\nuser="dbadmin"\npassword="{admin_pw}"\n'
-    assert "umask 077; mktemp" in sql and "trap 'rm -f \"$BPS_CNF\"' EXIT" in sql
+    assert cnf_of(sql) == f'[client]\nuser="dbadmin"\npassword="{admin_pw}"\n'
+    assert "mktemp" not in sql and "/tmp" not in sql
     # the client's command line: only the option file's name
-    assert re.search(r'"\$BPS_CLIENT" --defaults-extra-file="\$BPS_CNF" --connect-timeout=10 '
-                     r'"\$@"', sql)
+    assert re.search(r'"\$BPS_CLIENT" --defaults-extra-file=/dev/fd/3 --connect-timeout=10 '
+                     r'"\$@" 3<<__BPS_CNF__', sql)
     # the app password itself never leaves: only its hash, compared on the server
     assert f"authentication_string = '{h}'" in sql
 
 
 def test_default_admin_is_root_socket(inv):
-    import base64
-    sql = db.client_prelude(inv)
-    b64 = re.search(r"<<'__BPS_CNF__'\n(.*?)__BPS_CNF__", sql, re.S).group(1)
-    assert base64.b64decode(b64) == b'[client]\nuser="root"\n'
+    assert cnf_of(db.client_prelude(inv)) == '[client]\nuser="root"\n'
+
+
+def cnf_of(script: str) -> str:
+    """The option file bps_sql() hands the client on fd 3, as the shell builds it."""
+    import subprocess
+    r = subprocess.run(["sh", "-c", "client() { cat <&3; }\n" + script +
+                        "\nBPS_CLIENT=client; bps_sql </dev/null"], capture_output=True,
+                       text=True, env={"PATH": "/usr/bin:/bin"})
+    return r.stdout
+
+
+def test_option_file_reaches_the_client_on_fd_3_and_no_file_is_written(inv, tmp_path):
+    """Case 11: nothing on the DB host holds the admin password, so a Ctrl-C cannot leave it."""
+    import subprocess
+    script = "client() { cat <&3; }\n" + db.client_prelude(inv) + "\nBPS_CLIENT=client"
+    work = tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run(["sh", "-c", script + "\nbps_sql; bps_sql"], capture_output=True,
+                       text=True, cwd=work, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(work)})
+    assert r.stdout == '[client]\nuser="root"\n' * 2 and list(work.iterdir()) == []
 
 
 def test_admin_user_without_password_is_refused(tmp_path):
