@@ -238,10 +238,11 @@ def plan_lb_cert(info: CertInfo, inv: Inventory, now: datetime, renew: bool = Fa
 
 
 def _backup_lines(inv: Inventory, stamp: str) -> str:
-    lines = [f"umask 077; mkdir -p {remote.BACKUP_DIR}; chmod 700 {remote.BACKUP_DIR}"]
+    """Back up the LB's certificate and key (root's own folder) like every managed file."""
+    lines = [remote.backups_lib(stamp, inv.cluster.backups_keep).rstrip("\n")]
     for p in (inv.certs.cert_path, inv.certs.key_path):
-        bak = f"{remote.BACKUP_DIR}/{p.strip('/').replace('/', '%')}.{stamp}~"
-        lines.append(f"if [ -f {q(p)} ]; then cp -p {q(p)} {q(bak)}; chmod 600 {q(bak)}; fi")
+        lines.append(f"if [ -f {q(p)} ]; then bak=$(backup_name {q(p)}); cat {q(p)} > \"$bak\"; "
+                     "prune_backups \"$bak\"; fi")
     return "\n".join(lines) + "\n"
 
 
@@ -472,12 +473,13 @@ def plan_node(stores: list[StoreFacts], fingerprint: str | None, keytool: bool) 
 
 def import_script(stores: list[str], pem: bytes, fingerprint: str, alias: str, password: str,
                   service_user: str, ei_home: str, stamp: str,
-                  pending_reason: str = "certs: LB certificate imported") -> str:
+                  pending_reason: str = "certs: LB certificate imported",
+                  keep: int = remote.BACKUPS_KEEP) -> str:
     """keytool on the node, as the service user (tasks/scripts/truststore_import.sh): compare
     the fingerprint under `alias`; replace only if different, in a copy that is checked before
     it replaces the store. The password travels in this script (stdin) into a 0600 file in a
     private temp folder, never into argv."""
-    head = remote.backups_lib(stamp) + remote.script(
+    head = remote.backups_lib(stamp, keep) + remote.script(
         "truststore_import.sh", SERVICE_USER=service_user, EI_HOME=ei_home, ALIAS=alias, FINGERPRINT=fingerprint,
         STATE_FILE=TRUSTSTORE_STATE, PENDING_FILE=remote.PENDING_RESTART,
         PENDING_REASON=pending_reason)
@@ -507,7 +509,8 @@ def node_certs(run, s: HostSession, pem: bytes | None, fingerprint: str | None,
     script = import_script(plan.work, pem, fingerprint, inv.cluster.service_name,
                            inv.secrets.truststore_password or "", inv.cluster.service_user,
                            inv.cluster.ei_home, run.stamp,
-                           f"{run.stamp} certs: LB certificate imported into the truststore")
+                           f"{run.stamp} certs: LB certificate imported into the truststore",
+                           inv.cluster.backups_keep)
     res = remote.run_script(s, script, what="truststore import")
     imported = [ln.split(" ", 1)[1] for ln in res.stdout.splitlines()
                 if ln.startswith("IMPORTED ")]

@@ -580,7 +580,7 @@ def settings_script(plan: DbPlan, facts: DbFacts, stamp: str, inv: Inventory) ->
               if plan.dropin else [])
     restart = restart_command(facts) if plan.restart else None
     validate = f"{restart} </dev/null" if restart else None
-    body = remote.write_files_script(change, stamp, validate)
+    body = remote.write_files_script(change, stamp, validate, inv.cluster.backups_keep)
     out = f"(\n{body})\nrc=$?\n"
     if restart:
         out += (f"if [ $rc -ne 0 ]; then {restart} </dev/null >/dev/null 2>&1; "

@@ -75,7 +75,21 @@ def preflight_probes(inv: Inventory, h: Host) -> dict[str, str]:
         probes["paths"] = paths_probe(targets)
     if h.role == "node":
         probes["curl"] = "command -v curl"
+    # the host's own IPv4 addresses: proves the machine reached is the one named (its host key
+    # is already checked against known_hosts for its ssh_address)
+    probes["addrs"] = ("ip -o -4 addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 "
+                       "| grep . || hostname -I 2>/dev/null | tr ' ' '\\n'")
     return probes
+
+
+def identity_problem(h: Host, addrs_out: str) -> str | None:
+    """Pure: None when the host reached owns its cluster address (or is declared NATed)."""
+    addrs = sorted({a.strip() for a in addrs_out.split() if a.strip()})
+    if h.nat or h.address in addrs:
+        return None
+    return (f"its cluster address {h.address} is not on any interface of the machine reached "
+            f"at {h.ssh_address} (it has {', '.join(addrs) or 'none'}): is ssh_address pointing "
+            "at another host? If this host sits behind NAT, set nat = true for it in hosts.toml")
 
 
 def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
@@ -90,6 +104,9 @@ def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
     if s.host.role == "node" and facts["ei_home"].out.strip() != "present" \
             and inv.cluster.ei_zip is None:
         problems.append(f"EI_HOME {inv.cluster.ei_home} missing (set cluster.ei_zip to install)")
+    wrong_host = identity_problem(s.host, facts["addrs"].out)
+    if wrong_host:
+        problems.append(wrong_host)
     paths = parse_paths(facts["paths"].out) if "paths" in facts else {}
     for key, state in paths.items():
         if state.startswith("unreachable"):

@@ -283,7 +283,7 @@ def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "")
                      f"runuser -u {user} -- rm -f -- {src}")
     script = "\n".join(lines) + "\n"
     if plan.files:
-        script += remote.write_files_script(plan.files, stamp)
+        script += remote.write_files_script(plan.files, stamp, keep=inv.cluster.backups_keep)
     reasons = [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] + list(plan.move_aside)
     if reasons:
         script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")

@@ -43,6 +43,7 @@ class Host:
     address: str  # the address the cluster uses (IP the other hosts reach)
     ssh_address: str  # where we SSH to (defaults to address)
     index: int = 0  # nodes: 1-based position = start order
+    nat: bool = False  # `address` is not on the host's own interfaces (NAT): not checked
 
     def __str__(self) -> str:
         return self.name
@@ -82,6 +83,7 @@ class ClusterSettings:
     nginx_extra: str
     admin_services_extra: tuple[str, ...] = ()  # more admin services the service names hide
     expose_on_service: tuple[str, ...] = ()  # console-only apps also served on the service names
+    backups_keep: int = 10  # backups kept per managed file on each host
 
     @property
     def console_open(self) -> str | None:
@@ -252,10 +254,12 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "command_timeout": (int, 300), "jump": (str, None), "ssh_config": (str, None),
         "accept_new_host_keys": (bool, False), "sudo_password": (dict, None),
     },
-    "lb": {"name": (str, "lb"), "address": (str, REQ), "ssh_address": (str, None)},
-    "node": {"name": (str, REQ), "address": (str, REQ), "ssh_address": (str, None)},
+    "lb": {"name": (str, "lb"), "address": (str, REQ), "ssh_address": (str, None),
+           "nat": (bool, False)},
+    "node": {"name": (str, REQ), "address": (str, REQ), "ssh_address": (str, None),
+             "nat": (bool, False)},
     "db": {"name": (str, "db"), "address": (str, REQ), "ssh_address": (str, None),
-           "hostname": (str, None), "port": (int, 3306)},
+           "nat": (bool, False), "hostname": (str, None), "port": (int, 3306)},
     "cluster": {
         "service_name": (str, REQ), "console_name": (str, REQ), "ei_home": (str, REQ),
         "ei_version": (str, "6.6.0"), "service_user": (str, "wso2"),
@@ -265,7 +269,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "etc_hosts": (bool, True), "console_allow": (list, []),
         "allow_default_admin": (bool, False), "admin_user": (str, "admin"),
         "nginx_extra": (str, ""), "admin_services_extra": (list, []),
-        "expose_on_service": (list, []),
+        "expose_on_service": (list, []), "backups_keep": (int, 10),
     },
     "database": {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
@@ -635,19 +639,25 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     if lb["address"]:
         ck.address("lb.address", lb["address"])
         ck.address("lb.ssh_address", lb["ssh_address"], cluster=False)
-        hosts.append(Host(lb["name"], "lb", lb["address"], lb["ssh_address"] or lb["address"]))
+        hosts.append(Host(lb["name"], "lb", lb["address"], lb["ssh_address"] or lb["address"],
+                          nat=bool(lb["nat"])))
     for i, n in enumerate(nodes):
         ck.address(f"nodes[{i}].address", n["address"])
         ck.address(f"nodes[{i}].ssh_address", n["ssh_address"], cluster=False)
         if n["name"] and n["address"]:
             hosts.append(Host(n["name"], "node", n["address"], n["ssh_address"] or n["address"],
-                              index=i + 1))
+                              index=i + 1, nat=bool(n["nat"])))
     if db["address"]:
         ck.address("db.address", db["address"])
         ck.address("db.ssh_address", db["ssh_address"], cluster=False)
         ck.hostname("db.hostname", db["hostname"])
         ck.port("db.port", db["port"])
-        hosts.append(Host(db["name"], "db", db["address"], db["ssh_address"] or db["address"]))
+        hosts.append(Host(db["name"], "db", db["address"], db["ssh_address"] or db["address"],
+                          nat=bool(db["nat"])))
+    for h in hosts:
+        if h.nat:
+            ck.warnings.append(f"!!! {h.name}: nat = true: preflight does not check that the "
+                               f"machine reached at {h.ssh_address} owns {h.address}")
     seen_names: dict[str, str] = {}
     seen_addr: dict[str, str] = {}
     seen_ssh: dict[str, Host] = {}
@@ -691,6 +701,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     ck.positive("cluster.port_offset", cl["port_offset"], 0, 1000)
     ck.port("cluster.hazelcast_port", cl["hazelcast_port"])
     ck.positive("cluster.health_timeout", cl["health_timeout"], 1, 7200)
+    ck.positive("cluster.backups_keep", cl["backups_keep"], 1, 1000)
     ck.hostname("cluster.domain", cl["domain"])
     jdbc = ck.local_path("cluster.jdbc_driver", cl["jdbc_driver"])
     if jdbc and jdbc.exists() and jdbc.suffix != ".jar":
@@ -782,7 +793,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             cl["service_user"], cl["port_offset"], cl["hazelcast_port"], cl["domain"],
             cl["health_timeout"], jdbc, cl["jdbc_driver_class"], ei_zip, cl["etc_hosts"],
             tuple(allow), cl["allow_default_admin"], cl["admin_user"], cl["nginx_extra"],
-            tuple(admin_extra), tuple(dict.fromkeys(exposed))),
+            tuple(admin_extra), tuple(dict.fromkeys(exposed)), cl["backups_keep"]),
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],

@@ -131,7 +131,8 @@ class Run:
                     check: bool = True) -> remote.CmdResult:
         """Write the changes atomically; a failure raises (CommandFailed) unless check=False,
         for a caller that reads the result itself (e.g. a failed validation, exit 3)."""
-        script = remote.write_files_script(changes, self.stamp, validate)
+        script = remote.write_files_script(changes, self.stamp, validate,
+                                           self.inv.cluster.backups_keep)
         return remote.run_script(s, script, what=what, check=check)
 
 

@@ -202,3 +202,30 @@ def test_schema_script_edited_by_the_service_user_is_not_run_as_db_admin(rlab):
     assert r.returncode == 0, out(r)
     r = fab(rlab, "deploy")
     assert r.returncode == 0, out(r)
+
+
+def test_host_reached_at_another_machines_address_is_refused(rlab, tmp_path):
+    """Case 4: node2's ssh_address leads to node1's machine (a second IP of node1, its key
+    trusted for it). Preflight proves the machine reached does not own node2's cluster address
+    and stops before any change, naming the fix."""
+    alias = rlab.address("node1").rsplit(".", 1)[0] + ".99"
+    rlab.exec("node1", f"ip addr add {alias}/24 dev eth0", check=True)
+    try:
+        kh = tmp_path / "known_hosts"
+        key = rlab.known_hosts.read_text().splitlines()
+        node1_key = next(l for l in key if l.startswith(rlab.address("node1") + " "))
+        kh.write_text("\n".join(key + [alias + " " + node1_key.split(" ", 1)[1]]) + "\n")
+        toml = rlab.write_hosts_toml(tmp_path / "hosts.toml", ssh={"known_hosts": str(kh)})
+        text = toml.read_text().replace(f'address = "{rlab.address("node2")}"',
+                                        f'address = "{rlab.address("node2")}"\n'
+                                        f'ssh_address = "{alias}"')
+        toml.write_text(text)
+        before = rlab.exec("node1", f"sha256sum {PROFILE}/conf/axis2/axis2.xml").stdout
+        r = fab(toml, "deploy")
+        assert r.returncode != 0
+        assert (f"its cluster address {rlab.address('node2')} is not on any interface of the "
+                f"machine reached at {alias}") in out(r)
+        assert "nothing was changed" in out(r)
+        assert rlab.exec("node1", f"sha256sum {PROFILE}/conf/axis2/axis2.xml").stdout == before
+    finally:
+        rlab.exec("node1", f"ip addr del {alias}/24 dev eth0")

@@ -419,3 +419,29 @@ def test_option_file_round_trips_through_the_client(tmp_path, pw):
     assert cnf.count("\n") == 3  # [client], user, password: nothing else
     assert print_defaults(tmp_path, cnf) == {"user": "db.admin-1", "password": pw}
 
+
+
+def test_preflight_identity_check():
+    """Case 4: the machine reached must own the host's cluster address (unless nat = true)."""
+    from tasks.deploy import identity_problem
+    from tasks.inventory import Host
+    h = Host("node2", "node", "10.0.0.12", "10.0.0.12")
+    assert identity_problem(h, "10.0.0.12\n127.0.0.1\n") is None
+    msg = identity_problem(h, "10.0.0.11\n127.0.0.1\n")
+    assert "10.0.0.12 is not on any interface" in msg and "10.0.0.11" in msg
+    assert "nat = true" in msg
+    assert identity_problem(Host("node2", "node", "10.0.0.12", "gw", nat=True), "1.2.3.4") is None
+
+
+def test_nat_host_warns(tmp_path):
+    raw = make_raw(tmp_path)
+    raw["nodes"][1]["nat"] = True
+    inv = load_raw(tmp_path, raw)
+    assert inv.nodes[1].nat and any("nat = true" in w for w in inv.warnings)
+
+
+def test_backups_keep_bounds(tmp_path):
+    raw = make_raw(tmp_path)
+    raw["cluster"]["backups_keep"] = 0
+    with pytest.raises(InventoryError, match="cluster.backups_keep"):
+        load_raw(tmp_path, raw)
