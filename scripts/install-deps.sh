@@ -3,7 +3,7 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES=(python3 python3-venv make nginx mariadb-server mariadb-client openssh-server openssh-client openssl
+APT_PACKAGES=(python3 python3-venv make nginx mariadb-server mariadb-client openssh-server openssh-client openssl shellcheck
               libmariadb-java openjdk-17-jdk-headless sudo curl iproute2 procps psmisc unzip
               util-linux)
 missing=()
