@@ -38,9 +38,10 @@ regular() {
 # stage OWNER GROUP MODE PATH SHA < base64: a verified temp file beside PATH, made by OWNER
 stage() {
     tmp_owner=$1
+    # a failed write (disk full) removes its own temp file: the caller never learns its name
     tmp=$(base64 -d | as_owner "$1" sh -c '
-        d=$(dirname "$1") && (umask 022 && mkdir -p "$d") &&
-        t=$(mktemp "$d/.bps-tmp.XXXXXX") && cat > "$t" && printf "%s\n" "$t"' sh "$4") ||
+        d=$(dirname "$1") && (umask 022 && mkdir -p "$d") && t=$(mktemp "$d/.bps-tmp.XXXXXX") &&
+        { cat > "$t" || { rm -f "$t"; exit 1; }; } && printf "%s\n" "$t"' sh "$4") ||
         fail "cannot write a temp file beside $4"
     got=$(as_owner "$1" sha256sum -- "$tmp" | cut -d' ' -f1)
     [ "$got" = "$5" ] || fail "transfer of $4 corrupted"

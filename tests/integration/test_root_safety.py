@@ -229,3 +229,28 @@ def test_host_reached_at_another_machines_address_is_refused(rlab, tmp_path):
         assert rlab.exec("node1", f"sha256sum {PROFILE}/conf/axis2/axis2.xml").stdout == before
     finally:
         rlab.exec("node1", f"ip addr del {alias}/24 dev eth0")
+
+
+def test_folder_at_a_managed_path_and_backups_pruned(rlab):
+    """Case 16: a folder where a vhost file belongs is refused before any write, no temp file
+    left; case 22: after many changing runs, at most backups_keep (10) backups per file."""
+    vhost = "/etc/nginx/conf.d/ei.http.conf"
+    rlab.exec("lb", f"mv {vhost} /root/ei.http.conf.keep && mkdir {vhost}", check=True)
+    try:
+        r = fab(rlab, "lb")
+        assert r.returncode != 0
+        assert f"{vhost} is a folder, not a regular file: nothing was written" in out(r)
+        assert rlab.exec("lb", f"ls -A {vhost}").stdout == ""
+        assert rlab.exec("lb", "find /etc/nginx -name '.bps-tmp*'").stdout == ""
+    finally:
+        rlab.exec("lb", f"rmdir {vhost}; mv /root/ei.http.conf.keep {vhost}")
+    for _ in range(12):
+        rlab.exec("lb", f"sed -i 's/^/ /' {vhost}", check=True)
+        r = fab(rlab, "lb")
+        assert r.returncode == 0, out(r)
+    kept = rlab.exec("lb", "ls /var/backups/bps-deploy | grep -c '^etc%nginx%conf.d%ei.http.conf\\.'"
+                     ).stdout.strip()
+    assert kept == "10"
+    modes = rlab.exec("lb", "stat -c %a /var/backups/bps-deploy/etc%nginx%conf.d%ei.http.conf.*"
+                      ).stdout.split()
+    assert set(modes) == {"600"}

@@ -167,3 +167,18 @@ def test_service_user_file_is_written_by_that_user(service_dir, tmp_path):
     st = target.stat()
     assert (pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o777) == (SERVICE, 0o600)
     assert pwd.getpwuid(target.parent.stat().st_uid).pw_name == SERVICE
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path):
+    """Disk full while staging: the temp file the owner made is removed with the failure."""
+    target = tmp_path / "conf" / "a.conf"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    before = state_of(target)
+    spec = FileSpec(str(target), b"new\n", before.owner, before.group, 0o644)
+    script = remote.write_files_script(remote.plan_files([spec], {str(target): before}), "S")
+    # `cat` failing like a full disk does, after mktemp made the file
+    script = script.replace("{ cat > \"$t\" ||", "{ false > \"$t\" ||")
+    r = sh(script, tmp_path)
+    assert r.returncode != 0 and target.read_text() == "old\n"
+    assert not list(target.parent.glob(".bps-tmp*"))
