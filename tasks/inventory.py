@@ -507,6 +507,14 @@ class _Checker:
             self.err(f"{where}: contains the control character {name}{src}, and {sink}; "
                      "choose a secret without control characters (U+0000-U+001F, U+007F)")
             return None
+        # XML 1.0 (the datasources, user-mgt.xml) has no place for these either
+        bad = next((c for c in val if 0x80 <= ord(c) <= 0x9F or ord(c) in (0xFFFE, 0xFFFF)
+                    or ord(c) == 0xFEFF), None)
+        if bad is not None:
+            self.err(f"{where}: contains U+{ord(bad):04X}{src} (a C1 control, a byte-order mark "
+                     "or a non-character), which XML 1.0 and the nodes' files cannot hold "
+                     "safely; choose a secret without it")
+            return None
         return val
 
 

@@ -445,3 +445,12 @@ def test_backups_keep_bounds(tmp_path):
     raw["cluster"]["backups_keep"] = 0
     with pytest.raises(InventoryError, match="cluster.backups_keep"):
         load_raw(tmp_path, raw)
+
+
+@pytest.mark.parametrize("ch", ["\u0085", "\ufeff", "\uffff"])
+def test_secret_with_c1_bom_or_nonchar_refused(tmp_path, ch):
+    raw = make_raw(tmp_path)
+    (tmp_path / "db_password").write_text("pw" + ch + "x\n")
+    with pytest.raises(InventoryError, match=f"U\\+{ord(ch):04X}") as e:
+        load_raw(tmp_path, raw)
+    assert "pw" + ch not in str(e.value)
