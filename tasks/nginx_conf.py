@@ -87,13 +87,9 @@ def tokenize(text: str) -> list[Token]:
     return out
 
 
-def snippet_problem(text: str) -> str | None:
-    """Why an operator snippet cannot go inside a server block, or None when it can.
-
-    It must not close a block it did not open (that would end our server block and let the
-    snippet add a server of its own), must close every block it opens, and must end at a
-    statement boundary (`;` or `}`), so nothing we render after it is swallowed.
-    """
+def _blocks_problem(text: str, close_past_start: str, unterminated: str) -> str | None:
+    """Tokenize, then: a `}` closing a block not opened in `text`, blocks left open, text
+    ending inside a directive; None when the braces and statements are well-formed."""
     try:
         toks = tokenize(text)
     except ConfSyntaxError as e:
@@ -104,33 +100,32 @@ def snippet_problem(text: str) -> str | None:
             depth += 1
         elif t.kind == "}":
             if depth == 0:
-                return (f"line {t.line}: `}}` closes the server block the snippet is placed in; "
-                        "a snippet may only close the blocks it opens itself")
+                return f"line {t.line}: `}}` {close_past_start}"
             depth -= 1
     if depth:
         return f"{depth} block(s) opened with `{{` are never closed"
     if toks and toks[-1].kind not in (";", "}"):
-        return (f"line {toks[-1].line}: the last directive ({toks[-1].value!r}) has no "
-                "terminating `;`")
+        return f"line {toks[-1].line}: {unterminated.format(value=toks[-1].value)}"
     return None
+
+
+def snippet_problem(text: str) -> str | None:
+    """Why an operator snippet cannot go inside a server block, or None when it can.
+
+    It must not close a block it did not open (that would end our server block and let the
+    snippet add a server of its own), must close every block it opens, and must end at a
+    statement boundary (`;` or `}`), so nothing we render after it is swallowed.
+    """
+    return _blocks_problem(
+        text, "closes the server block the snippet is placed in; a snippet may only close the "
+              "blocks it opens itself",
+        "the last directive ({value!r}) has no terminating `;`")
 
 
 def structure_problem(text: str) -> str | None:
     """Why a whole rendered vhost file is not well-formed (unbalanced braces, ...), or None."""
-    try:
-        toks = tokenize(text)
-    except ConfSyntaxError as e:
-        return str(e)
-    depth = 0
-    for t in toks:
-        depth += (t.kind == "{") - (t.kind == "}")
-        if depth < 0:
-            return f"line {t.line}: `}}` closes more blocks than were opened"
-    if depth:
-        return f"{depth} block(s) never closed"
-    if toks and toks[-1].kind not in (";", "}"):
-        return f"line {toks[-1].line}: the file ends inside a directive"
-    return None
+    return _blocks_problem(text, "closes more blocks than were opened",
+                           "the file ends inside a directive")
 
 
 # --------------------------------------------------------------------------- nginx -T

@@ -13,3 +13,8 @@ from lab.lab import WSO2_FILES  # noqa: F401  (one definition, shared with the l
 REPO = Path(__file__).resolve().parents[1]
 FAB = [sys.executable, "-m", "fabric"]
 PROFILE_CONF = WSO2_FILES / "wso2" / "business-process" / "conf"
+
+# Where the lab puts EI on each node (lab.lab.EI_HOME) and its profile
+EI = "/opt/wso2ei-6.6.0"
+PROFILE = f"{EI}/wso2/business-process"
+LOCK = "/var/lib/bps-deploy/deploy.lock"

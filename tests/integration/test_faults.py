@@ -28,11 +28,10 @@ import pytest
 
 from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by, snapshot
 
+from tests.paths import EI, PROFILE, LOCK  # noqa: E402
+
 BASE = int(os.environ.get("LAB_INDEX", "7"))
-EI = "/opt/wso2ei-6.6.0"
-PROFILE = f"{EI}/wso2/business-process"
 CONF = f"{PROFILE}/conf"
-LOCK = "/var/lib/bps-deploy/deploy.lock"
 PENDING = "/var/lib/bps-deploy/pending-restart"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -20,12 +20,11 @@ import pytest
 
 from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by
 
+from tests.paths import EI, PROFILE, LOCK  # noqa: E402
+
 BASE = int(os.environ.get("LAB_INDEX", "7"))
-EI = "/opt/wso2ei-6.6.0"
-PROFILE = f"{EI}/wso2/business-process"
 CONF = f"{PROFILE}/conf"
 LOG = f"{PROFILE}/repository/logs/wso2carbon.log"
-LOCK = "/var/lib/bps-deploy/deploy.lock"
 NGINX_CONF = "/etc/nginx/conf.d"
 UTF8_PW = "pä$$wörd-ünï"
 OLD_CDATA_PW = "Old-CDATA-pw-4711"

@@ -15,9 +15,9 @@ import pytest
 
 from tests.integration.helpers import fab, out, recap_rows, served_by, curl
 
+from tests.paths import EI, PROFILE  # noqa: E402
+
 BASE = int(os.environ.get("LAB_INDEX", "7"))
-EI = "/opt/wso2ei-6.6.0"
-PROFILE = f"{EI}/wso2/business-process"
 SECURITY = f"{PROFILE}/repository/resources/security"
 DATASOURCES = f"{PROFILE}/conf/datasources"
 CANARY_DIR = "/root/canary"
