@@ -8,6 +8,7 @@ folder and a link while configure writes.
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 import time
 
@@ -204,12 +205,48 @@ def test_schema_script_edited_by_the_service_user_is_not_run_as_db_admin(rlab):
     assert r.returncode == 0, out(r)
 
 
+FORWARD = r"""
+import socket, sys, threading, time  # bps-forward
+src, dst = sys.argv[1], sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+for _ in range(50):
+    try:
+        ls.bind((src, 22)); break
+    except OSError:
+        time.sleep(0.1)
+ls.listen(16)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    c, _ = ls.accept()
+    u = socket.create_connection((dst, 22))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+"""
+
+
 def test_host_reached_at_another_machines_address_is_refused(rlab, tmp_path):
     """Case 4: node2's ssh_address leads to node1's machine (a second IP of node1, its key
     trusted for it). Preflight proves the machine reached does not own node2's cluster address
     and stops before any change, naming the fix."""
     alias = rlab.address("node1").rsplit(".", 1)[0] + ".99"
     rlab.exec("node1", f"ip addr add {alias}/24 dev eth0", check=True)
+    # the lab's sshd listens on the host's own address only: forward the alias's port 22 to it
+    rlab.exec("node1", f"setsid -f python3 -c {shlex.quote(FORWARD)} {alias} "
+                       f"{rlab.address('node1')} </dev/null >/dev/null 2>&1", check=True)
     try:
         kh = tmp_path / "known_hosts"
         key = rlab.known_hosts.read_text().splitlines()
@@ -228,7 +265,7 @@ def test_host_reached_at_another_machines_address_is_refused(rlab, tmp_path):
         assert "nothing was changed" in out(r)
         assert rlab.exec("node1", f"sha256sum {PROFILE}/conf/axis2/axis2.xml").stdout == before
     finally:
-        rlab.exec("node1", f"ip addr del {alias}/24 dev eth0")
+        rlab.exec("node1", f"pkill -f 'bps-forwar[d]' ; ip addr del {alias}/24 dev eth0")
 
 
 def test_folder_at_a_managed_path_and_backups_pruned(rlab):
