@@ -24,6 +24,7 @@ is applied through the product's own user admin service, on a running node:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -54,7 +55,7 @@ OLD_KEY = "secrets.admin_password_old"
 
 def state_line(user: str, password: str, salt: bytes) -> str:
     """What a node remembers of the applied admin password: a salted PBKDF2, never the value."""
-    h = hashlib.pbkdf2_hmac("sha256", f"{user}\0{password}".encode(), salt, ITERATIONS)
+    h = _pbkdf2(user, password, salt, ITERATIONS)
     return f"v1 pbkdf2-sha256 {ITERATIONS} {user} {salt.hex()} {h.hex()}"
 
 
@@ -69,8 +70,13 @@ def state_matches(state: str, user: str, password: str) -> bool | None:
         return None
     if parts[3] != user:
         return False
-    got = hashlib.pbkdf2_hmac("sha256", f"{user}\0{password}".encode(), salt, int(parts[2]))
-    return hmac.compare_digest(got, want)
+    return hmac.compare_digest(_pbkdf2(user, password, salt, int(parts[2])), want)
+
+
+@functools.lru_cache(maxsize=64)
+def _pbkdf2(user: str, password: str, salt: bytes, iterations: int) -> bytes:
+    # one run writes the same line (one salt) to every node: a no-op plan hashes once
+    return hashlib.pbkdf2_hmac("sha256", f"{user}\0{password}".encode(), salt, iterations)
 
 
 # --------------------------------------------------------------------------- plan
@@ -207,9 +213,8 @@ EXIT_WHY = {
 }
 
 
-def apply_node(run: Run, s: HostSession, plan: AdminPlan) -> StepResult:
+def apply_node(run: Run, s: HostSession, plan: AdminPlan, state: str) -> StepResult:
     inv = run.inv
-    state = state_line(inv.cluster.admin_user, inv.secrets.admin_password or "", os.urandom(16))
     res = remote.run_script(s, node_script(inv, plan, s.host, state), what="admin password",
                             timeout=min(s.timeout, 300))
     said = res.stdout.split()
@@ -273,15 +278,16 @@ def admin_step(run: Run, states: dict[str, str] | None = None) -> bool:
             changes=lines if s.name == plan.first or not plan.rotate else lines[-1:]))
         return True
     first, rest = targets[0], targets[1:]
+    state = state_line(inv.cluster.admin_user, inv.secrets.admin_password or "", os.urandom(16))
     if plan.rotate:
-        r = run.each([first], STEP, lambda s: apply_node(run, s, plan))[first.name]
+        r = run.each([first], STEP, lambda s: apply_node(run, s, plan, state))[first.name]
         if r.status != "changed":
             run.each(rest, STEP, lambda s: StepResult(
                 s.name, STEP, "skipped", f"not checked: the change on {first.name} failed"))
             return False
     else:
         rest = targets
-    results = run.each(rest, STEP, lambda s: apply_node(run, s, plan))
+    results = run.each(rest, STEP, lambda s: apply_node(run, s, plan, state))
     return all(r.status == "changed" for r in results.values())
 
 
