@@ -138,7 +138,7 @@ def prepare_cache() -> None:
             shutil.rmtree(build, ignore_errors=True)
             build.mkdir()
             _run(["javac", "--release", "17", "-nowarn", "-d", str(build),
-                  str(STANDIN_SRC / "StandIn.java")])
+                  *sorted(str(f) for f in STANDIN_SRC.glob("*.java"))])
             tmp = CACHE / "standin.jar.tmp"
             _run(["jar", "--create", "--file", str(tmp), "--main-class", "StandIn",
                   "-C", str(build), "."])

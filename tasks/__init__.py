@@ -18,4 +18,6 @@ from . import deploy  # noqa: E402  (fab deploy, restart, stop, status, logs, un
 for _task in (deploy.deploy, deploy.restart, deploy.stop, deploy.status, deploy.logs,
               deploy.unlock):
     ns.add_task(_task)
+from . import admin  # noqa: E402  (fab admin-password)
+ns.add_task(admin.admin_password)
 ns.configure({"inventory": None})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import certs, db, ei_config, lb, remote, services
+from . import admin, certs, db, ei_config, lb, remote, services
 from .cli import COMMON_HELP, Abort, session, targets
 from .inventory import Host, Inventory
 from .remote import HostSession, q
@@ -309,7 +309,7 @@ def nodes_needing_restart(run: Run, cfg: ei_config.ConfigureOutcome) -> list[Hos
         st = cfg.states.get(n.name)
         if st is None:
             continue
-        why = [w for w, yes in (("configuration changed", n.name in cfg.changed),
+        why = [w for w, yes in (("configuration changed", n.name in cfg.restart),
                                 ("restart pending", bool(st.pending)),
                                 ("not running", not st.running)) if yes]
         if why:
@@ -349,6 +349,9 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                                      rolling=True, full=full):
                     raise Abort("a node failed its health check; the LB was left as it was")
             lb.lb_step(run, certs_planned=True)
+            # last, on healthy nodes: the admin password where it lives (the user store)
+            if not admin.admin_step(run, cfg.admin_states):
+                raise Abort("the admin password was not applied (see the admin lines above)")
         finally:
             if not run.check:
                 release_lock(run)

@@ -92,9 +92,11 @@ class NodeFacts:
     conf_state: dict[str, FileState | None]
     pending: str
     remembered: str = ""  # CONFIG_STATE: what we rendered last time, and from which inputs
+    admin_state: str = ""  # admin.ADMIN_STATE: a hash of the admin password last applied
 
 
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
+ADMIN_STATE = f"{remote.STATE_DIR}/admin-password.state"
 
 
 def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
@@ -111,6 +113,8 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
         "lib": jdbc.probe_lib(q(cl.ei_home + "/lib")),
         "pending": remote.probe_pending(),
         "remembered": f"cat {CONFIG_STATE} 2>/dev/null || true",
+        # read here so a no-op deploy's admin step needs no command of its own (tasks/admin.py)
+        "admin_state": f"cat {ADMIN_STATE} 2>/dev/null || true",
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
@@ -130,7 +134,8 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
         java=facts["java"].out.strip(),
         lib=jdbc.parse_lib(facts["lib"].out),
         conf=conf, conf_state=state, pending=facts["pending"].out.strip(),
-        remembered=facts["remembered"].out.strip() if "remembered" in facts else "")
+        remembered=facts["remembered"].out.strip() if "remembered" in facts else "",
+        admin_state=facts["admin_state"].out.strip() if "admin_state" in facts else "")
 
 
 @functools.lru_cache(maxsize=1)
@@ -174,10 +179,19 @@ class NodePlan:
     membership_changed: bool = False
     originals: dict[str, bytes | None] = field(default_factory=dict)
     rendered: dict[str, str] = field(default_factory=dict)  # rel -> sha256 we want
+    # files whose only change is user-mgt.xml's admin password: a first-start seed, the running
+    # cluster never reads it again, so writing it needs no restart
+    seed_only: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not (self.files or self.create_user or self.chown or self.move_aside)
+
+    @property
+    def restart_reasons(self) -> list[str]:
+        """What a running node reads that this plan changes (file names, moved jars)."""
+        return [c.spec.path.rsplit("/", 1)[-1] for c in self.files
+                if c.spec.path not in self.seed_only] + list(self.move_aside)
 
     def describe(self, inv: Inventory) -> list[str]:
         out = []
@@ -188,6 +202,8 @@ class NodePlan:
         out += [c.describe() for c in self.files]
         if self.chown:
             out.append(f"chown -R {inv.cluster.service_user} {inv.cluster.ei_home}")
+        out += [f"{p}: only the admin password seed changed: no restart (the admin step "
+                "rotates it in the user store)" for p in self.seed_only]
         return out
 
 
@@ -235,11 +251,15 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
     changes = remote.plan_files(specs, states)
     rendered = {rel: hashlib.sha256(data).hexdigest() for rel, data in wanted.items()} \
         if contents else {}
+    user_mgt = f"{conf_dir(inv)}/{ei_xml.USER_MGT}"
+    seed_only = tuple(c.spec.path for c in changes if c.spec.path == user_mgt and c.content_changed
+                      and ei_xml.admin_seed_only_change(f.conf.get(ei_xml.USER_MGT),
+                                                        c.spec.content))
     return NodePlan(files=changes, create_user=not f.user_exists,
                     chown=bool(f.not_owned) or not f.user_exists, move_aside=lib.move_aside,
                     membership_changed=membership,
                     originals={f"{conf_dir(inv)}/{k}": v for k, v in f.conf.items()},
-                    rendered=rendered)
+                    rendered=rendered, seed_only=seed_only)
 
 
 def _members(axis2: bytes | None) -> tuple:
@@ -284,7 +304,7 @@ def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "")
     script = "\n".join(lines) + "\n"
     if plan.files:
         script += remote.write_files_script(plan.files, stamp, keep=inv.cluster.backups_keep)
-    reasons = [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] + list(plan.move_aside)
+    reasons = plan.restart_reasons
     if reasons:
         script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")
     if remember:
@@ -331,6 +351,8 @@ rm -f {staged}
 class ConfigureOutcome:
     ok: bool
     changed: set[str] = field(default_factory=set)  # nodes whose config changed
+    restart: set[str] = field(default_factory=set)  # ... in what a running node reads
+    admin_states: dict[str, str] = field(default_factory=dict)  # node -> admin.ADMIN_STATE
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
@@ -350,6 +372,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         raw = remote.read_facts(s, probes)
         outcome.states[s.name] = services.parse_state(raw)
         facts = parse_node_facts(raw)
+        outcome.admin_states[s.name] = facts.admin_state
         if not facts.ei_home:
             if inv.cluster.ei_zip is None:
                 return StepResult(s.name, step, "failed",
@@ -390,6 +413,8 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
             remote.run_script(s, apply_script(inv, plan, run.stamp, remember), check=True,
                               what="configure write")
         outcome.changed.add(s.name)  # in check mode: would change
+        if plan.restart_reasons:
+            outcome.restart.add(s.name)
         return StepResult(s.name, step, "changed",
                           ("would change" if run.check else "changed") + f"; {jdk}",
                           changes=changes, diffs=diffs)

@@ -666,6 +666,32 @@ def _edit_user_mgt(doc: _Doc, p: NodeXmlParams) -> None:
     doc.ensure_leaf(admin, "Password", p.admin_password, after=[_sel("UserName")])
 
 
+USER_MGT = "user-mgt.xml"
+ADMIN_PASSWORD_PATH = "Realm/Configuration/AdminUser/Password"
+
+
+def _without_admin_password(data: bytes) -> bytes | None:
+    try:
+        root = etree.fromstring(data)
+    except etree.XMLSyntaxError:
+        return None
+    for el in root.findall(ADMIN_PASSWORD_PATH):
+        el.text = ""
+    return etree.tostring(root, method="c14n")
+
+
+def admin_seed_only_change(old: bytes | None, new: bytes) -> bool:
+    """True when two versions of user-mgt.xml differ only in <AdminUser><Password>.
+
+    That value only seeds the admin user into the JDBC user store at the product's first start;
+    a running cluster reads its admin password from WSO2_USER_DB, so such an edit needs no
+    restart (the password itself is rotated through the user admin service: tasks/admin.py)."""
+    if old is None or old == new:
+        return False
+    a, b = _without_admin_password(old), _without_admin_password(new)
+    return a is not None and a == b
+
+
 def _edit_registry(doc: _Doc, p: NodeXmlParams) -> None:
     local_cfg = _sel("dbConfig", name="wso2registry")
     doc.one(doc.root, local_cfg, required="cannot add the shared registry mount after it")

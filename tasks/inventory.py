@@ -236,6 +236,8 @@ _USER_FIX = "use lowercase letters, digits, '_' or '-' (max 32), starting with a
 _SECRET_SINKS = {
     "db_password": "it is written into the nodes' datasource XML, which XML 1.0 cannot hold",
     "admin_password": "it is written into the nodes' user-mgt.xml, which XML 1.0 cannot hold",
+    "admin_password_old": "it is sent to the nodes' user admin service in XML, which XML 1.0 "
+                          "cannot hold",
     "truststore_password": "it is written to keytool's store password file, which is line based",
     "db_admin_password": "it is written to a MySQL client option file, which is line based",
     "sudo_password": "it is sent to sudo as one line on stdin",
@@ -284,6 +286,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
     "secrets": {
         "db_password": (dict, REQ), "admin_password": (dict, None),
         "truststore_password": (dict, None), "db_admin_password": (dict, None),
+        "admin_password_old": (dict, None),
     },
 }
 TOP_LEVEL = {"ssh": dict, "lb": dict, "nodes": list, "db": dict, "cluster": dict,

@@ -628,6 +628,7 @@ public class StandIn {
         }
         hss.setHttpsConfigurator(new HttpsConfigurator(ssl));
         hss.createContext("/", ex -> handle(ex, "https"));
+        UserStore.register(hss);  // admin services: RemoteUserStoreManagerService, AuthenticationAdmin
         hss.setExecutor(pool);
         hs.start();
         hss.start();
@@ -667,6 +668,7 @@ public class StandIn {
             checkRegistry();
             checkAxis2();
             checkBps();
+            UserStore.seed();  // the admin of user-mgt.xml, at first start only (UserStore.java)
             if (!ERRORS.isEmpty()) {
                 log("ERROR", "StandIn", "startup aborted: " + ERRORS.size() + " configuration error(s), see above");
                 System.exit(1);
