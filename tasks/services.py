@@ -4,7 +4,8 @@ Health of a node after a start (the gate every start passes before the next node
 * its JVM alive (the process of the service user with this profile's -Dcarbon.home),
 * `WSO2 Carbon started` logged by this start (its log read from the byte offset taken before
   the start, across a log4j2 roll: tasks/scripts/log_since.sh),
-* 200 from a page of the profile on the node itself: https://<node>:<9443+offset>/carbon/admin/login.jsp,
+* 200 from a page of the profile, on the node itself:
+  https://<node>:<9443 + offset>/carbon/admin/login.jsp,
 * in the cluster: every other running member logged `Member joined [<uuid>]: /<node>:<port>`
   since the start (Carbon's HazelcastClusteringAgent logs that on each member already running,
   never on the node that joins). Only starts pay for this: one more fact read per member.
@@ -91,10 +92,11 @@ class NodeState:
 def parse_state(facts: dict[str, remote.Fact]) -> NodeState:
     proc = facts["proc"].out.strip().split()
     size, _, inode = facts["log_size"].out.strip().partition(" ")
+    inode = inode.strip()
     https = facts["https"].out.strip()[-3:] if "https" in facts else ""
     return NodeState(bool(proc) and proc[0] == "alive", proc[1] if len(proc) > 1 else "",
                      https, int(size) if size.isdigit() else 0,
-                     facts["pending"].out.strip(), inode.strip() if inode.strip().isdigit() else "")
+                     facts["pending"].out.strip(), inode if inode.isdigit() else "")
 
 
 def node_state(run: Run, s: HostSession, extra: dict[str, str] | None = None):
