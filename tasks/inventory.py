@@ -84,6 +84,7 @@ class ClusterSettings:
     admin_services_extra: tuple[str, ...] = ()  # more admin services the service names hide
     expose_on_service: tuple[str, ...] = ()  # console-only apps also served on the service names
     backups_keep: int = 10  # backups kept per managed file on each host
+    stop_timeout: int = 120  # seconds a graceful stop (SIGTERM) may take before SIGKILL
 
     @property
     def console_open(self) -> str | None:
@@ -272,6 +273,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "allow_default_admin": (bool, False), "admin_user": (str, "admin"),
         "nginx_extra": (str, ""), "admin_services_extra": (list, []),
         "expose_on_service": (list, []), "backups_keep": (int, 10),
+        "stop_timeout": (int, 120),
     },
     "database": {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
@@ -713,6 +715,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     ck.port("cluster.hazelcast_port", cl["hazelcast_port"])
     ck.positive("cluster.health_timeout", cl["health_timeout"], 1, 7200)
     ck.positive("cluster.backups_keep", cl["backups_keep"], 1, 1000)
+    ck.positive("cluster.stop_timeout", cl["stop_timeout"], 1, 3600)
     ck.hostname("cluster.domain", cl["domain"])
     jdbc = ck.local_path("cluster.jdbc_driver", cl["jdbc_driver"])
     if jdbc and jdbc.exists() and jdbc.suffix != ".jar":
@@ -804,7 +807,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             cl["service_user"], cl["port_offset"], cl["hazelcast_port"], cl["domain"],
             cl["health_timeout"], jdbc, cl["jdbc_driver_class"], ei_zip, cl["etc_hosts"],
             tuple(allow), cl["allow_default_admin"], cl["admin_user"], cl["nginx_extra"],
-            tuple(admin_extra), tuple(dict.fromkeys(exposed)), cl["backups_keep"]),
+            tuple(admin_extra), tuple(dict.fromkeys(exposed)), cl["backups_keep"],
+            cl["stop_timeout"]),
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],

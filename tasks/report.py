@@ -24,6 +24,7 @@ class StepResult:
     changes: list[str] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
     restarted: bool = False
+    killed: bool = False  # a JVM got SIGKILL: it did not stop within cluster.stop_timeout
 
     def __post_init__(self):
         assert self.status in STATUSES, self.status
@@ -106,6 +107,7 @@ class Reporter:
         self.verbose = verbose
         self.results: list[StepResult] = []
         self.restarted: set[str] = set()
+        self.killed: set[str] = set()
         self.lock = threading.Lock()
         self.started = time.monotonic()
         self.log_path: Path | None = None
@@ -159,6 +161,8 @@ class Reporter:
             self.results.append(r)
             if r.restarted:
                 self.restarted.add(r.host)
+            if r.killed:
+                self.killed.add(r.host)
         head = f"{r.step}: {r.status}"
         if r.msg:
             head += f": {r.msg}"
@@ -198,6 +202,9 @@ class Reporter:
             self.line(None, f"{host.ljust(width)}  {row['ok']:>4} {row['changed']:>8} "
                             f"{row['failed']:>7} {row['unreachable']:>8} {row['skipped']:>8}  "
                             f"{'yes' if host in self.restarted else 'no'}", status)
+        if self.killed:
+            self.line(None, f"!!! KILLED (SIGKILL, no graceful stop: still running after "
+                            f"cluster.stop_timeout): {', '.join(sorted(self.killed))}", "failed")
         if self.log_path:
             self.line(None, f"log: {self.log_path}")
         return 1 if self.failed_hosts() else 0

@@ -1,7 +1,15 @@
 """EI node processes: state, start/stop as the service user, the health gate, log tails.
 
-Health of a node = its process alive, `WSO2 Carbon started` in its log since this start, and
-HTTPS on its own address and port answering. A node that fails the gate stops the run there.
+Health of a node after a start (the gate every start passes before the next node starts):
+* its JVM alive (the process of the service user with this profile's -Dcarbon.home),
+* `WSO2 Carbon started` logged by this start (its log read from the byte offset taken before
+  the start, across a log4j2 roll: tasks/scripts/log_since.sh),
+* 200 from a page of the profile, on the node itself:
+  https://<node>:<9443 + offset>/carbon/admin/login.jsp,
+* in the cluster: every other running member logged `Member joined [<uuid>]: /<node>:<port>`
+  since the start (Carbon's HazelcastClusteringAgent logs that on each member already running,
+  never on the node that joins). Only starts pay for this: one more fact read per member.
+A node that fails the gate stops the run there and keeps a pending-restart mark.
 """
 from __future__ import annotations
 
@@ -9,14 +17,14 @@ import time
 from dataclasses import dataclass
 
 from . import remote
-from .inventory import Inventory
+from .inventory import Host, Inventory
 from .remote import HostSession, q
 from .report import StepResult
 from .runner import Run
 
 STARTED_MARK = "WSO2 Carbon started"
-
-STOP_TIMEOUT = 120  # seconds a graceful stop (SIGTERM) may take before SIGKILL
+LOGIN_PAGE = "/carbon/admin/login.jsp"  # served by the profile itself (not a 404 page)
+ROLLED_LOGS = "wso2carbon-*.log*"  # log4j2.properties: filePattern wso2carbon-%d{MM-dd-yyyy}.log
 
 
 def java_probe(service_user: str) -> str:
@@ -35,10 +43,12 @@ def java_probe(service_user: str) -> str:
             "| head -1; else echo \"java, version unknown ($jh has no release file)\"; fi; fi")
 
 
-def process_lib(inv: Inventory, stop_wait: int = STOP_TIMEOUT) -> str:
-    """tasks/scripts/ei_process.sh for this cluster: ei_pids, ei_state, ei_kill, ei_stop."""
+def process_lib(inv: Inventory) -> str:
+    """tasks/scripts/ei_process.sh for this cluster: ei_pids, ei_state, ei_kill, ei_stop
+    (SIGKILL only after cluster.stop_timeout seconds)."""
     return remote.script("ei_process.sh", SERVICE_USER=inv.cluster.service_user,
-                         PROFILE_HOME=inv.cluster.profile_home, STOP_WAIT=int(stop_wait))
+                         PROFILE_HOME=inv.cluster.profile_home,
+                         STOP_WAIT=int(inv.cluster.stop_timeout))
 
 
 def paths(inv: Inventory) -> dict[str, str]:
@@ -48,13 +58,13 @@ def paths(inv: Inventory) -> dict[str, str]:
 
 
 def state_probes(inv: Inventory, node_address: str, https: bool = True) -> dict[str, str]:
-    """Process, pending mark, log size; with https, the HTTPS answer too (a TLS handshake in
-    the node's JVM: only where health matters, not to decide restarts)."""
+    """Process, pending mark, log size and inode; with https, the login page's HTTP status
+    (a TLS handshake in the node's JVM: only where health matters, not to decide restarts)."""
     p = paths(inv)
-    url = f"https://{node_address}:{inv.cluster.https_port}/carbon/"
+    url = f"https://{node_address}:{inv.cluster.https_port}{LOGIN_PAGE}"
     probes = {
         "proc": process_lib(inv) + "ei_state",
-        "log_size": f"stat -c %s {q(p['log'])} 2>/dev/null || echo 0",
+        "log_size": f"stat -c '%s %i' {q(p['log'])} 2>/dev/null || echo 0",
         "pending": remote.probe_pending(),
     }
     if https:
@@ -70,19 +80,23 @@ class NodeState:
     https: str
     log_size: int
     pending: str
+    log_inode: str = ""  # with log_size: where the log stood (a roll changes the inode)
 
     @property
     def healthy(self) -> bool:
-        return self.running and self.https not in ("", "000")
+        """Alive and the profile's login page answers 200 (not any status: a 404 or 500 page
+        from a half-started server is not health)."""
+        return self.running and self.https == "200"
 
 
 def parse_state(facts: dict[str, remote.Fact]) -> NodeState:
     proc = facts["proc"].out.strip().split()
-    size = facts["log_size"].out.strip()
+    size, _, inode = facts["log_size"].out.strip().partition(" ")
+    inode = inode.strip()
     https = facts["https"].out.strip()[-3:] if "https" in facts else ""
     return NodeState(bool(proc) and proc[0] == "alive", proc[1] if len(proc) > 1 else "",
                      https, int(size) if size.isdigit() else 0,
-                     facts["pending"].out.strip())
+                     facts["pending"].out.strip(), inode if inode.isdigit() else "")
 
 
 def node_state(run: Run, s: HostSession, extra: dict[str, str] | None = None):
@@ -108,10 +122,36 @@ def _as_service_user(inv: Inventory, action: str) -> str:
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
 
 
-def stop_script(inv: Inventory, wait: int = STOP_TIMEOUT) -> str:
+def stop_script(inv: Inventory) -> str:
     """Stop this profile's JVM: SIGTERM as the product's own `stop` does, SIGKILL only after
-    `wait` seconds (said in the output); only a process proven to be that JVM is signalled."""
-    return process_lib(inv, wait) + "ei_stop\n"
+    cluster.stop_timeout seconds (said in the output); only a process proven to be that JVM is
+    signalled."""
+    return process_lib(inv) + "ei_stop\n"
+
+
+def log_since_probe(inv: Inventory, offset: int, inode: str, pattern: str) -> str:
+    """Probe: how many lines matching `pattern` (grep -E) the node's log got since `offset`
+    bytes, where the log had `inode`; follows a roll into the rolled file (log_since.sh)."""
+    return (remote.script("log_since.sh", LOG=paths(inv)["log"], ROLLED=ROLLED_LOGS)
+            + f"log_since {int(offset)} {q(inode or '')} {q(pattern)}")
+
+
+def parse_log_since(out: str) -> tuple[int, str]:
+    """(matching lines, the rolled file read or '') from log_since's output."""
+    count, rolled = 0, ""
+    for line in out.splitlines():
+        key, _, val = line.strip().partition(" ")
+        if key == "count" and val.isdigit():
+            count = int(val)
+        elif key == "rolled" and val != "-":
+            rolled = val
+    return count, rolled
+
+
+def joined_pattern(address: str, port: int) -> str:
+    """grep -E for what a running member logs when the node at address:port joins."""
+    return (r"Member joined \[[^]]*\]: /" + address.replace(".", r"\.") + f":{int(port)}"
+            + r"([^0-9]|$)")
 
 
 def log_tail(run: Run, s: HostSession, lines: int = 40) -> str:
@@ -128,14 +168,47 @@ def stop_node(run: Run, s: HostSession) -> StepResult:
     if run.check:
         return StepResult(s.name, "stop", "changed", f"would stop (pid {st.pid})")
     res = remote.run_script(s, stop_script(run.inv), check=True, what="stop",
-                            timeout=STOP_TIMEOUT + 30)
-    return StepResult(s.name, "stop", "changed", f"{_stop_outcome(res)} (was pid {st.pid})")
+                            timeout=run.inv.cluster.stop_timeout + 30)
+    said = _stop_outcome(res)
+    return StepResult(s.name, "stop", "changed", f"{said} (was pid {st.pid})",
+                      killed=said != "stopped")
 
 
 def _stop_outcome(res: remote.CmdResult) -> str:
-    """ei_stop's own word: "stopped", or loudly, "killed: ..." after the graceful timeout."""
+    """ei_stop's own word: "stopped", or loudly, "KILLED: ..." after the graceful timeout."""
     said = [ln for ln in res.stdout.splitlines() if ln.startswith(("stopped", "killed"))]
-    return said[-1].upper() if said and said[-1].startswith("killed") else "stopped"
+    if said and said[-1].startswith("killed"):
+        return "KILLED" + said[-1][len("killed"):] + " (cluster.stop_timeout)"
+    return "stopped"
+
+
+@dataclass(frozen=True)
+class MemberMark:
+    """Another running member and where its log stood before a start."""
+    host: Host
+    offset: int
+    inode: str
+
+
+def member_marks(run: Run, node: Host) -> tuple[list[MemberMark], list[str]]:
+    """Before `node` starts: each other member's state and log position (one fact read per
+    member). Returns the running members and notes on the ones that could not be read."""
+    marks, notes = [], []
+    probes = {"proc": process_lib(run.inv) + "ei_state",
+              "log_size": f"stat -c '%s %i' {q(paths(run.inv)['log'])} 2>/dev/null || echo 0",
+              "pending": "true"}
+    for h in run.alive(run.inv.nodes):
+        if h.name == node.name:
+            continue
+        try:
+            st = parse_state(remote.read_facts(run.session(h), probes))
+        except remote.RemoteError as e:
+            notes.append(f"cannot read member {h.name} ({e}): its view of {node.name} is "
+                         "not checked")
+            continue
+        if st.running:
+            marks.append(MemberMark(h, st.log_size, st.log_inode))
+    return marks, notes
 
 
 def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResult:
@@ -146,42 +219,93 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
         what = "restart" if st.running else "start"
         return StepResult(s.name, step, "changed", f"would {what}"
                           + (f" (pending: {st.pending.splitlines()[-1]})" if st.pending else ""))
+    members, notes = member_marks(run, s.host)
+    for n in notes:
+        run.rep.line(s.name, "  " + n, "warn")
     script = (stop_script(inv) if st.running else "") + _as_service_user(inv, "start")
-    res = remote.run_script(s, script, check=True, what="start", timeout=STOP_TIMEOUT + 60)
+    res = remote.run_script(s, script, check=True, what="start",
+                            timeout=inv.cluster.stop_timeout + 60)
     killed = _stop_outcome(res) if st.running else "stopped"
-    ok, detail = wait_healthy(run, s, st.log_size, inv.cluster.health_timeout)
+    if killed != "stopped":
+        run.rep.line(s.name, f"  !!! {killed}: the old JVM did not stop within "
+                             f"cluster.stop_timeout ({inv.cluster.stop_timeout}s)", "failed")
+    ok, detail = wait_healthy(run, s, st, inv.cluster.health_timeout, members)
+    killed_note = "" if killed == "stopped" else f"; {killed}"
     if not ok:
-        tail = log_tail(run, s)
+        p = paths(inv)
+        res = remote.run_script(s, remote.pending_restart_script(
+            "not healthy after the last start") + f"tail -n 40 {q(p['log'])} 2>/dev/null || "
+            "echo '(no log yet)'")
         return StepResult(s.name, step, "failed",
-                          f"not healthy after start: {detail}\n--- last lines of "
-                          f"{paths(inv)['log']} ---\n{tail.rstrip()}", restarted=True)
+                          f"not healthy after start: {detail}{killed_note}\n--- last lines of "
+                          f"{p['log']} ---\n{res.stdout.rstrip()}", restarted=True,
+                          killed=bool(killed_note))
     remote.run_script(s, remote.clear_pending_script(), check=True, what="clear pending mark")
     return StepResult(s.name, step, "changed", f"{'restarted' if st.running else 'started'}, "
-                      f"healthy: {detail}" + ("" if killed == "stopped" else f"; {killed}"),
-                      restarted=True)
+                      f"healthy: {detail}{killed_note}", restarted=True, killed=bool(killed_note))
 
 
-def wait_healthy(run: Run, s: HostSession, log_offset: int, timeout: int) -> tuple[bool, str]:
-    p = paths(run.inv)
-    extra = {"started": f"tail -c +{log_offset + 1} {q(p['log'])} 2>/dev/null | "
-                        f"grep -c {q(STARTED_MARK)} || true"}
+def health_problem(inv: Inventory, node: Host, st: NodeState, started: bool,
+                   unseen: list[str]) -> str | None:
+    """Pure: None when the node is healthy, else what is missing (the first failing gate)."""
+    if not st.running:
+        return "the process exited"
+    if not started:
+        return f"no '{STARTED_MARK}' logged since this start"
+    if st.https != "200":
+        return (f"https://{node.address}:{inv.cluster.https_port}{LOGIN_PAGE} answered "
+                f"{st.https if st.https not in ('', '000') else 'nothing'}, expected 200")
+    if unseen:
+        port = inv.cluster.hazelcast_port
+        return (f"not in the cluster: {', '.join(unseen)} did not log `Member joined [...]: "
+                f"/{node.address}:{port}` since {node.name} started (every running member "
+                f"logs each node that joins). Likely cause: the Hazelcast port {port} is "
+                f"blocked between {node.name} and {', '.join(unseen)} (a firewall, a security "
+                "group); check that each can open a TCP connection to the other on that port")
+    return None
+
+
+def wait_healthy(run: Run, s: HostSession, before: NodeState, timeout: int,
+                 members: list[MemberMark] = ()) -> tuple[bool, str]:
+    inv = run.inv
+    extra = {"started": log_since_probe(inv, before.log_size, before.log_inode, STARTED_MARK)}
+    pattern = joined_pattern(s.host.address, inv.cluster.hazelcast_port)
+    unseen = {m.host.name: m for m in members}
     t0 = time.monotonic()
     last_note = 0.0
     while True:
         st, facts = node_state(run, s, extra)
-        started = facts["started"].out.strip() not in ("", "0")
+        started, rolled = parse_log_since(facts["started"].out)
         waited = time.monotonic() - t0
         if st.running and started and st.healthy:
-            return True, f"pid {st.pid}, HTTPS {run.inv.cluster.https_port} answered " \
-                         f"{st.https} after {waited:.1f}s"
+            # only now ask the members (one read each; the ones that saw it are not asked again)
+            for name, m in list(unseen.items()):
+                try:
+                    f = remote.read_facts(run.session(m.host), {
+                        "proc": process_lib(inv) + "ei_state",
+                        "joined": log_since_probe(inv, m.offset, m.inode, pattern)})
+                except remote.RemoteError as e:
+                    run.rep.line(s.name, f"  cannot read member {name} ({e}): its view of "
+                                         f"{s.name} is not checked", "warn")
+                    del unseen[name]
+                    continue
+                # a member that stopped meanwhile has nothing to prove
+                if parse_log_since(f["joined"].out)[0] or \
+                        not f["proc"].out.startswith("alive"):
+                    del unseen[name]
+        problem = health_problem(inv, s.host, st, bool(started), sorted(unseen))
+        if problem is None:
+            seen = ", ".join(m.host.name for m in members)
+            return True, (f"pid {st.pid}, {LOGIN_PAGE} on HTTPS {inv.cluster.https_port} "
+                          f"answered 200, " + (f"joined the cluster (seen by {seen})"
+                                               if seen else "no other member running")
+                          + (f", log rolled at start ({rolled})" if rolled else "")
+                          + f" after {waited:.1f}s")
         if not st.running and waited > 1.0:
             return False, "the process exited"
         if waited > timeout:
-            why = ("process alive" if st.running else "process dead") + \
-                  (", started mark seen" if started else ", no 'WSO2 Carbon started' in log") + \
-                  f", HTTPS {st.https or 'no answer'}"
-            return False, f"timed out after {timeout}s ({why})"
+            return False, f"timed out after {timeout}s: {problem}"
         if waited - last_note >= 5:
-            run.rep.line(s.name, f"  waiting for health ({waited:.0f}s / {timeout}s)")
+            run.rep.line(s.name, f"  waiting for health ({waited:.0f}s / {timeout}s): {problem}")
             last_note = waited
-        time.sleep(0.3)
+        time.sleep(0.3 if not started or not st.healthy else 1.0)

@@ -8,6 +8,10 @@
 // "WSO2 Carbon started in N sec" line.
 //
 // System properties (set by wso2server.sh): carbon.home (profile dir), ei.home, node.name.
+// Lab knobs (system property, else the environment, e.g. from /etc/default/bps-standin that the
+// lab's wso2server.sh reads): standin.roll.bytes / STANDIN_ROLL_BYTES (roll wso2carbon.log at
+// start past this size, default log4j2's 10 MB), standin.stop.seconds / STANDIN_STOP_SECONDS
+// (how long a SIGTERM shutdown takes, default 0).
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -17,7 +21,9 @@ import com.sun.net.httpserver.HttpsServer;
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.InputStream;
+import java.io.FileOutputStream;
 import java.io.OutputStream;
+import java.io.PrintStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.NetworkInterface;
@@ -29,6 +35,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
 import java.security.KeyStore;
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
@@ -44,6 +51,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -83,10 +91,44 @@ public class StandIn {
         return s;
     }
 
+    static PrintStream out = System.out;
+
     static synchronized void log(String level, String category, String msg) {
         String ts = new SimpleDateFormat("yyyy-MM-dd HH:mm:ss,SSS").format(new Date());
-        System.out.println("[" + ts + "] [EI-BPS] " + String.format("%5s", level) + " {" + category + "} - " + mask(msg));
-        System.out.flush();
+        out.println("[" + ts + "] [EI-BPS] " + String.format("%5s", level) + " {" + category + "} - " + mask(msg));
+        out.flush();
+    }
+
+    static long setting(String prop, String env, long def) {
+        String v = System.getProperty(prop, System.getenv(env));
+        try {
+            return v == null || v.isBlank() ? def : Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            return def;
+        }
+    }
+
+    // log4j2 (conf/log4j2.properties, CARBON_LOGFILE) rolls wso2carbon.log daily and at 10 MB,
+    // also right at a start, to wso2carbon-%d{MM-dd-yyyy}.log: the same here, then this JVM
+    // writes the new wso2carbon.log itself (its stdout still points at the rolled file).
+    static void openLog() {
+        Path log = carbonHome.resolve("repository/logs/wso2carbon.log");
+        try {
+            Files.createDirectories(log.getParent());
+            if (Files.isRegularFile(log, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                long size = Files.size(log), modified = Files.getLastModifiedTime(log).toMillis();
+                String day = new SimpleDateFormat("MM-dd-yyyy").format(new Date(modified));
+                boolean older = !day.equals(new SimpleDateFormat("MM-dd-yyyy").format(new Date()));
+                if (size > 0 && (older || size > setting("standin.roll.bytes", "STANDIN_ROLL_BYTES", 10L << 20))) {
+                    Files.move(log, log.resolveSibling("wso2carbon-" + day + ".log"), StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+            out = new PrintStream(new FileOutputStream(log.toFile(), true), true, StandardCharsets.UTF_8);
+            System.setOut(out);
+            System.setErr(out);
+        } catch (Exception e) {
+            log("WARN", "StandIn", "cannot roll/open " + log + ", logging to stdout: " + e);
+        }
     }
 
     static void info(String cat, String msg) { log("INFO", cat, msg); }
@@ -510,6 +552,20 @@ public class StandIn {
     // ------------------------------------------------------------------ runtime
 
     static ServerSocket clusterSocket;
+    static final String MEMBER_UUID = UUID.randomUUID().toString();
+    static final String HZ = "org.wso2.carbon.core.clustering.hazelcast.HazelcastClusteringAgent";
+
+    // the uuid a member at host:port answers with (one TCP connect), null when it cannot be reached
+    static String probeMember(String host, int port) {
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress(host, port), 1000);
+            s.setSoTimeout(1000);
+            String[] w = new String(s.getInputStream().readNBytes(200), StandardCharsets.UTF_8).trim().split(" ");
+            return w.length >= 4 && "standin-member".equals(w[0]) ? w[3] : "?";
+        } catch (Exception e) {
+            return null;
+        }
+    }
 
     static void startCluster() throws Exception {
         clusterSocket = new ServerSocket();
@@ -524,7 +580,7 @@ public class StandIn {
             while (true) {
                 try {
                     Socket s = clusterSocket.accept();
-                    s.getOutputStream().write(("standin-member " + nodeName + " " + memberHost + ":" + memberPort + "\n")
+                    s.getOutputStream().write(("standin-member " + nodeName + " " + memberHost + ":" + memberPort + " " + MEMBER_UUID + "\n")
                             .getBytes(StandardCharsets.UTF_8));
                     s.close();
                 } catch (Exception e) {
@@ -536,30 +592,31 @@ public class StandIn {
         acc.start();
         info("org.wso2.carbon.core.clustering.hazelcast.HazelcastClusteringAgent",
                 "Cluster domain: " + domain + ", local member " + memberHost + ":" + memberPort);
+        // Like Hazelcast: the members already running log each node that joins (with its uuid),
+        // the joining node only lists the members it found; a member is there only when its
+        // cluster port can really be reached (a blocked port 4000 shows as no join).
         Thread watch = new Thread(() -> {
-            Map<String, Boolean> up = new LinkedHashMap<>();
+            Map<String, String> up = new LinkedHashMap<>();
+            boolean first = true;
             while (true) {
+                List<String> found = new ArrayList<>();
                 for (String[] m : members) {
                     if (m[0] == null) continue;
                     int port = m[1] == null ? memberPort : Integer.parseInt(m[1]);
                     if (m[0].equals(memberHost) && port == memberPort) continue;
                     String key = m[0] + ":" + port;
-                    boolean ok;
-                    try (Socket s = new Socket()) {
-                        s.connect(new InetSocketAddress(m[0], port), 1000);
-                        ok = true;
-                    } catch (Exception e) {
-                        ok = false;
+                    String uuid = probeMember(m[0], port), was = up.get(key);
+                    if (was != null && !was.equals(uuid)) info(HZ, "Member left [" + was + "]: /" + key);
+                    if (uuid != null && !uuid.equals(was)) {
+                        if (first) found.add("Member [" + m[0] + "]:" + port + " - " + uuid);
+                        else info(HZ, "Member joined [" + uuid + "]: /" + key);
                     }
-                    Boolean was = up.get(key);
-                    if (ok && !Boolean.TRUE.equals(was)) {
-                        info("org.wso2.carbon.core.clustering.hazelcast.wka.WKABasedMembershipScheme",
-                                "Member joined [" + key + "]: /" + key);
-                    } else if (!ok && Boolean.TRUE.equals(was)) {
-                        info("org.wso2.carbon.core.clustering.hazelcast.wka.WKABasedMembershipScheme",
-                                "Member left [" + key + "]: /" + key);
-                    }
-                    up.put(key, ok);
+                    if (uuid == null) up.remove(key); else up.put(key, uuid);
+                }
+                if (first) {
+                    found.add("Member [" + memberHost + "]:" + memberPort + " - " + MEMBER_UUID + " this");
+                    info(HZ, "Members [" + found.size() + "] { " + String.join(", ", found) + " }");
+                    first = false;
                 }
                 try {
                     Thread.sleep(2000);
@@ -573,17 +630,23 @@ public class StandIn {
         info("org.wso2.carbon.core.clustering.hazelcast.HazelcastClusteringAgent", "Cluster initialization completed");
     }
 
+    // What the profile serves (200); anything else is a 404 as from the real product.
+    static final Pattern SERVED = Pattern.compile(
+            "/(carbon|services|bpmn|bpmn-explorer|humantask-explorer|odeadmin)(/.*)?");
+
     static void handle(HttpExchange ex, String scheme) {
         try {
-            String body = "served-by: " + nodeName + " nodeid=" + bpsNodeId + " path=" + ex.getRequestURI().getPath()
-                    + " scheme=" + scheme + "\n";
+            String path = ex.getRequestURI().getPath();
+            int code = SERVED.matcher(path).matches() ? 200 : 404;
+            String body = code == 200 ? "served-by: " + nodeName + " nodeid=" + bpsNodeId + " path=" + path
+                    + " scheme=" + scheme + "\n" : "404 Not Found: " + path + "\n";
             byte[] b = body.getBytes(StandardCharsets.UTF_8);
             ex.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
             ex.getResponseHeaders().set("X-Served-By", nodeName);
             if ("HEAD".equals(ex.getRequestMethod())) {
-                ex.sendResponseHeaders(200, -1);
+                ex.sendResponseHeaders(code, -1);
             } else {
-                ex.sendResponseHeaders(200, b.length);
+                ex.sendResponseHeaders(code, b.length);
                 try (OutputStream os = ex.getResponseBody()) {
                     os.write(b);
                 }
@@ -595,6 +658,9 @@ public class StandIn {
         }
     }
 
+    static HttpServer hs;
+    static HttpsServer hss;
+
     static void startHttp() throws Exception {
         int http = 9763 + offset, https = 9443 + offset;
         ExecutorService pool = Executors.newFixedThreadPool(4, r -> {
@@ -602,7 +668,6 @@ public class StandIn {
             t.setDaemon(true);
             return t;
         });
-        HttpServer hs;
         try {
             hs = HttpServer.create(new InetSocketAddress(http), 100);
         } catch (Exception e) {
@@ -619,7 +684,6 @@ public class StandIn {
         kmf.init(ks, (ksKeyPass != null ? ksKeyPass : ksPass).toCharArray());
         SSLContext ssl = SSLContext.getInstance("TLS");
         ssl.init(kmf.getKeyManagers(), null, null);
-        HttpsServer hss;
         try {
             hss = HttpsServer.create(new InetSocketAddress(https), 100);
         } catch (Exception e) {
@@ -637,6 +701,46 @@ public class StandIn {
         info("org.wso2.carbon.ui.internal.CarbonUIServiceComponent", "Mgt Console URL  : https://" + memberHost + ":" + https + "/carbon/");
     }
 
+    // A marker that lives while the server runs: left behind by a SIGKILL (no shutdown hook).
+    static Path runningMark() {
+        return carbonHome.resolve("repository/logs/.standin-running");
+    }
+
+    static void uncleanCheck() {
+        try {
+            if (Files.exists(runningMark())) {
+                log("WARN", "org.wso2.carbon.core.init.CarbonServerManager", "unclean shutdown: the previous run ("
+                        + Files.readString(runningMark()).trim() + ") was killed or crashed, it did not shut down gracefully");
+            }
+            Files.deleteIfExists(runningMark());
+        } catch (Exception e) {
+            log("WARN", "StandIn", "cannot write " + runningMark() + ": " + e);
+        }
+    }
+
+    // SIGTERM: Carbon's graceful shutdown (transports and cluster first), which takes
+    // standin.stop.seconds; the marker goes only at its very end.
+    static void shutdown() {
+        String cat = "org.wso2.carbon.core.init.CarbonServerManager";
+        info(cat, "Shutdown hook triggered....");
+        info(cat, "Gracefully shutting down WSO2 Enterprise Integrator...");
+        try {
+            if (clusterSocket != null) clusterSocket.close();
+            if (hs != null) hs.stop(0);
+            if (hss != null) hss.stop(0);
+            long secs = setting("standin.stop.seconds", "STANDIN_STOP_SECONDS", 0);
+            if (secs > 0) {
+                info(cat, "Waiting for server task completion (" + secs + " s)...");
+                Thread.sleep(secs * 1000);
+            }
+            Files.deleteIfExists(runningMark());
+        } catch (Exception e) {
+            log("WARN", cat, "shutdown: " + e);
+        }
+        info(cat, "Shutdown complete");
+        info(cat, "Halting JVM");
+    }
+
     public static void main(String[] args) {
         try {
             String ch = System.getProperty("carbon.home");
@@ -644,6 +748,7 @@ public class StandIn {
             String eh = System.getProperty("ei.home");
             eiHome = eh != null ? Paths.get(eh).toAbsolutePath().normalize() : carbonHome.getParent().getParent();
             conf = carbonHome.resolve("conf");
+            openLog();
             nodeName = System.getProperty("node.name");
             if (nodeName == null || nodeName.isEmpty()) {
                 try {
@@ -657,6 +762,7 @@ public class StandIn {
             info("org.wso2.carbon.core.internal.CarbonCoreActivator", "Carbon Home       : " + carbonHome);
             info("org.wso2.carbon.core.internal.CarbonCoreActivator", "EI Home           : " + eiHome);
 
+            uncleanCheck();
             checkCarbon();
             readDatasources();
             checkDatasource("WSO2_CARBON_DB", null, "REG_PATH", "master-datasources.xml");
@@ -675,11 +781,8 @@ public class StandIn {
             }
             startCluster();
             startHttp();
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                info("org.wso2.carbon.core.init.CarbonServerManager", "Shutdown hook triggered....");
-                info("org.wso2.carbon.core.init.CarbonServerManager", "Shutdown complete");
-                info("org.wso2.carbon.core.init.CarbonServerManager", "Halting JVM");
-            }));
+            Files.writeString(runningMark(), "pid " + ProcessHandle.current().pid() + "\n");
+            Runtime.getRuntime().addShutdownHook(new Thread(StandIn::shutdown));
             long secs = Math.max(1, Math.round((System.currentTimeMillis() - T0) / 1000.0));
             info("org.wso2.carbon.core.internal.StartupFinalizerServiceComponent",
                     "Server           :  WSO2 Enterprise Integrator-6.6.0 (stand-in)");

@@ -39,6 +39,9 @@ do_start() {
     mkdir -p "$LOG_DIR" || exit 1
     cd "$CARBON_HOME" || exit 1
     NODE_NAME=$(hostname 2>/dev/null || cat /etc/hostname)
+    # lab knobs read by StandIn (STANDIN_ROLL_BYTES, STANDIN_STOP_SECONDS), root's file
+    # shellcheck disable=SC1091
+    if [ -r /etc/default/bps-standin ]; then set -a; . /etc/default/bps-standin; set +a; fi
     # setsid: own session, no controlling tty; closed stdio so an SSH session does not hang.
     # The -D options the product's wso2server.sh (EI 6.6.0) passes that change what this JVM
     # does: file.encoding=UTF8 above all (the JDBC driver encodes the DB password with the
