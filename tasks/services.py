@@ -5,6 +5,7 @@ HTTPS on its own address and port answering. A node that fails the gate stops th
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -19,20 +20,70 @@ STARTED_MARK = "WSO2 Carbon started"
 STOP_TIMEOUT = 120  # seconds a graceful stop (SIGTERM) may take before SIGKILL
 
 
-def java_probe(service_user: str) -> str:
+def java_probe(service_user: str, java_home: str | None = None) -> str:
     """The node's JDK without starting a JVM: the JDK's `release` file names its version (a
     JVM per node per no-op run costs more than everything else the run does). Only a JDK
     without that file is asked with `java -version`, and then as the service user: root never
-    runs a program from a path it has not proven to be root's own."""
+    runs a program from a path it has not proven to be root's own.
+
+    java_home (cluster.java_home): that JDK, else the `java` on PATH. Prints
+    `java VERSION (HOME)`, `java, version unknown (...)`, `missing HOME/bin/java`, or nothing."""
     u = q(service_user)
-    return ("jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
-            "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then "
-            "jb=$(command -v java); fi; "
-            "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); "
+    if java_home:
+        find = (f"jh={q(java_home)}; jb=\"$jh/bin/java\"; "
+                "if [ ! -x \"$jb\" ]; then echo \"missing $jb\"; jb=''; fi; ")
+    else:
+        find = ("jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
+                "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then "
+                "jb=$(command -v java); fi; "
+                "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); fi; ")
+    return (find +
+            "if [ -n \"$jb\" ]; then "
             "v=$(sed -n 's/^JAVA_VERSION=\"\\(.*\\)\"/\\1/p' \"$jh/release\" 2>/dev/null); "
             "if [ -n \"$v\" ]; then echo \"java $v ($jh)\"; "
             f"elif id -u {u} >/dev/null 2>&1; then runuser -u {u} -- \"$jb\" -version 2>&1 "
             "| head -1; else echo \"java, version unknown ($jh has no release file)\"; fi; fi")
+
+
+SUPPORTED_JDKS = (8, 11)  # WSO2 EI 6.6.0: JDK 8 and 11 only
+
+
+def jdk_major(version: str) -> int | None:
+    """'1.8.0_392' -> 8, '11.0.13' -> 11, '17' -> 17, '21-ea' -> 21; None if not a version."""
+    m = re.match(r"\s*(\d+)(?:\.(\d+))?", version)
+    if not m:
+        return None
+    major = int(m.group(1))
+    if major == 1 and m.group(2):
+        major = int(m.group(2))
+    return major
+
+
+def jdk_problem(java: str, java_home: str | None = None) -> str | None:
+    """Pure: why the JDK a node would run EI on is refused (None: JDK 8 or 11).
+
+    `java` is java_probe's output. Unknown versions are refused too: EI would start on
+    whatever it is and fail later in ways that do not name the JDK."""
+    where = f"cluster.java_home = {java_home!r}" if java_home else "the `java` on PATH " \
+        "(cluster.java_home is not set)"
+    fix = ("install JDK 11 (or 8) on the node and set cluster.java_home in hosts.toml to "
+           "it, e.g. java_home = \"/usr/lib/jvm/java-11-openjdk-amd64\"")
+    java = java.strip()
+    if not java:
+        return f"no JDK found ({where}): {fix}"
+    if java.startswith("missing "):
+        return f"no JDK at {where}: {java.removeprefix('missing ')} does not exist: {fix}"
+    m = re.match(r"java (\S+) \((.*)\)$", java) or \
+        re.search(r'version "([^"]+)"()', java)
+    found = f"{m.group(1)}" + (f" at {m.group(2)}" if m and m.group(2) else "") if m else java
+    major = jdk_major(m.group(1)) if m else None
+    if major is None:
+        return (f"cannot tell the version of the JDK that would run EI ({where}: {java}); "
+                f"WSO2 EI 6.6.0 runs on JDK 8 and 11 only: {fix}")
+    if major not in SUPPORTED_JDKS:
+        return (f"JDK {found} ({where}) is not supported: WSO2 EI 6.6.0 runs on JDK 8 and "
+                f"11 only (its wso2server.sh warns and starts anyway); {fix}")
+    return None
 
 
 def process_lib(inv: Inventory, stop_wait: int = STOP_TIMEOUT) -> str:
@@ -100,9 +151,13 @@ EI_LOCALE = "C.UTF-8"
 
 def _as_service_user(inv: Inventory, action: str) -> str:
     p = paths(inv)
-    # the real wso2server.sh wants JAVA_HOME; derive it from the node's java when unset
-    return (f"jh=${{JAVA_HOME:-}}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
-            f"; jh=${{jb%/bin/java}}; fi\n"
+    # the real wso2server.sh wants JAVA_HOME: cluster.java_home, else derived from the `java`
+    # on PATH (java_probe and the preflight checked that JDK's version)
+    jh = inv.cluster.java_home
+    find = f"jh={q(jh)}\n" if jh else (
+        "jh=${JAVA_HOME:-}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
+        "; jh=${jb%/bin/java}; fi\n")
+    return (find +
             f"runuser -u {q(inv.cluster.service_user)} -- env JAVA_HOME=\"$jh\" "
             f"LANG={EI_LOCALE} LC_ALL={EI_LOCALE} "
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
@@ -161,21 +216,51 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
                       restarted=True)
 
 
+EXIT_POLLS = 3  # consecutive polls with neither the JVM nor its launcher: the start failed
+
+
+def launcher_probe(inv: Inventory) -> str:
+    """How many `sh <profile>/bin/wso2server.sh` of the service user run: the product's script
+    stays the JVM's parent (it loops to restart on exit code 121) and runs `java -version`
+    before the JVM exists, so a live launcher means the start is still under way."""
+    ctl = paths(inv)["ctl"]
+    return (f"pgrep -u {q(inv.cluster.service_user)} -f -- {q(ctl.replace('.', '[.]'))} "
+            "2>/dev/null | wc -l")
+
+
+def exited(running: bool, launchers: int, gone_before: int) -> tuple[int, bool]:
+    """Pure: (polls in a row with neither the JVM nor its launcher, has the start failed).
+
+    `wso2server.sh start` returns at once; its nohup'd copy checks the JDK and only then starts
+    the JVM, which writes wso2carbon.pid seconds later. So neither "no JVM yet" nor "no PID
+    file yet" is an exit: only the JVM and the script both gone, several polls in a row."""
+    gone = 0 if running or launchers > 0 else gone_before + 1
+    return gone, gone >= EXIT_POLLS
+
+
 def wait_healthy(run: Run, s: HostSession, log_offset: int, timeout: int) -> tuple[bool, str]:
     p = paths(run.inv)
     extra = {"started": f"tail -c +{log_offset + 1} {q(p['log'])} 2>/dev/null | "
-                        f"grep -c {q(STARTED_MARK)} || true"}
+                        f"grep -c {q(STARTED_MARK)} || true",
+             "launcher": launcher_probe(run.inv)}
     t0 = time.monotonic()
     last_note = 0.0
+    gone = 0
+    seen = False
     while True:
         st, facts = node_state(run, s, extra)
         started = facts["started"].out.strip() not in ("", "0")
+        launchers = int(facts["launcher"].out.strip() or 0) \
+            if facts["launcher"].out.strip().isdigit() else 0
         waited = time.monotonic() - t0
+        seen = seen or st.running
         if st.running and started and st.healthy:
             return True, f"pid {st.pid}, HTTPS {run.inv.cluster.https_port} answered " \
                          f"{st.https} after {waited:.1f}s"
-        if not st.running and waited > 1.0:
-            return False, "the process exited"
+        gone, dead = exited(st.running, launchers, gone)
+        if dead:
+            return False, "the process exited" + ("" if seen else
+                                                  " (before its JVM was seen: see the log)")
         if waited > timeout:
             why = ("process alive" if st.running else "process dead") + \
                   (", started mark seen" if started else ", no 'WSO2 Carbon started' in log") + \
