@@ -201,7 +201,11 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
         what = "restart" if st.running else "start"
         return StepResult(s.name, step, "changed", f"would {what}"
                           + (f" (pending: {st.pending.splitlines()[-1]})" if st.pending else ""))
-    script = (stop_script(inv) if st.running else "") + _as_service_user(inv, "start")
+    # a PID file left by a JVM that died (crash, kill -9) may name a live process by now,
+    # and the product's `start` then says "Process is already running" and starts nothing
+    stale = (process_lib(inv) + f"if [ -z \"$(ei_pids)\" ]; then runuser -u "
+             f"{q(inv.cluster.service_user)} -- rm -f -- {q(paths(inv)['pid'])}; fi\n")
+    script = (stop_script(inv) if st.running else "") + stale + _as_service_user(inv, "start")
     res = remote.run_script(s, script, check=True, what="start", timeout=STOP_TIMEOUT + 60)
     killed = _stop_outcome(res) if st.running else "stopped"
     ok, detail = wait_healthy(run, s, st.log_size, inv.cluster.health_timeout)

@@ -79,6 +79,7 @@ public class Bootstrap {
                 try (FileOutputStream f = new FileOutputStream(carbonHome.resolve("wso2carbon.pid").toFile())) {
                     f.write(buf);
                 }
+                log("INFO", "wrote wso2carbon.pid (pid " + ProcessHandle.current().pid() + ") " + delayMs + " ms after the start");
             } catch (Exception e) {
                 log("ERROR", "cannot write " + carbonHome.resolve("wso2carbon.pid") + ": " + e);
             }
