@@ -31,7 +31,8 @@ def java_probe(service_user: str, java_home: str | None = None) -> str:
     u = q(service_user)
     if java_home:
         find = (f"jh={q(java_home)}; jb=\"$jh/bin/java\"; "
-                "if [ ! -x \"$jb\" ]; then echo \"missing $jb\"; jb=''; fi; ")
+                "if [ ! -x \"$jb\" ]; then echo \"missing $jb\"; jb=''; fi; "
+                "rj=$(readlink -f \"$jh\"); ")
     else:
         find = ("jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
                 "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then "
@@ -40,7 +41,8 @@ def java_probe(service_user: str, java_home: str | None = None) -> str:
     return (find +
             "if [ -n \"$jb\" ]; then "
             "v=$(sed -n 's/^JAVA_VERSION=\"\\(.*\\)\"/\\1/p' \"$jh/release\" 2>/dev/null); "
-            "if [ -n \"$v\" ]; then echo \"java $v ($jh)\"; "
+            "if [ -n \"$v\" ]; then if [ -n \"${rj:-}\" ] && [ \"$rj\" != \"$jh\" ]; then "
+            "echo \"java $v ($jh -> $rj)\"; else echo \"java $v ($jh)\"; fi; "
             f"elif id -u {u} >/dev/null 2>&1; then runuser -u {u} -- \"$jb\" -version 2>&1 "
             "| head -1; else echo \"java, version unknown ($jh has no release file)\"; fi; fi")
 

@@ -180,3 +180,12 @@ def test_launcher_probe_matches_only_the_service_users_script(tmp_path):
     p = services.launcher_probe(inv)
     assert p.startswith("pgrep -u wso2 -f -- ")
     assert "/opt/wso2ei-6[.]6[.]0/wso2/business-process/bin/wso2server[.]sh" in p
+
+
+def test_probe_names_where_a_linked_java_home_leads(tmp_path):
+    home = _fake_jdk(tmp_path, 'JAVA_VERSION="17.0.15"\n')
+    link = tmp_path / "jdk-11"
+    link.symlink_to(home)
+    out = _probe(services.java_probe("nosuchuser-jdk", str(link)))
+    assert out == f"java 17.0.15 ({link} -> {home})"
+    assert f"JDK 17.0.15 at {link} -> {home}" in services.jdk_problem(out, str(link))
