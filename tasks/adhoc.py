@@ -21,8 +21,10 @@ def ping_probes(inv: Inventory, role: str) -> dict[str, str]:
     elif role == "node":
         ei = inv.cluster.ei_home
         probes["ei_home"] = f"test -d {q(ei + '/wso2/business-process')} && echo present"
-        probes["java"] = services.java_probe(inv.cluster.service_user)
-        probes["keytool"] = "command -v keytool"
+        jh = inv.cluster.java_home
+        probes["java"] = services.java_probe(inv.cluster.service_user, jh)
+        probes["keytool"] = (f"test -x {q(jh + '/bin/keytool')} && echo {q(jh + '/bin/keytool')}"
+                             if jh else "command -v keytool")
     elif role == "db":
         probes["db"] = ("(mariadbd --version || mysqld --version || mariadb --version || "
                         "mysql --version) 2>/dev/null | head -1")

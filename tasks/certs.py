@@ -433,7 +433,10 @@ def parse_state_file(text: str) -> dict[str, tuple[str, str]]:
 def read_node_facts(s: HostSession, inv: Inventory) -> tuple[list[StoreFacts], bool]:
     probes = {f"store:{p}": remote.probe_file(p) for p, _ in truststores(inv)}
     probes["state"] = f"cat {TRUSTSTORE_STATE} 2>/dev/null || true"
-    probes["keytool"] = ("if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/keytool\" ]; then "
+    jh = inv.cluster.java_home
+    probes["keytool"] = (f"test -x {q(jh + '/bin/keytool')} && echo found || echo missing"
+                         if jh else
+                         "if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/keytool\" ]; then "
                          "echo found; elif command -v keytool >/dev/null; then echo found; "
                          "else echo missing; fi")
     f = remote.read_facts(s, probes)
@@ -474,7 +477,7 @@ def plan_node(stores: list[StoreFacts], fingerprint: str | None, keytool: bool) 
 def import_script(stores: list[str], pem: bytes, fingerprint: str, alias: str, password: str,
                   service_user: str, ei_home: str, stamp: str,
                   pending_reason: str = "certs: LB certificate imported",
-                  keep: int = remote.BACKUPS_KEEP) -> str:
+                  keep: int = remote.BACKUPS_KEEP, java_home: str | None = None) -> str:
     """keytool on the node, as the service user (tasks/scripts/truststore_import.sh): compare
     the fingerprint under `alias`; replace only if different, in a copy that is checked before
     it replaces the store. The password travels in this script (stdin) into a 0600 file in a
@@ -482,7 +485,7 @@ def import_script(stores: list[str], pem: bytes, fingerprint: str, alias: str, p
     head = remote.backups_lib(stamp, keep) + remote.script(
         "truststore_import.sh", SERVICE_USER=service_user, EI_HOME=ei_home, ALIAS=alias, FINGERPRINT=fingerprint,
         STATE_FILE=TRUSTSTORE_STATE, PENDING_FILE=remote.PENDING_RESTART,
-        PENDING_REASON=pending_reason)
+        PENDING_REASON=pending_reason, JAVA_HOME=java_home or "")
     pw64 = base64.b64encode(password.encode()).decode()
     return (head +
             f"base64 -d > \"$w/pw\" <<'__BPS_EOF__'\n{pw64}\n__BPS_EOF__\n"
@@ -510,7 +513,7 @@ def node_certs(run, s: HostSession, pem: bytes | None, fingerprint: str | None,
                            inv.secrets.truststore_password or "", inv.cluster.service_user,
                            inv.cluster.ei_home, run.stamp,
                            f"{run.stamp} certs: LB certificate imported into the truststore",
-                           inv.cluster.backups_keep)
+                           inv.cluster.backups_keep, inv.cluster.java_home)
     res = remote.run_script(s, script, what="truststore import")
     imported = [ln.split(" ", 1)[1] for ln in res.stdout.splitlines()
                 if ln.startswith("IMPORTED ")]

@@ -97,13 +97,17 @@ def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
     problems = []
     if facts["root"].out.strip() != "0":
         problems.append("sudo does not give root")
-    need = {"lb": ("nginx", "openssl"), "node": ("java", "keytool", "curl"), "db": ("db",)}
+    need = {"lb": ("nginx", "openssl"), "node": ("keytool", "curl"), "db": ("db",)}
     for tool in need[s.host.role]:
         if facts[tool].rc != 0 or not facts[tool].out.strip():
             problems.append(f"{'database server' if tool == 'db' else tool} not found: install it")
     if s.host.role == "node" and facts["ei_home"].out.strip() != "present" \
             and inv.cluster.ei_zip is None:
         problems.append(f"EI_HOME {inv.cluster.ei_home} missing (set cluster.ei_zip to install)")
+    if s.host.role == "node":  # the JDK that will run EI: 8 or 11, read from its release file
+        jdk = services.jdk_problem(facts["java"].out, inv.cluster.java_home)
+        if jdk:
+            problems.append(jdk)
     wrong_host = identity_problem(s.host, facts["addrs"].out)
     if wrong_host:
         problems.append(wrong_host)

@@ -109,7 +109,7 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
         "not_owned": (f"id -u {q(cl.service_user)} >/dev/null 2>&1 && "
                       f"find {q(cl.ei_home)} ! -user {q(cl.service_user)} -print -quit "
                       "2>/dev/null; true"),
-        "java": services.java_probe(cl.service_user),
+        "java": services.java_probe(cl.service_user, cl.java_home),
         "lib": jdbc.probe_lib(q(cl.ei_home + "/lib")),
         "pending": remote.probe_pending(),
         "remembered": f"cat {CONFIG_STATE} 2>/dev/null || true",
@@ -373,6 +373,9 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         outcome.states[s.name] = services.parse_state(raw)
         facts = parse_node_facts(raw)
         outcome.admin_states[s.name] = facts.admin_state
+        jdk = services.jdk_problem(facts.java, inv.cluster.java_home)
+        if jdk:  # before anything is installed or written
+            return StepResult(s.name, step, "failed", f"{jdk} (nothing written)")
         if not facts.ei_home:
             if inv.cluster.ei_zip is None:
                 return StepResult(s.name, step, "failed",
@@ -383,9 +386,6 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
                 return StepResult(s.name, step, "changed", notes[0],
                                   changes=["configure the unpacked EI (after install)"])
             facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
-        if not facts.java:
-            return StepResult(s.name, step, "failed",
-                              "no JDK: set JAVA_HOME for the node or put java on PATH")
         digest = render_digest(inv, s.host)
         if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)):
             # something differs from what we wrote last time: fetch the files and edit them

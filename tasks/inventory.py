@@ -85,6 +85,7 @@ class ClusterSettings:
     expose_on_service: tuple[str, ...] = ()  # console-only apps also served on the service names
     backups_keep: int = 10  # backups kept per managed file on each host
     stop_timeout: int = 120  # seconds a graceful stop (SIGTERM) may take before SIGKILL
+    java_home: str | None = None  # the JDK that runs EI (JAVA_HOME); None: the `java` on PATH
 
     @property
     def console_open(self) -> str | None:
@@ -274,6 +275,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "nginx_extra": (str, ""), "admin_services_extra": (list, []),
         "expose_on_service": (list, []), "backups_keep": (int, 10),
         "stop_timeout": (int, 120),
+        "java_home": (str, None),
     },
     "database": {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
@@ -698,6 +700,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     if cl["service_name"] and cl["service_name"] == cl["console_name"]:
         ck.err("cluster.console_name: must differ from service_name (they are two vhosts)")
     ck.remote_path("cluster.ei_home", cl["ei_home"], "/opt/wso2ei-6.6.0")
+    ck.remote_path("cluster.java_home", cl["java_home"], "/usr/lib/jvm/java-11-openjdk-amd64")
     if cl["service_user"] and not _USER_RE.fullmatch(cl["service_user"]):
         ck.err(f"cluster.service_user: {cl['service_user']!r} is not a valid user name; "
                f"{_USER_FIX}")
@@ -808,7 +811,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             cl["health_timeout"], jdbc, cl["jdbc_driver_class"], ei_zip, cl["etc_hosts"],
             tuple(allow), cl["allow_default_admin"], cl["admin_user"], cl["nginx_extra"],
             tuple(admin_extra), tuple(dict.fromkeys(exposed)), cl["backups_keep"],
-            cl["stop_timeout"]),
+            cl["stop_timeout"],
+            cl["java_home"].rstrip("/") if cl["java_home"] else None),
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],

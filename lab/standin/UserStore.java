@@ -15,8 +15,6 @@
 //        login(username, password, remoteAddress)        -> 200 <ns:return>true|false</ns:return>
 // Any other request on those paths gets the stand-in's plain answer.
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpsServer;
 
 import java.io.ByteArrayInputStream;
 import java.io.InputStream;
@@ -164,10 +162,18 @@ class UserStore {
 
     // ------------------------------------------------------------------ SOAP
 
-    static void register(HttpsServer hss) {
-        if (driver == null) return;
-        hss.createContext("/services/RemoteUserStoreManagerService", ex -> serve(ex, true));
-        hss.createContext("/services/AuthenticationAdmin", ex -> serve(ex, false));
+    /** Serve the request if it is for one of the admin services (HTTPS only); true if it was. */
+    static boolean route(Exchange ex) {
+        String path = ex.getRequestURI().getPath();
+        if (driver == null || path == null) return false;
+        if (path.startsWith("/services/RemoteUserStoreManagerService")) {
+            serve(ex, true);
+        } else if (path.startsWith("/services/AuthenticationAdmin")) {
+            serve(ex, false);
+        } else {
+            return false;
+        }
+        return true;
     }
 
     static Element operation(byte[] body) throws Exception {
@@ -193,7 +199,7 @@ class UserStore {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;");
     }
 
-    static void send(HttpExchange ex, int code, String xml) throws Exception {
+    static void send(Exchange ex, int code, String xml) throws Exception {
         if (xml == null) {
             ex.sendResponseHeaders(code, -1);
             return;
@@ -211,18 +217,18 @@ class UserStore {
                 + "<soapenv:Body>" + body + "</soapenv:Body></soapenv:Envelope>";
     }
 
-    static void fault(HttpExchange ex, String msg) throws Exception {
+    static void fault(Exchange ex, String msg) throws Exception {
         send(ex, 500, envelope("<soapenv:Fault><faultcode>soapenv:Server</faultcode><faultstring>" + esc(msg)
                 + "</faultstring><detail /></soapenv:Fault>"));
     }
 
-    static void result(HttpExchange ex, String ns, String op, boolean value) throws Exception {
+    static void result(Exchange ex, String ns, String op, boolean value) throws Exception {
         send(ex, 200, envelope("<ns:" + op + "Response xmlns:ns=\"" + ns + "\"><ns:return>" + value
                 + "</ns:return></ns:" + op + "Response>"));
     }
 
     /** The admin named by the request's HTTP basic auth, or null when it does not check out. */
-    static String basicAdmin(HttpExchange ex) {
+    static String basicAdmin(Exchange ex) {
         String h = ex.getRequestHeaders().getFirst("Authorization");
         if (h == null || !h.regionMatches(true, 0, "Basic ", 0, 6)) return null;
         String up;
@@ -237,7 +243,7 @@ class UserStore {
         return user.equals(adminUser) && authenticate(user, up.substring(i + 1)) ? user : null;
     }
 
-    static void serve(HttpExchange ex, boolean userStore) {
+    static void serve(Exchange ex, boolean userStore) {
         String cat = userStore ? "org.wso2.carbon.um.ws.service.UserStoreManagerService"
                 : "org.wso2.carbon.core.services.authentication.AuthenticationAdmin";
         try {

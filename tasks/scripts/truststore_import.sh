@@ -7,6 +7,7 @@
 #   FINGERPRINT   its SHA-256 fingerprint as keytool prints it (AB:CD:...)
 #   STATE_FILE    root's record of "<store sha256> <fingerprint> <path>" (no JVM on a no-op)
 #   PENDING_FILE PENDING_REASON   the node's pending-restart mark
+#   JAVA_HOME     cluster.java_home: its bin/keytool is used ("" = the keytool on PATH)
 # and sourced after backups.sh. The generated part then writes the store password and the
 # certificate into "$w" (pw, lb.crt), calls prepare, import_store PATH for each store, finish.
 #
@@ -18,6 +19,8 @@
 # The `sh -c '...'` body is single-quoted on purpose: its values come as arguments.
 # shellcheck disable=SC2016
 
+# the keytool work below runs in a child shell (as the service user): it reads JAVA_HOME
+if [ -n "${JAVA_HOME:-}" ]; then export JAVA_HOME; else unset JAVA_HOME; fi
 rc=0
 imported=0
 w=$(mktemp -d /tmp/.bps-kt.XXXXXX)

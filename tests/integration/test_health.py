@@ -3,8 +3,8 @@ log roll at start, a node whose join no member saw (port 4000 blocked) is not he
 stop is graceful up to cluster.stop_timeout, then loudly killed.
 
 One 2-node lab for the module (LAB_INDEX + 11); the tests run in file order and build on each
-other. Lab knobs of the stand-in go in /etc/default/bps-standin on a node (read by the lab's
-wso2server.sh at each start).
+other. Lab knobs of the stand-in go in /etc/default/bps-standin on a node (read by the stand-in
+itself at each start).
 """
 from __future__ import annotations
 

@@ -106,9 +106,10 @@ def test_managed_file_replaced_by_a_link_is_refused(rlab):
     assert r.returncode == 0, out(r)
 
 
-def test_java_the_service_user_can_write_never_runs_as_root(rlab):
+def test_java_the_service_user_can_write_never_runs_as_root(rlab, tmp_path):
     """A JDK without a `release` file whose java the service user owns: asked for its version
-    as wso2 only."""
+    as wso2 only. (No cluster.java_home here: the `java` on PATH is the one asked.)"""
+    toml = rlab.write_hosts_toml(tmp_path / "hosts.toml", cluster={"java_home": None})
     fake = "/opt/fakejdk"
     # /usr/bin/java -> /etc/alternatives/java: /etc is the lab host's own (an overlay)
     real = rlab.exec("node1", "readlink /etc/alternatives/java", check=True).stdout.strip()
@@ -118,8 +119,8 @@ def test_java_the_service_user_can_write_never_runs_as_root(rlab):
                        f"chmod 755 {fake}/bin/java && ln -sfn {fake}/bin/java /etc/alternatives/java",
               check=True)
     try:
-        fab(rlab, "ping")
-        fab(rlab, "configure", "--check")
+        fab(toml, "ping")
+        fab(toml, "configure", "--check")
         ran = rlab.exec("node1", "cat /tmp/java-ran-as 2>/dev/null").stdout.split()
         wso2 = rlab.exec("node1", "id -u wso2").stdout.strip()
         assert ran and set(ran) == {wso2}, ran
