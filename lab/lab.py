@@ -286,7 +286,10 @@ _DEFAULT_HOSTS = {
                 "jdbc_driver": "/usr/share/java/mariadb-java-client.jar", "etc_hosts": True},
     "database": {"user": "wso2bps", "user_db": "WSO2_USER_DB", "registry_db": "REGISTRY_DB",
                  "local_registry_prefix": "REGISTRY_LOCAL", "bps_db": "BPS_DS",
-                 "activiti_db": "ACTIVITI_DB", "max_connections": 1000},
+                 "activiti_db": "ACTIVITI_DB",
+                 # the lab's DB server serves only its cluster: db-init may restart it (to
+                 # listen on its own address); tests remove this key to check the refusal
+                 "allow_server_restart": True},
     "certs": {"dir": "/etc/nginx/ssl", "key_bits": 3072, "days": 365, "renew_before_days": 30},
 }
 

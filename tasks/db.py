@@ -106,6 +106,9 @@ REQUIRED_PRIVS = frozenset({
 # --------------------------------------------------------------------------- model
 
 
+SERVER_SECTIONS = ("mysqld", "server", "mariadb", "mariadbd")  # option file groups the server reads
+
+
 def version_tuple(text: str) -> tuple[int, int, int]:
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
     if not m:
@@ -300,6 +303,23 @@ def parse_cnf_options(text: str) -> dict[str, str]:
     return out
 
 
+def parse_cnf_file(text: str) -> dict[str, str]:
+    """`key = value` lines of an option file's server sections -> {key: last value}."""
+    out: dict[str, str] = {}
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[] \t").lower()
+            continue
+        if not line or line[0] in "#;!" or not (section in SERVER_SECTIONS or section.startswith(
+                tuple(x + "-" for x in SERVER_SECTIONS))):
+            continue
+        k, _, v = line.partition("=")
+        out[k.strip().replace("-", "_").lower()] = v.split("#", 1)[0].strip().strip("'\"")
+    return out
+
+
 def render_dropin(bind: str | None, max_conn: int | None) -> bytes:
     lines = ["# Managed by bps-deploy (fab db-init): the BPS cluster's nodes connect over the",
              "# network, each with its connection pools. Named to be read last. Do not edit.",
@@ -388,8 +408,8 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
 
     # -- server settings
     addr = inv.db.address
-    ours = parse_cnf_options((facts.dropin or b"").decode("utf-8", "replace"))
-    legacy = (parse_cnf_options(facts.legacy_dropin.decode("utf-8", "replace"))
+    ours = parse_cnf_file((facts.dropin or b"").decode("utf-8", "replace"))
+    legacy = (parse_cnf_file(facts.legacy_dropin.decode("utf-8", "replace"))
               if facts.legacy_dropin and MANAGED_MARK in facts.legacy_dropin else {})
     managed = {**legacy, **ours}  # what our files set now (the old name goes away)
     want_bind = f"127.0.0.1,{addr}" if server.multi_bind else addr
@@ -644,9 +664,6 @@ def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
                  "[ -e /lib/systemd/system/$s.service ] || [ -e /usr/lib/systemd/system/$s.service ]"
                  " || [ -e /etc/systemd/system/$s.service ]; then echo $s; break; fi; done"),
     }
-
-
-SERVER_SECTIONS = ("mysqld", "server", "mariadb", "mariadbd")
 
 
 def parse_bind_lines(out: str) -> list[tuple[str, str]]:
