@@ -492,6 +492,12 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
         p.admin_sql.append(f"SET GLOBAL max_connections = {int(target)};")
         p.changes.append(f"SET GLOBAL max_connections = {target} (running: "
                          f"{facts.max_conn_running}; {why}; no restart needed)")
+        if facts.max_conn_running and (configured or 0) >= target:
+            p.notes.append(
+                f"the server runs with max_connections = {facts.max_conn_running} although its "
+                f"configuration says {configured}: it lowers it at start when its open-files "
+                "limit is too low; raise that (LimitNOFILE of its systemd unit, or "
+                "open_files_limit under [mysqld_safe]) or the value drops at every restart")
 
     # -- databases
     states: dict[str, tuple[str, list[str]]] = {}

@@ -345,3 +345,11 @@ def test_jdbc_options_refused_at_load(tmp_path, options, expect):
 def test_jdbc_options_must_be_a_table(tmp_path):
     with pytest.raises(inventory.InventoryError, match="database.jdbc_options: expected dict"):
         make_inv(tmp_path, database={"jdbc_options": "autoReconnect=true"})
+
+
+def test_server_capping_max_connections_at_start_is_explained(inv):
+    f = done_facts(inv, max_conn_running=594)  # configured 1000 in our drop-in
+    p = db.plan_db(f, inv)
+    assert p.admin_sql == ["SET GLOBAL max_connections = 720;"]
+    assert any("runs with max_connections = 594 although its configuration says 1000" in n
+               and "open-files limit" in n for n in p.notes)
