@@ -503,11 +503,11 @@ class Lab:
             os.chmod(conf, 0o755)
             (conf / "99-lab.cnf").write_text(
                 "# lab: there is no syslog (/dev/log) in the lab hosts\n"
-                "# open files: what Debian's mariadb.service gives (LimitNOFILE=32768); the SysV\n"
-                "# script started over SSH would inherit the session's 1024, and the server\n"
-                "# would then cap max_connections (594) at every restart\n"
+                "# open files: as Debian's mariadb.service does (LimitNOFILE=32768; here within\n"
+                "# the machine's hard limit): the SysV script run through sudo over SSH would\n"
+                "# inherit 1024, and the server would cap max_connections (594) at each restart\n"
                 "[mysqld_safe]\nskip_syslog\nlog_error = /var/log/mysql/error.log\n"
-                "open_files_limit = 32768\n\n"
+                "open_files_limit = 16384\n\n"
                 "[mysqld]\nlog_error = /var/log/mysql/error.log\n")
         if h.startswith("node") and ei_tpl is not None:
             _run(["cp", "-a", str(ei_tpl), str(fs / "opt" / EI_DIRNAME)])
