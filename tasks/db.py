@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -937,7 +938,6 @@ def node_probes(inv: Inventory) -> dict[str, str]:
 def read_node_pools(run, state: dict) -> dict[str, int]:
     """Each live node's pool total, read in parallel; a node that cannot be read counts with
     WSO2's shipped sizes (its own step reports the problem)."""
-    from concurrent.futures import ThreadPoolExecutor
     inv = run.inv
     nodes = run.alive(inv.nodes)
     probes = node_probes(inv)
@@ -1002,9 +1002,9 @@ def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> St
             return StepResult(s.name, STEP, "failed", (
                 f"{found}; after writing {plan.dropin.path}, "
                 + line.split(": ", 1)[1].strip()
-                + f": another file wins over ours, so {plan.dropin.path} was put back as it was "
-                  f"and {facts.service} was not restarted; nothing else changed. Change or "
-                  "remove that line there, then re-run"), diffs=diffs)
+                + f": another file wins over ours, so {plan.dropin.path} was rolled back (as "
+                  f"before this run) and {facts.service} was not restarted; nothing else changed. "
+                  "Change or remove that line there, then re-run"), diffs=diffs)
         if not res.ok:
             raise remote.CommandFailed(s.name, "writing the server settings / restart", res)
         restarted = plan.restart

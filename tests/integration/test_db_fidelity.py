@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.integration.helpers import fab, out, recap_rows, served_by, curl
+from tests.integration.helpers import curl, fab, out, recap_rows, served_by
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
 CONF_D = "/etc/mysql/mariadb.conf.d"
@@ -124,28 +124,44 @@ def test_a_wider_grant_is_revoked_once(flab):
     _healthy(flab)
 
 
-def test_another_file_winning_after_a_restart_is_named_not_restarted_again(flab):
-    """Someone adds a later file and restarts the server: it listens on 127.0.0.1 only. The old
-    tool restarted it on every run (its drop-in said the address, another file won)."""
-    flab.exec("db", f"printf '[mysqld]\\nbind-address = 127.0.0.1\\n' > {LOCAL}")
-    r = flab.exec("db", "service mariadb restart </dev/null >/dev/null 2>&1", timeout=90)
-    assert r.returncode == 0
+def test_another_file_winning_is_named_and_never_restarted_in_a_loop(flab):
+    """A setting read after our folder (here appended to /etc/mysql/mariadb.cnf, after its
+    !includedir lines) and a restart by someone else: the server listens on 127.0.0.1 only. The
+    old tool restarted it on every run (its drop-in said the address, the other file won)."""
+    main = "/etc/mysql/mariadb.cnf"
+    r = flab.exec("db", f"cp -p {main} /root/mariadb.cnf.saved && "
+                        f"printf '\\n[mysqld]\\nbind-address = 127.0.0.1\\n' >> {main} && "
+                        "service mariadb restart </dev/null >/dev/null 2>&1", timeout=90)
+    assert r.returncode == 0, r.stderr
     assert sql(flab, "SELECT @@global.bind_address") == "127.0.0.1"
     pid = server_pid(flab)
+    a = flab.address("db")
     for _ in range(2):
         r = fab(flab, "db-init")
         text = out(r)
         assert r.returncode != 0, text
-        assert (f"{DROPIN} sets bind-address = 127.0.0.1,{flab.address('db')}, but the server reads "
-                f"bind-address = 127.0.0.1 after it, from {LOCAL}: not restarted" in text
-                or f"{LOCAL} sets bind-address = 127.0.0.1 and is read after {DROPIN}" in text), text
+        assert (f"{DROPIN} sets bind-address = 127.0.0.1,{a}, but the server reads "
+                f"bind-address = 127.0.0.1 after it, from {main}" in text
+                and ": not restarted (it would not help)" in text), text
         assert server_pid(flab) == pid
-    # the operator removes it: one restart, then all well
-    flab.exec("db", f"rm -f {LOCAL}")
+    # without our drop-in: written, checked with my_print_defaults, rolled back, no restart
+    flab.exec("db", f"mv {DROPIN} /root/dropin.saved")
+    r = fab(flab, "db-init")
+    text = out(r)
+    assert r.returncode != 0, text
+    assert (f"after writing {DROPIN}, the server would still read bind-address = 127.0.0.1, "
+            f"from: {main}" in text and "was rolled back (as before this run) and mariadb was "
+            "not restarted" in text), text
+    assert flab.exec("db", f"test -e {DROPIN}").returncode != 0
+    assert server_pid(flab) == pid
+    # the operator puts their file back: one restart, then all well
+    flab.exec("db", f"cp -p /root/mariadb.cnf.saved {main}")
     r = fab(flab, "db-init")
     assert r.returncode == 0 and "mariadb restarted (bind-address changed)" in r.stdout, out(r)
     r = fab(flab, "db-init")
     assert r.returncode == 0 and "[db] db-init: ok:" in r.stdout, out(r)
+    assert sql(flab, "SELECT @@global.max_connections") == "720"
+    _healthy(flab)
 
 
 def test_noop_deploy_costs_the_same_and_starts_no_jvm(flab, tmp_path):

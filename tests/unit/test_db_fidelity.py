@@ -2,17 +2,15 @@
 the drop-in's bind address that must win, restart consent, JDBC URLs per driver (no host)."""
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tasks import db, ei_config, ei_xml, inventory, jdbc, remote
+from tasks import db, ei_config, ei_xml, inventory, jdbc
 from tests.paths import WSO2_FILES
-from tests.unit.inv_factory import make_inv, make_raw
+from tests.unit.inv_factory import make_inv
 from tests.unit.test_db_plan import all_grants, done_facts, fresh_facts
 
 CONF = WSO2_FILES / "wso2/business-process/conf"
@@ -301,11 +299,13 @@ def test_the_real_debian_jar_keeps_todays_url():
         pytest.skip("no Debian mariadb-java-client jar on this machine")
     info = jdbc.driver_info(real.resolve())
     assert (info.title, info.version) == ("mariadb-java-client", (2, 7, 6))
-    assert jdbc.jdbc_url(info, "h", 3306, "D") == "jdbc:mysql://h:3306/D?useSSL=false&autoReconnect=true"
+    assert jdbc.jdbc_url(info, "h", 3306, "D") == \
+        "jdbc:mysql://h:3306/D?useSSL=false&autoReconnect=true"
 
 
 def test_manifest_continuation_lines():
-    text = "Manifest-Version: 1.0\r\nBundle-Name: mariadb-java-cl\r\n ient\r\n\r\nName: x\r\nA: b\r\n"
+    text = ("Manifest-Version: 1.0\r\nBundle-Name: mariadb-java-cl\r\n ient\r\n\r\n"
+            "Name: x\r\nA: b\r\n")
     assert jdbc.parse_manifest(text) == {"Manifest-Version": "1.0",
                                          "Bundle-Name": "mariadb-java-client"}
 
