@@ -348,7 +348,10 @@ _DEFAULT_HOSTS = {
                 "jdbc_driver": "/usr/share/java/mariadb-java-client.jar", "etc_hosts": True},
     "database": {"user": "wso2bps", "user_db": "WSO2_USER_DB", "registry_db": "REGISTRY_DB",
                  "local_registry_prefix": "REGISTRY_LOCAL", "bps_db": "BPS_DS",
-                 "activiti_db": "ACTIVITI_DB", "max_connections": 1000},
+                 "activiti_db": "ACTIVITI_DB",
+                 # the lab's DB server serves only its cluster: db-init may restart it (to
+                 # listen on its own address); tests remove this key to check the refusal
+                 "allow_server_restart": True},
     "certs": {"dir": "/etc/nginx/ssl", "key_bits": 3072, "days": 365, "renew_before_days": 30},
 }
 
@@ -562,7 +565,11 @@ class Lab:
             os.chmod(conf, 0o755)
             (conf / "99-lab.cnf").write_text(
                 "# lab: there is no syslog (/dev/log) in the lab hosts\n"
-                "[mysqld_safe]\nskip_syslog\nlog_error = /var/log/mysql/error.log\n\n"
+                "# open files: as Debian's mariadb.service does (LimitNOFILE=32768; here within\n"
+                "# the machine's hard limit): the SysV script run through sudo over SSH would\n"
+                "# inherit 1024, and the server would cap max_connections (594) at each restart\n"
+                "[mysqld_safe]\nskip_syslog\nlog_error = /var/log/mysql/error.log\n"
+                "open_files_limit = 16384\n\n"
                 "[mysqld]\nlog_error = /var/log/mysql/error.log\n")
         if h.startswith("node"):
             # the node's JDK: hard links to the cached copy (root's, read-only to others)

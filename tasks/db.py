@@ -13,28 +13,43 @@ Decisions (see also the reference doc §2 and §6):
   on MySQL >= 5.7.6, including 8.0), so a changed password in hosts.toml is found by comparing
   hashes on the server, and the hash is added to the output redactor. MySQL 8.4+ disables
   mysql_native_password by default: there CREATE USER fails and says so.
-* One account per node address (never '%'), `GRANT ALL` on exactly our databases
-  (CREATE USER, then GRANT: valid on MySQL 5.7/8 and MariaDB).
+* One account per node address (never '%'), `GRANT ALL` on the shared databases and that
+  node's own REGISTRY_LOCALn only (CREATE USER, then GRANT: valid on MySQL 5.7/8 and MariaDB);
+  a grant on another node's local registry (wider than needed) is revoked, and the plan says so.
 * Scripts are not idempotent: a database is loaded only when it holds none of its tables; a
   database with some of them is partial: reported with the missing tables, never dropped unless
   `--drop NAME` names it. Each database is loaded by one client invocation.
-* Server settings: a drop-in (60-bps-cluster.cnf) with bind-address = 127.0.0.1 plus the DB
-  address (one address only where the server cannot take a list) and max_connections, written
-  only when the configured values do not already fit. The server is restarted only when the
-  bind address must change (max_connections is raised with SET GLOBAL); if the restart fails, the
-  previous files are restored and the server started again.
+* Server settings: a drop-in (zz-bps-deploy.cnf: `!includedir` reads a folder's *.cnf files
+  in byte order, so it is read after Debian's 50-server.cnf and Ubuntu's mysqld.cnf) with
+  bind-address = 127.0.0.1 plus the DB address (one address only where the server cannot take
+  a list) and max_connections, written only when the configured values do not already fit.
+  Whether it wins is checked, not assumed: a file read after ours that sets bind-address back
+  stops the run before any change, naming the file; so does one my_print_defaults shows
+  winning over our written drop-in (instead of restarting on every run), and, after a write,
+  a final value that is still not ours (the drop-in is put back, no restart).
+* max_connections: the nodes' pools (maxActive of our five datasources, read from each node's
+  datasource files; WSO2's shipped sizes where a file is not there yet) summed over the nodes,
+  plus 20% headroom (at least 50); [database] max_connections is only a floor. A larger
+  configured or running value is never lowered. Raised live with SET GLOBAL.
+* The server is restarted only when the bind address must change, and only with
+  `[database] allow_server_restart = true` (a DB server may serve other applications): without
+  it the run stops before any change and prints the drop-in it would write. If the restart
+  fails, the previous files are restored and the server started again.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from invoke import task
 
-from . import remote
+from lxml import etree
+
+from . import ei_xml, remote
 from .cli import COMMON_HELP, Abort, session
 from .inventory import Inventory
 from .remote import Fact, FileSpec, FileState, HostSession, q
@@ -43,7 +58,9 @@ from .report import StepResult, unified_diff
 STEP = "db-init"
 HOSTS_STEP = "db-init /etc/hosts"
 HOSTS_MARKER = "bps-deploy db-name"
-DROPIN_NAME = "60-bps-cluster.cnf"
+DROPIN_NAME = "zz-bps-deploy.cnf"  # read last in its folder (byte order, like !includedir)
+LEGACY_DROPIN = "60-bps-cluster.cnf"  # our old name: removed once the new one is in place
+MANAGED_MARK = b"Managed by bps-deploy"
 CONF_DIRS = ("/etc/mysql/mariadb.conf.d", "/etc/mysql/mysql.conf.d", "/etc/mysql/conf.d",
              "/etc/my.cnf.d")
 DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
@@ -88,6 +105,9 @@ REQUIRED_PRIVS = frozenset({
 
 
 # --------------------------------------------------------------------------- model
+
+
+SERVER_SECTIONS = ("mysqld", "server", "mariadb", "mariadbd")  # option file groups the server reads
 
 
 def version_tuple(text: str) -> tuple[int, int, int]:
@@ -161,10 +181,19 @@ class DbFacts:
     dropin_state: FileState | None = None
     init: str = "sysv"  # "systemd" when /run/systemd/system exists
     service: str = "mariadb"
+    legacy_dropin: bytes | None = None  # our old 60-bps-cluster.cnf, if still there
+    # every server-section bind-address line in the config files: (path, value), read order
+    bind_files: list[tuple[str, str]] = field(default_factory=list)
+    # node name -> its pools' total maxActive (from its datasource files); missing: shipped
+    node_pools: dict[str, int] = field(default_factory=dict)
 
     @property
     def dropin_path(self) -> str | None:
         return f"{self.conf_dir}/{DROPIN_NAME}" if self.conf_dir else None
+
+    @property
+    def legacy_path(self) -> str | None:
+        return f"{self.conf_dir}/{LEGACY_DROPIN}" if self.conf_dir else None
 
 
 @dataclass
@@ -184,12 +213,14 @@ class DbPlan:
     admin_sql: list[str] = field(default_factory=list)
     loads: list[Load] = field(default_factory=list)
     dropin: FileSpec | None = None
+    remove_legacy: str | None = None  # our old drop-in, to back up and remove
     restart: bool = False
     wanted_bind: str = ""
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.admin_sql or self.loads or self.dropin)
+        return not (self.changes or self.admin_sql or self.loads or self.dropin
+                    or self.remove_legacy)
 
 
 # --------------------------------------------------------------------------- helpers (pure)
@@ -221,6 +252,12 @@ def db_kinds(inv: Inventory) -> dict[str, str]:
     out[d.bps_db] = "bps"
     out[d.activiti_db] = "activiti"
     return out
+
+
+def node_databases(inv: Inventory, index: int) -> list[str]:
+    """What node `index` uses: the shared databases and its own local registry only."""
+    d = inv.database
+    return [d.user_db, d.registry_db, d.local_db(index), d.bps_db, d.activiti_db]
 
 
 def scripts_for(kind: str, server: Server, ei_version: str) -> list[str]:
@@ -267,14 +304,91 @@ def parse_cnf_options(text: str) -> dict[str, str]:
     return out
 
 
+def parse_cnf_file(text: str) -> dict[str, str]:
+    """`key = value` lines of an option file's server sections -> {key: last value}."""
+    out: dict[str, str] = {}
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[] \t").lower()
+            continue
+        if not line or line[0] in "#;!" or not (section in SERVER_SECTIONS or section.startswith(
+                tuple(x + "-" for x in SERVER_SECTIONS))):
+            continue
+        k, _, v = line.partition("=")
+        out[k.strip().replace("-", "_").lower()] = v.split("#", 1)[0].strip().strip("'\"")
+    return out
+
+
 def render_dropin(bind: str | None, max_conn: int | None) -> bytes:
     lines = ["# Managed by bps-deploy (fab db-init): the BPS cluster's nodes connect over the",
-             "# network and each holds about 300 pooled connections. Do not edit.", "[mysqld]"]
+             "# network, each with its connection pools. Named to be read last. Do not edit.",
+             "[mysqld]"]
     if bind is not None:
         lines.append(f"bind-address = {bind}")
     if max_conn is not None:
         lines.append(f"max_connections = {max_conn}")
     return ("\n".join(lines) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- pools (pure)
+
+DS_FILES = ("datasources/master-datasources.xml", "datasources/bps-datasources.xml",
+            "datasources/activiti-datasources.xml")  # relative to the profile's conf/
+_ADDED_POOL = int(dict(ei_xml.NEW_DS_POOL)["maxActive"])
+# our datasources -> (file, maxActive when the file is not there yet: WSO2's shipped value, or
+# the one configure gives the datasources it adds)
+POOLS = {"WSO2_CARBON_DB": (DS_FILES[0], 50), "WSO2_USER_DB": (DS_FILES[0], _ADDED_POOL),
+         "WSO2REGISTRY_DB": (DS_FILES[0], _ADDED_POOL), "BPS_DS": (DS_FILES[1], 100),
+         "ACTIVITI_DB": (DS_FILES[2], 50)}
+SHIPPED_POOL_TOTAL = sum(v for _, v in POOLS.values())  # 300
+TOMCAT_MAX_ACTIVE = 100  # Tomcat JDBC's default when <maxActive> is empty or missing
+HEADROOM_MIN, HEADROOM_SHARE = 50, 0.20  # admin sessions, the tool, monitoring, replication
+
+
+def pool_sizes(files: dict[str, bytes | None]) -> dict[str, int]:
+    """maxActive of each of our datasources, from the node's datasource files as configure
+    leaves them: an existing datasource keeps its own maxActive (configure edits only url,
+    user, password, driver), an absent one gets what configure writes (NEW_DS_POOL) or, for
+    a missing file, WSO2's shipped value."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    found: dict[str, dict[str, int]] = {}
+    for rel in DS_FILES:
+        data = files.get(rel)
+        if data is None:
+            continue
+        try:
+            root = etree.fromstring(data, parser)
+        except etree.XMLSyntaxError:
+            continue  # configure refuses it anyway; assume the defaults here
+        sizes: dict[str, int] = {}
+        for ds in root.iter("datasource"):
+            name = (ds.findtext("name") or "").strip()
+            text = (ds.findtext("definition/configuration/maxActive") or "").strip()
+            sizes[name] = int(text) if text.isdigit() else TOMCAT_MAX_ACTIVE
+        found[rel] = sizes
+    return {name: found.get(rel, {}).get(name, default) for name, (rel, default) in POOLS.items()}
+
+
+def connections_wanted(pool_totals: list[int]) -> tuple[int, int]:
+    """(the nodes' pools together, what max_connections should be): plus 20%, at least 50."""
+    need = sum(pool_totals)
+    return need, need + max(HEADROOM_MIN, -(-need * 2 // 10))
+
+
+def later_in_dir(path: str, ours: str) -> bool:
+    """Is `path` read after our drop-in `ours`? Same folder and a later name in byte order
+    (MySQL and MariaDB read an !includedir folder's *.cnf files sorted with strcmp)."""
+    d, _, name = path.rpartition("/")
+    od, _, oname = ours.rpartition("/")
+    return d == od and name.encode() > oname.encode()
+
+
+def winner_files(facts: DbFacts, value: str) -> list[str]:
+    """Config files other than ours that set bind-address to `value`."""
+    ours = {facts.dropin_path, facts.legacy_path}
+    return [f for f, v in facts.bind_files if v == value and f not in ours]
 
 
 # --------------------------------------------------------------------------- plan (pure)
@@ -295,14 +409,24 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
 
     # -- server settings
     addr = inv.db.address
-    cur = parse_cnf_options((facts.dropin or b"").decode("utf-8", "replace"))
+    ours = parse_cnf_file((facts.dropin or b"").decode("utf-8", "replace"))
+    legacy = (parse_cnf_file(facts.legacy_dropin.decode("utf-8", "replace"))
+              if facts.legacy_dropin and MANAGED_MARK in facts.legacy_dropin else {})
+    managed = {**legacy, **ours}  # what our files set now (the old name goes away)
     want_bind = f"127.0.0.1,{addr}" if server.multi_bind else addr
     p.wanted_bind = want_bind
-    bind_line = want_bind if ("bind_address" in cur
+    bind_line = want_bind if ("bind_address" in managed
                               or not bind_ok(facts.bind_configured, addr)) else None
-    max_line = d.max_connections if ("max_connections" in cur or
-                                     (facts.max_conn_configured or 151) < d.max_connections) \
-        else None
+    pools = [facts.node_pools.get(n.name, SHIPPED_POOL_TOTAL) for n in inv.nodes]
+    need, wanted = connections_wanted(pools)
+    target = max(wanted, d.max_connections or 0)
+    why = (f"{len(pools)} nodes' pools {need} + headroom = {wanted}"
+           + (f", floor {d.max_connections}" if d.max_connections else ""))
+    configured = facts.max_conn_configured
+    max_line = None
+    if "max_connections" in managed or (configured or 151) < target:
+        # never lower what is configured or running
+        max_line = max(target, configured or 0, facts.max_conn_running or 0)
     if facts.skip_networking:
         p.errors.append("the server runs with skip-networking: the nodes cannot connect over "
                         "TCP; remove skip-networking from its configuration, then re-run")
@@ -318,26 +442,63 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
                 if bind_line is not None:
                     what.append(f"bind-address = {bind_line}")
                 if max_line is not None:
-                    what.append(f"max_connections = {max_line}")
+                    what.append(f"max_connections = {max_line} ({why})")
                 verb = "create" if facts.dropin is None else "update"
                 p.changes.append(f"{verb} {facts.dropin_path} ({', '.join(what)})")
             elif facts.dropin_state and (facts.dropin_state.mode, facts.dropin_state.owner) != \
                     (0o644, "root"):
                 p.dropin = FileSpec(facts.dropin_path, content, "root", "root", 0o644)
                 p.changes.append(f"fix owner/mode of {facts.dropin_path}")
-    if not bind_ok(facts.bind_running, addr):
+            if legacy:
+                p.remove_legacy = facts.legacy_path
+                p.changes.append(f"remove our old drop-in {facts.legacy_path} (replaced by "
+                                 f"{DROPIN_NAME}, backed up)")
+    if bind_line is not None and facts.dropin_path:
+        # a file read after ours that sets the address back: ours would never win
+        later = [(f, v) for f, v in facts.bind_files if later_in_dir(f, facts.dropin_path)]
+        if later and not bind_ok(later[-1][1], addr):
+            p.errors.append(
+                f"{later[-1][0]} sets bind-address = {later[-1][1]} and is read after "
+                f"{facts.dropin_path}, so the server would still not listen on {addr}; it is "
+                "not ours: change or remove that line there, then re-run")
+        elif p.dropin is None and not bind_ok(facts.bind_configured, addr):
+            # ours already says so, yet the server's own reading ends elsewhere
+            files = winner_files(facts, facts.bind_configured or "")
+            where = (", ".join(files) if files else
+                     "a file outside " + ", ".join(CONF_DIRS) + " (see my_print_defaults --mysqld)")
+            p.errors.append(
+                f"{facts.dropin_path} sets bind-address = {bind_line}, but the server reads "
+                f"bind-address = {facts.bind_configured} after it, from {where}: not restarted "
+                "(it would not help); change or remove that line there, then re-run")
+    if not bind_ok(facts.bind_running, addr) and not p.errors:
         if bind_line is None:
             p.errors.append(f"the server listens on {facts.bind_running} only, but its "
                             f"configuration already says {facts.bind_configured}: restart it "
                             "yourself or check for a command-line override")
+        elif not d.allow_server_restart:
+            body = (p.dropin.content if p.dropin else facts.dropin or b"").decode()
+            p.errors.append(
+                f"{facts.service} must be restarted to listen on {addr} (it listens on "
+                f"{facts.bind_running} only), and [database] allow_server_restart is not true: "
+                "a DB server may serve other applications. Nothing was changed. With "
+                f"allow_server_restart = true the tool would write {facts.dropin_path}:\n"
+                + "".join(f"    {ln}\n" for ln in body.splitlines())
+                + f"then restart {facts.service} ({restart_command(facts)}); or make that "
+                  "change and the restart yourself, then re-run")
         else:
             p.restart = True
             p.changes.append(f"restart {facts.service} (it listens on {facts.bind_running} only; "
                              f"needed: {want_bind})")
-    if (facts.max_conn_running or 0) < d.max_connections:
-        p.admin_sql.append(f"SET GLOBAL max_connections = {int(d.max_connections)};")
-        p.changes.append(f"SET GLOBAL max_connections = {d.max_connections} (running: "
-                         f"{facts.max_conn_running}; no restart needed)")
+    if (facts.max_conn_running or 0) < target:
+        p.admin_sql.append(f"SET GLOBAL max_connections = {int(target)};")
+        p.changes.append(f"SET GLOBAL max_connections = {target} (running: "
+                         f"{facts.max_conn_running}; {why}; no restart needed)")
+        if facts.max_conn_running and (configured or 0) >= target:
+            p.notes.append(
+                f"the server runs with max_connections = {facts.max_conn_running} although its "
+                f"configuration says {configured}: it lowers it at start when its open-files "
+                "limit is too low; raise that (LimitNOFILE of its systemd unit, or "
+                "open_files_limit under [mysqld_safe]) or the value drops at every restart")
 
     # -- databases
     states: dict[str, tuple[str, list[str]]] = {}
@@ -350,6 +511,7 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
 
     # -- the application user: one account per node address, never '%'
     user = d.user
+    revokes: list[str] = []
     for node in inv.nodes:
         acc = account(user, node.address)
         if node.address not in facts.users:
@@ -360,11 +522,19 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
             p.changes.append(f"set the password of '{user}'@'{node.address}' (hosts.toml "
                              "has a different one)")
         have = facts.grants.get(node.address, {})
-        lacking = [db for db in kinds if not REQUIRED_PRIVS <= have.get(db, set())]
+        needed = node_databases(inv, node.index)
+        lacking = [db for db in needed if not REQUIRED_PRIVS <= have.get(db, set())]
         for db in lacking:
             p.admin_sql.append(f"GRANT ALL PRIVILEGES ON {ident(db)}.* TO {acc};")
         if lacking:
             p.changes.append(f"grant all on {', '.join(lacking)} to '{user}'@'{node.address}'")
+        # another node's local registry: wider than this node needs
+        wider = [db for db in kinds if db not in needed and have.get(db)]
+        revokes.extend(f"REVOKE ALL PRIVILEGES ON {ident(db)}.* FROM {acc};" for db in wider)
+        if wider:
+            p.changes.append(f"revoke all on {', '.join(wider)} from '{user}'@'{node.address}' "
+                             f"({node.name} needs only its own {d.local_db(node.index)})")
+    p.admin_sql += revokes  # after every GRANT
     others = sorted(set(facts.users) - {n.address for n in inv.nodes})
     if others:
         p.notes.append(f"other accounts of {user} left alone: "
@@ -480,17 +650,40 @@ def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
     return {
         "sql": (client_prelude(inv)
                 + f"bps_sql --force -N -B <<'__BPS_SQL__'\n{sql}__BPS_SQL__\n"),
-        "cnf": ("my_print_defaults --mysqld 2>/dev/null || mariadbd --print-defaults 2>/dev/null"
-                " || mysqld --print-defaults 2>/dev/null || true"),
+        "cnf": PRINT_DEFAULTS,
         # the first of the server's config folders that exists, then our drop-in's file fact
         "confdir": "".join(f"if [ -d {q(d)} ]; then echo {q(d)}; "
                            f"{remote.probe_file(d + '/' + DROPIN_NAME, content=True)}; el"
                            for d in CONF_DIRS) + "se true; fi",
+        "legacy": "".join(f"if [ -d {q(d)} ]; then "
+                          f"{remote.probe_file(d + '/' + LEGACY_DROPIN, content=True)}; el"
+                          for d in CONF_DIRS) + "se true; fi",
+        # every bind-address line: file, [section], value (the folders' *.cnf in byte order)
+        "binds": ("for f in /etc/my.cnf /etc/mysql/*.cnf /etc/mysql/*/*.cnf /etc/my.cnf.d/*.cnf; "
+                  "do [ -f \"$f\" ] || continue; awk -v f=\"$f\" '"
+                  "/^[[:space:]]*\\[/ { s = $0; gsub(/[][[:space:]]/, \"\", s); sec = tolower(s); "
+                  "next } "
+                  "tolower($0) ~ /^[[:space:]]*bind[-_]address[[:space:]]*=/ { v = $0; "
+                  "sub(/^[^=]*=[[:space:]]*/, \"\", v); sub(/[[:space:]]*(#.*)?$/, \"\", v); "
+                  "print f \"\\t\" sec \"\\t\" v }' \"$f\" 2>/dev/null; done; true"),
         "init": ("if [ -d /run/systemd/system ]; then echo systemd; else echo sysv; fi; "
                  "for s in mariadb mysql mysqld; do if [ -e /etc/init.d/$s ] || "
                  "[ -e /lib/systemd/system/$s.service ] || [ -e /usr/lib/systemd/system/$s.service ]"
                  " || [ -e /etc/systemd/system/$s.service ]; then echo $s; break; fi; done"),
     }
+
+
+def parse_bind_lines(out: str) -> list[tuple[str, str]]:
+    """The 'binds' probe -> [(file, value)] of bind-address lines in the server's sections."""
+    found = []
+    for line in out.splitlines():
+        cols = line.split("\t")
+        if len(cols) != 3:
+            continue
+        path, sec, value = cols
+        if sec in SERVER_SECTIONS or sec.startswith(tuple(x + "-" for x in SERVER_SECTIONS)):
+            found.append((path, value.strip().strip("'\"")))
+    return found
 
 
 def parse_db_facts(raw: dict[str, Fact], host: str, inv: Inventory) -> DbFacts:
@@ -506,6 +699,10 @@ def parse_db_facts(raw: dict[str, Fact], host: str, inv: Inventory) -> DbFacts:
     if len(lines) >= 2:
         f.dropin_state = remote.parse_file_probe("\n".join(lines[1:]))
         f.dropin = f.dropin_state.content if f.dropin_state else None
+    if "legacy" in raw and raw["legacy"].out.strip():
+        st = remote.parse_file_probe(raw["legacy"].out)
+        f.legacy_dropin = st.content if st else None
+    f.bind_files = parse_bind_lines(raw["binds"].out if "binds" in raw else "")
     init = raw["init"].out.split() if "init" in raw else []
     f.init = init[0] if init else "sysv"
     f.service = init[1] if len(init) > 1 else ("mariadb" if f.conf_dir and "mariadb" in
@@ -574,19 +771,51 @@ def restart_command(facts: DbFacts) -> str:
     return f"service {svc} restart"
 
 
+PRINT_DEFAULTS = ("my_print_defaults --mysqld 2>/dev/null || mariadbd --print-defaults 2>/dev/null"
+                  " || mysqld --print-defaults 2>/dev/null || true")
+BIND_OTHER = "BPS-BIND-OTHER"
+
+
+def bind_check(want: str, ours: str) -> str:
+    """Shell: after our drop-in is in place, the server's own reading of its configuration
+    (my_print_defaults) must end with an address that lets the nodes in; if another file still
+    wins, name it and fail (the caller restores the files; nothing is restarted)."""
+    dirs = " ".join(q(d) for d in ("/etc/my.cnf", "/etc/mysql", "/etc/my.cnf.d"))
+    return (f"bps_bind=$( ({PRINT_DEFAULTS}) | tr ' ' '\\n' | "
+            "sed -n 's/^--bind[-_]address=//p' | tail -n 1); "
+            f"case \"$bps_bind\" in {q(want)}|0.0.0.0|'*'|'::') ;; *) "
+            f"echo \"{BIND_OTHER}: the server would still read bind-address = $bps_bind, from: "
+            f"$(grep -r -l -i -E '^[[:space:]]*bind[-_]address' {dirs} 2>/dev/null | "
+            f"grep -v -x -F {q(ours)} | tr '\\n' ' ')\"; exit 1 ;; esac")
+
+
 def settings_script(plan: DbPlan, facts: DbFacts, stamp: str, inv: Inventory) -> str:
-    """Write the drop-in; restart when the bind address must change; roll back on failure."""
+    """Write the drop-in; check that its bind address wins; restart when the bind address must
+    change; roll back on failure; then remove our old drop-in (backed up)."""
     change = (remote.plan_files([plan.dropin], {plan.dropin.path: facts.dropin_state})
               if plan.dropin else [])
     restart = restart_command(facts) if plan.restart else None
-    validate = f"{restart} </dev/null" if restart else None
+    checks = []
+    if plan.dropin and b"bind-address" in plan.dropin.content:
+        checks.append(f"{{ {bind_check(plan.wanted_bind, plan.dropin.path)}; }}")
+    if restart:
+        checks.append(f"{restart} </dev/null")
+    validate = " && ".join(checks) or None
     body = remote.write_files_script(change, stamp, validate, inv.cluster.backups_keep)
+    if plan.remove_legacy:
+        old = q(plan.remove_legacy)
+        body += (f"if [ -f {old} ] && [ ! -L {old} ] && grep -q -F "
+                 f"{q(MANAGED_MARK.decode())} {old}; then bak=$(backup_name {old}) && "
+                 f"cat {old} > \"$bak\" && rm -f {old} && echo 'removed {plan.remove_legacy}' "
+                 "&& prune_backups \"$bak\"; fi\n")
     out = f"(\n{body})\nrc=$?\n"
     if restart:
-        out += (f"if [ $rc -ne 0 ]; then {restart} </dev/null >/dev/null 2>&1; "
+        # only a failed restart leaves the server down: never restart it after a failed check
+        out += (f"if [ $rc -ne 0 ] && ! pgrep -x 'mariadbd|mysqld' >/dev/null; then "
+                f"{restart} </dev/null >/dev/null 2>&1; "
                 "echo 'restart with the new settings failed: previous settings restored and the "
                 "server started again' >&2; exit $rc; fi\n")
-        out += f"echo 'restarted {facts.service}'\n"
+        out += f"[ $rc -ne 0 ] || echo 'restarted {facts.service}'\n"
     out += "exit $rc\n"
     return out
 
@@ -696,6 +925,43 @@ def _validate_drop(inv: Inventory, drop: tuple[str, ...]) -> None:
                     f"{', '.join(known)}); nothing was touched")
 
 
+def node_probes(inv: Inventory) -> dict[str, str]:
+    """One read per node: its datasource files (for the pool sizes) and /etc/hosts (for the
+    /etc/hosts step that follows, so a no-op costs no extra command on the nodes)."""
+    conf = f"{inv.cluster.profile_home}/conf"
+    probes = {rel: remote.probe_file(f"{conf}/{rel}", content=True) for rel in DS_FILES}
+    if etc_hosts_line(inv) is not None:
+        probes["/etc/hosts"] = remote.probe_file("/etc/hosts", content=True)
+    return probes
+
+
+def read_node_pools(run, state: dict) -> dict[str, int]:
+    """Each live node's pool total, read in parallel; a node that cannot be read counts with
+    WSO2's shipped sizes (its own step reports the problem)."""
+    inv = run.inv
+    nodes = run.alive(inv.nodes)
+    probes = node_probes(inv)
+    cache = state.setdefault("node_facts", {})
+
+    def one(node) -> tuple[str, int | None]:
+        try:
+            raw = remote.read_facts(run.session(node), probes)
+            files: dict[str, bytes | None] = {}
+            for rel in DS_FILES:
+                try:
+                    files[rel] = remote.parse_content_probe(raw[rel].out) if rel in raw else None
+                except remote.RemoteError:
+                    files[rel] = None
+            if "/etc/hosts" in raw:
+                cache[node.name] = raw["/etc/hosts"].out
+            return node.name, sum(pool_sizes(files).values())
+        except Exception:  # noqa: BLE001 - reported by the node's own step
+            return node.name, None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(run.opts.parallel, len(nodes) or 1))) as ex:
+        return {name: n for name, n in ex.map(one, nodes) if n is not None}
+
+
 def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> StepResult:
     inv = run.inv
     app_hash = native_hash(inv.secrets.db_password or "")
@@ -704,6 +970,7 @@ def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> St
     if not facts.running:
         state["down"] = True
         return StepResult(s.name, STEP, "failed", facts.error)
+    facts.node_pools = read_node_pools(run, state)
     found = f"{facts.server.label} found"
     plan = plan_db(facts, inv, drop, app_hash)
     diffs = []
@@ -727,9 +994,17 @@ def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> St
 
     sources = fetch_scripts(run, needed_scripts(plan)) if plan.loads else {}
     restarted = False
-    if plan.dropin or plan.restart:
+    if plan.dropin or plan.restart or plan.remove_legacy:
         res = remote.run_script(s, settings_script(plan, facts, run.stamp, inv),
                                 what="db settings")
+        if not res.ok and BIND_OTHER in res.stdout + res.stderr:
+            line = next(ln for ln in (res.stdout + res.stderr).splitlines() if BIND_OTHER in ln)
+            return StepResult(s.name, STEP, "failed", (
+                f"{found}; after writing {plan.dropin.path}, "
+                + line.split(": ", 1)[1].strip()
+                + f": another file wins over ours, so {plan.dropin.path} was rolled back (as "
+                  f"before this run) and {facts.service} was not restarted; nothing else changed. "
+                  "Change or remove that line there, then re-run"), diffs=diffs)
         if not res.ok:
             raise remote.CommandFailed(s.name, "writing the server settings / restart", res)
         restarted = plan.restart
@@ -797,9 +1072,13 @@ def plan_etc_hosts(text: str, line: str, hostname: str) -> tuple[str, list[str]]
     return new, notes
 
 
-def _etc_hosts_one(run, s: HostSession, line: str) -> StepResult:
+def _etc_hosts_one(run, s: HostSession, line: str, cached: str | None = None) -> StepResult:
     inv = run.inv
-    before, st = remote.read_file(s, "/etc/hosts")
+    if cached is not None:  # read with the node's pool sizes, moments ago
+        st = remote.parse_file_probe(cached)
+        before = st.content if st else None
+    else:
+        before, st = remote.read_file(s, "/etc/hosts")
     _, notes = plan_etc_hosts((before or b"").decode("utf-8", "replace"), line,
                               inv.database.hostname)
     tail = "".join(f"; {n}" for n in notes)
@@ -832,7 +1111,9 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
     if line is None:
         return True
     nodes = run.alive(inv.nodes)
-    out = run.each(nodes, HOSTS_STEP, lambda s: _etc_hosts_one(run, s, line))
+    cache = state.get("node_facts", {})
+    out = run.each(nodes, HOSTS_STEP,
+                   lambda s: _etc_hosts_one(run, s, line, cache.get(s.name)))
     return all(r.status not in ("failed", "unreachable") for r in out.values())
 
 

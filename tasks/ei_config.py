@@ -37,8 +37,14 @@ def conf_dir(inv: Inventory) -> str:
 
 
 def jdbc_url(inv: Inventory, database: str) -> str:
+    """Scheme and default options follow the driver in the jar (jdbc.url_style);
+    database.jdbc_options replaces the default extras, never the tool's own TLS options."""
     d = inv.database
-    return f"jdbc:mysql://{d.hostname}:{d.port}/{database}?useSSL=false&autoReconnect=true"
+    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options)
+
+
+def driver_info(inv: Inventory) -> jdbc.DriverInfo:
+    return jdbc.driver_info(inv.cluster.jdbc_driver, inv.cluster.jdbc_driver_class)
 
 
 def driver_class(inv: Inventory) -> str:

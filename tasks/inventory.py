@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import lb_rules, nginx_conf
+from . import jdbc as jdbc_mod, lb_rules, nginx_conf
 
 DEFAULT_TRUSTSTORE_PASSWORD = "wso2carbon"  # WSO2's shipped default
 
@@ -115,9 +115,11 @@ class DatabaseSettings:
     local_registry_prefix: str
     bps_db: str
     activiti_db: str
-    max_connections: int
+    max_connections: int | None  # a floor; the need is derived from the nodes' pools
     admin_user: str | None
     scripts_dir: str | None
+    allow_server_restart: bool = False  # db-init may restart the DB server (bind address)
+    jdbc_options: dict | None = None  # extra JDBC URL options; None: the driver's defaults
 
     def local_db(self, node_index: int) -> str:
         return f"{self.local_registry_prefix}{node_index}"
@@ -281,7 +283,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
         "registry_db": (str, "REGISTRY_DB"), "local_registry_prefix": (str, "REGISTRY_LOCAL"),
         "bps_db": (str, "BPS_DS"), "activiti_db": (str, "ACTIVITI_DB"),
-        "max_connections": (int, 1000), "admin_user": (str, None), "scripts_dir": (str, None),
+        "max_connections": (int, None), "admin_user": (str, None), "scripts_dir": (str, None),
+        "allow_server_restart": (bool, False), "jdbc_options": (dict, None),
     },
     "certs": {
         "dir": (str, "/etc/nginx/ssl"), "key_bits": (int, 3072), "days": (int, 365),
@@ -769,6 +772,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err(f"database: name(s) {', '.join(dup)} used for two databases; each database "
                "needs its own name")
     ck.positive("database.max_connections", dbs["max_connections"], 10, 100000)
+    for problem in jdbc_mod.option_problems(dbs["jdbc_options"] or {}):
+        ck.err(f"database.jdbc_options: {problem}")
     if dbs["admin_user"] is not None and not _SQL_USER_RE.fullmatch(dbs["admin_user"]):
         ck.err(f"database.admin_user: {dbs['admin_user']!r} is not a safe MySQL user name; use "
                "letters, digits, '.', '_' or '-' (1 to 32), e.g. 'dbadmin'")
@@ -816,7 +821,9 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],
-            dbs["activiti_db"], dbs["max_connections"], dbs["admin_user"], dbs["scripts_dir"]),
+            dbs["activiti_db"], dbs["max_connections"], dbs["admin_user"], dbs["scripts_dir"],
+            dbs["allow_server_restart"], dict(dbs["jdbc_options"]) if dbs["jdbc_options"]
+            is not None else None),
         certs=CertSettings(certs["dir"].rstrip("/"), certs["key_bits"], certs["days"],
                            certs["renew_before_days"], cert_file, key_file),
         secrets=Secrets(values),

@@ -77,3 +77,140 @@ def parse_lib(out: str) -> dict[str, str]:
         if len(parts) == 2:
             lib[parts[1].lstrip("*")] = parts[0]
     return lib
+
+
+# --------------------------------------------------------------------------- the JDBC URL
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """Which driver a jar is: its class and, from META-INF/MANIFEST.MF, its name and version."""
+
+    driver_class: str
+    title: str = ""  # Implementation-Title or Bundle-Name ('' when the manifest has neither)
+    version_text: str = ""  # Implementation-Version or Bundle-Version
+
+    @property
+    def version(self) -> tuple[int, ...] | None:
+        m = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", self.version_text)
+        return tuple(int(x or 0) for x in m.groups()) if m else None
+
+    @property
+    def label(self) -> str:
+        name = self.title or self.driver_class
+        return f"{name} {self.version_text}".strip()
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """META-INF/MANIFEST.MF main section -> {header: value} (continuation lines joined)."""
+    out: dict[str, str] = {}
+    last = None
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line:
+            if out:
+                break  # end of the main section
+            continue
+        if line.startswith(" ") and last:
+            out[last] += line[1:]
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            last = name.strip()
+            out[last] = value.strip()
+    return out
+
+
+@lru_cache(maxsize=8)
+def driver_info(jar: Path, driver_class: str | None = None) -> DriverInfo:
+    """The driver in `jar` (class from its services file unless given; name and version from
+    its manifest, blank when the jar has none)."""
+    cls = driver_class or driver_class_of(jar)
+    try:
+        with zipfile.ZipFile(jar) as z:
+            man = parse_manifest(z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace"))
+    except (KeyError, OSError, zipfile.BadZipFile):
+        man = {}
+    title = man.get("Implementation-Title") or man.get("Bundle-Name") or ""
+    version = man.get("Implementation-Version") or man.get("Bundle-Version") or ""
+    return DriverInfo(cls, title, version)
+
+
+MARIADB_CLASS = "org.mariadb.jdbc.Driver"
+MYSQL8_CLASS = "com.mysql.cj.jdbc.Driver"
+MYSQL5_CLASS = "com.mysql.jdbc.Driver"
+
+# Options the tool sets itself (transport security; TLS settings will come from the tool too):
+# hosts.toml's database.jdbc_options may not name them. Any option whose name contains one of
+# these words, in any case (useSSL, sslMode, requireSSL, enabledTLSProtocols, trustStore...).
+OWNED_OPTION_RE = re.compile(r"ssl|tls|keystore|truststore|certificate", re.I)
+OPTION_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
+OPTION_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,/+-]{1,200}")
+
+
+@dataclass(frozen=True)
+class UrlStyle:
+    scheme: str  # jdbc:<scheme>://
+    owned: tuple[tuple[str, str], ...]  # always set, never overridable
+    extras: tuple[tuple[str, str], ...]  # defaults; database.jdbc_options replaces them
+
+
+def url_style(info: DriverInfo) -> UrlStyle:
+    """Scheme and options for a driver.
+
+    * MariaDB Connector/J 3.x refuses `jdbc:mysql:` (without permitMysqlScheme): `jdbc:mariadb:`,
+      `sslMode=disable`; 3.x has no autoReconnect (the pools' validation query reconnects).
+      With no version in the manifest, `jdbc:mariadb:` too: every MariaDB driver takes it.
+    * MariaDB 1.x/2.x and MySQL Connector/J 5.1: `jdbc:mysql:`, `useSSL=false`, autoReconnect.
+    * MySQL Connector/J 8 (com.mysql.cj.jdbc.Driver): `sslMode=DISABLED` (useSSL is
+      deprecated since 8.0.13; `useSSL=false` before), autoReconnect.
+    """
+    v = info.version
+    reconnect = (("autoReconnect", "true"),)
+    if info.driver_class == MARIADB_CLASS:
+        if v is not None and v < (3,):
+            return UrlStyle("mysql", (("useSSL", "false"),), reconnect)
+        return UrlStyle("mariadb", (("sslMode", "disable"),), ())
+    if info.driver_class == MYSQL8_CLASS:
+        if v is not None and v < (8, 0, 13):
+            return UrlStyle("mysql", (("useSSL", "false"),), reconnect)
+        return UrlStyle("mysql", (("sslMode", "DISABLED"),), reconnect)
+    return UrlStyle("mysql", (("useSSL", "false"),), reconnect)
+
+
+def option_problems(options: dict) -> list[str]:
+    """What is wrong with database.jdbc_options (names/values unsafe, or owned by the tool)."""
+    out = []
+    for name, value in options.items():
+        if not OPTION_NAME_RE.fullmatch(str(name)):
+            out.append(f"{name!r} is not an option name; use letters, digits, '_' or '.' "
+                       "(max 64), starting with a letter")
+        elif OWNED_OPTION_RE.search(name):
+            out.append(f"{name} is set by the tool itself (transport security options: any name "
+                       "with ssl, tls, keystore, truststore or certificate); remove it")
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, str) or not OPTION_VALUE_RE.fullmatch(value):
+            out.append(f"{name}: value {value!r} is not allowed; use a string of letters, "
+                       "digits and . _ : , / + - (1 to 200), a number or true/false")
+    return out
+
+
+def option_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def jdbc_url(info: DriverInfo, host: str, port: int, database: str,
+             options: dict | None = None) -> str:
+    """The URL for one database: the driver's scheme, the tool's own options first, then
+    `options` (database.jdbc_options) or, when it is None, the driver's default extras."""
+    style = url_style(info)
+    opts = dict(style.owned)
+    extra = dict(style.extras) if options is None else {k: option_value(v)
+                                                        for k, v in options.items()}
+    owned = {k.lower() for k in opts}
+    opts.update({k: v for k, v in extra.items() if k.lower() not in owned})
+    query = "&".join(f"{k}={v}" for k, v in opts.items())
+    return f"jdbc:{style.scheme}://{host}:{port}/{database}" + (f"?{query}" if query else "")

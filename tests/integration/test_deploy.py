@@ -78,6 +78,13 @@ def test_first_deploy_brings_the_cluster_up(dlab):
     for n in ("node1", "node2"):
         log = dlab.exec(n, f"cat {PROFILE}/repository/logs/wso2carbon.log").stdout
         assert "WSO2 Carbon started" in log
+    # max_connections from the pools: 2 nodes x 300 + 20%
+    assert _max_connections(dlab) == "720"
+
+
+def _max_connections(lab) -> str:
+    r = lab.exec("db", ["mariadb", "-N", "-B", "-e", "SELECT @@global.max_connections"])
+    return r.stdout.strip()
 
 
 def _nginx_master(lab):
@@ -208,5 +215,6 @@ def test_adding_node3_changes_only_the_members(dlab):
     r = fab(full, "deploy")
     assert r.returncode == 0, out(r)
     assert {served_by(lb_get(dlab)[1]) for _ in range(9)} == {"node1", "node2", "node3"}
+    assert _max_connections(dlab) == "1080"  # 3 nodes x 300 + 20%, raised live
     r = fab(full, "deploy")
     assert all(row["changed"] == 0 for row in recap_rows(r.stdout).values()), r.stdout

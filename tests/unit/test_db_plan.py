@@ -25,7 +25,9 @@ def inv(tmp_path):
 
 
 def all_grants(inv):
-    return {n.address: {d: set(db.REQUIRED_PRIVS) for d in db.db_kinds(inv)} for n in inv.nodes}
+    """What the tool grants: each node the shared databases and its own local registry."""
+    return {n.address: {d: set(db.REQUIRED_PRIVS) for d in db.node_databases(inv, n.index)}
+            for n in inv.nodes}
 
 
 def done_facts(inv, **kw) -> db.DbFacts:
@@ -37,6 +39,9 @@ def done_facts(inv, **kw) -> db.DbFacts:
     base = dict(server=MARIADB, databases={d: "utf8mb4" for d in db.db_kinds(inv)},
                 tables=tables, users={n.address: True for n in inv.nodes},
                 grants=all_grants(inv), bind_running="127.0.0.1,192.0.2.3",
+                bind_files=[("/etc/mysql/mariadb.conf.d/50-server.cnf", "127.0.0.1"),
+                            ("/etc/mysql/mariadb.conf.d/zz-bps-deploy.cnf",
+                             "127.0.0.1,192.0.2.3")],
                 max_conn_running=1000, bind_configured="127.0.0.1,192.0.2.3",
                 max_conn_configured=1000, dropin=dropin,
                 dropin_state=remote.FileState(hashlib.sha256(dropin).hexdigest(), 0o644,
@@ -48,7 +53,8 @@ def done_facts(inv, **kw) -> db.DbFacts:
 def fresh_facts(**kw) -> db.DbFacts:
     """A fresh apt install: nothing of ours, bind 127.0.0.1, 151 connections."""
     base = dict(server=MARIADB, bind_running="127.0.0.1", max_conn_running=151,
-                bind_configured="127.0.0.1", max_conn_configured=None)
+                bind_configured="127.0.0.1", max_conn_configured=None,
+                bind_files=[("/etc/mysql/mariadb.conf.d/50-server.cnf", "127.0.0.1")])
     base.update(kw)
     return db.DbFacts(**base)
 
@@ -134,20 +140,32 @@ def test_bind_ok():
 # --------------------------------------------------------------------------- plan
 
 
-def test_plan_fresh_server(inv):
+@pytest.fixture
+def rinv(tmp_path):
+    """The inventory with the DB server restart allowed (as the lab's hosts.toml)."""
+    return make_inv(tmp_path, database={"allow_server_restart": True})
+
+
+def test_plan_fresh_server(rinv):
+    inv = rinv
     p = db.plan_db(fresh_facts(), inv)
     assert not p.errors and not p.problems
-    assert p.dropin.path == "/etc/mysql/mariadb.conf.d/60-bps-cluster.cnf"
+    assert p.dropin.path == "/etc/mysql/mariadb.conf.d/zz-bps-deploy.cnf"
     assert b"bind-address = 127.0.0.1,192.0.2.3\n" in p.dropin.content
-    assert b"max_connections = 1000\n" in p.dropin.content
+    assert b"max_connections = 720\n" in p.dropin.content  # 2 x 300 + 20%
     assert p.restart
     sql = "\n".join(p.admin_sql)
-    assert "SET GLOBAL max_connections = 1000;" in sql
+    assert "SET GLOBAL max_connections = 720;" in sql
     for name in ("WSO2_USER_DB", "REGISTRY_DB", "REGISTRY_LOCAL1", "REGISTRY_LOCAL2", "BPS_DS",
                  "ACTIVITI_DB"):
         assert f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4;" in sql
-        for addr in ("192.0.2.11", "192.0.2.12"):
+    # each node: the shared databases and its own local registry, nothing wider
+    for addr, own, other in (("192.0.2.11", "REGISTRY_LOCAL1", "REGISTRY_LOCAL2"),
+                             ("192.0.2.12", "REGISTRY_LOCAL2", "REGISTRY_LOCAL1")):
+        for name in ("WSO2_USER_DB", "REGISTRY_DB", own, "BPS_DS", "ACTIVITI_DB"):
             assert f"GRANT ALL PRIVILEGES ON `{name}`.* TO 'wso2bps'@'{addr}';" in sql
+        assert f"ON `{other}`.* TO 'wso2bps'@'{addr}'" not in sql
+    assert "REVOKE" not in sql
     h = db.native_hash(APP_PW)
     assert f"CREATE USER 'wso2bps'@'192.0.2.11' IDENTIFIED BY PASSWORD '{h}';" in sql
     assert "'%'" not in sql and "IDENTIFIED BY '" not in sql
@@ -165,20 +183,26 @@ def test_plan_no_change(inv):
     assert p.changes == [] and p.admin_sql == [] and p.loads == []
 
 
-def test_plan_mysql8_syntax(inv):
+def test_plan_mysql8_syntax(rinv):
+    inv = rinv
     srv = db.Server("MySQL", (8, 0, 36))
     p = db.plan_db(fresh_facts(server=srv, conf_dir="/etc/mysql/mysql.conf.d",
-                               service="mysql"), inv)
+                               service="mysql", bind_files=[
+                                   ("/etc/mysql/mysql.conf.d/mysqld.cnf", "127.0.0.1")]), inv)
     sql = "\n".join(p.admin_sql)
     h = db.native_hash(APP_PW)
     assert f"CREATE USER 'wso2bps'@'192.0.2.11' IDENTIFIED WITH mysql_native_password AS '{h}';" \
         in sql
     assert "GRANT ALL PRIVILEGES ON `BPS_DS`.* TO 'wso2bps'@'192.0.2.11';" in sql
     assert not re.search(r"GRANT[^;]*IDENTIFIED", sql)
-    assert p.dropin.path == "/etc/mysql/mysql.conf.d/60-bps-cluster.cnf"
+    # read after Ubuntu's mysqld.cnf (bind-address = 127.0.0.1) in the same folder
+    assert p.dropin.path == "/etc/mysql/mysql.conf.d/zz-bps-deploy.cnf"
+    assert db.later_in_dir("/etc/mysql/mysql.conf.d/mysqld.cnf", p.dropin.path) is False
+    assert not p.errors and p.restart
 
 
-def test_plan_mysql57_single_bind_and_56_latin1(inv):
+def test_plan_mysql57_single_bind_and_56_latin1(rinv):
+    inv = rinv
     p = db.plan_db(fresh_facts(server=db.Server("MySQL", (5, 7, 44))), inv)
     assert b"bind-address = 192.0.2.3\n" in p.dropin.content
     p = db.plan_db(fresh_facts(server=db.Server("MySQL", (5, 6, 51))), inv)
@@ -244,8 +268,8 @@ def test_plan_settings_only_when_needed(inv):
     f = done_facts(inv, dropin=None, dropin_state=None, bind_running="0.0.0.0",
                    bind_configured="0.0.0.0", max_conn_configured=None, max_conn_running=151)
     p = db.plan_db(f, inv)
-    assert p.dropin.content == db.render_dropin(None, 1000) and not p.restart
-    assert p.admin_sql == ["SET GLOBAL max_connections = 1000;"]
+    assert p.dropin.content == db.render_dropin(None, 720) and not p.restart
+    assert p.admin_sql == ["SET GLOBAL max_connections = 720;"]
 
 
 def test_plan_skip_networking_refused(inv):
@@ -254,7 +278,7 @@ def test_plan_skip_networking_refused(inv):
 
 
 def test_local_registry_per_node(tmp_path):
-    inv3 = make_inv(tmp_path, nodes=3)
+    inv3 = make_inv(tmp_path, nodes=3, database={"allow_server_restart": True})
     p = db.plan_db(fresh_facts(), inv3)
     assert [ld.db for ld in p.loads if ld.kind == "kernel"] == [
         "WSO2_USER_DB", "REGISTRY_DB", "REGISTRY_LOCAL1", "REGISTRY_LOCAL2", "REGISTRY_LOCAL3"]
@@ -394,12 +418,15 @@ def test_load_script_one_client_per_database(inv):
     assert [act.index(x) for x in order] == sorted(act.index(x) for x in order)
 
 
-def test_settings_script_restart_and_rollback(inv):
+def test_settings_script_restart_and_rollback(rinv):
+    inv = rinv
     f = fresh_facts()
     p = db.plan_db(f, inv)
     s = db.settings_script(p, f, "20240101T000000Z", inv)
     assert "service mariadb restart" in s and "previous settings restored" in s
-    assert "60-bps-cluster.cnf" in s
+    assert "zz-bps-deploy.cnf" in s
+    # the bind check runs before the restart, inside the validation (a failure restores)
+    assert s.index(db.BIND_OTHER) < s.index("service mariadb restart </dev/null")
 
 
 # --------------------------------------------------------------------------- /etc/hosts
