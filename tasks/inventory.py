@@ -86,6 +86,14 @@ class ClusterSettings:
     backups_keep: int = 10  # backups kept per managed file on each host
     stop_timeout: int = 120  # seconds a graceful stop (SIGTERM) may take before SIGKILL
     java_home: str | None = None  # the JDK that runs EI (JAVA_HOME); None: the `java` on PATH
+    jvm_heap: str = "2048m"  # -Xms = -Xmx (WSO2's production advice: 2 GB); "2g", "2048m"
+    nofile: int = 65535  # open files of the EI process (LimitNOFILE), WSO2's guidance
+    apply_sysctl: bool = True  # apply the kernel settings drop-in where the host has its own kernel
+
+    @property
+    def jvm_mem_opts(self) -> str:
+        """JVM_MEM_OPTS for wso2server.sh: the heap fixed at jvm_heap (-Xms = -Xmx)."""
+        return jvm_mem_opts(self.jvm_heap)
 
     @property
     def console_open(self) -> str | None:
@@ -224,6 +232,27 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_HEAP_RE = re.compile(r"\s*([1-9][0-9]{0,6})\s*([mg])\s*", re.I)
+HEAP_MIN_MB, HEAP_MAX_MB = 128, 1024 * 1024  # 128m .. 1024g
+NOFILE_MIN, NOFILE_MAX = 1024, 1048576  # 1048576: the kernel's default fs.nr_open
+
+
+def heap_mb(value: object) -> int | None:
+    """Pure: "2g" -> 2048, "2048m" -> 2048; None when not a size this tool writes (a number
+    with the unit m or g, 128m..1024g: nothing else reaches the JVM's command line)."""
+    m = _HEAP_RE.fullmatch(value) if isinstance(value, str) else None
+    if not m:
+        return None
+    mb = int(m.group(1)) * (1024 if m.group(2).lower() == "g" else 1)
+    return mb if HEAP_MIN_MB <= mb <= HEAP_MAX_MB else None
+
+
+def jvm_mem_opts(heap: str) -> str:
+    """Pure: "2g" -> "-Xms2g -Xmx2g" (a fixed heap: WSO2's production advice sets both)."""
+    if heap_mb(heap) is None:
+        raise ValueError(f"not a heap size: {heap!r}")
+    size = heap.strip().lower().replace(" ", "")
+    return f"-Xms{size} -Xmx{size}"
 _SQL_USER_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")  # an account name in a MySQL option file
 _ADMIN_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # WSO2's admin (user-mgt.xml)
 _VERSION_RE = re.compile(r"\d+\.\d+(\.\d+)?")
@@ -277,7 +306,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "nginx_extra": (str, ""), "admin_services_extra": (list, []),
         "expose_on_service": (list, []), "backups_keep": (int, 10),
         "stop_timeout": (int, 120),
-        "java_home": (str, None),
+        "java_home": (str, None), "jvm_heap": (str, "2048m"), "nofile": (int, 65535),
+        "apply_sysctl": (bool, True),
     },
     "database": {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
@@ -722,6 +752,12 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     ck.positive("cluster.health_timeout", cl["health_timeout"], 1, 7200)
     ck.positive("cluster.backups_keep", cl["backups_keep"], 1, 1000)
     ck.positive("cluster.stop_timeout", cl["stop_timeout"], 1, 3600)
+    ck.positive("cluster.nofile", cl["nofile"], NOFILE_MIN, NOFILE_MAX)
+    if cl["jvm_heap"] is not None and heap_mb(cl["jvm_heap"]) is None:
+        ck.err(f"cluster.jvm_heap: {cl['jvm_heap']!r} is not a heap size; use a number of "
+               f"megabytes or gigabytes with its unit, {HEAP_MIN_MB}m to {HEAP_MAX_MB // 1024}g, "
+               "e.g. \"2048m\" or \"2g\" (WSO2's production advice: 2 GB; it becomes "
+               "-Xms and -Xmx)")
     ck.hostname("cluster.domain", cl["domain"])
     jdbc = ck.local_path("cluster.jdbc_driver", cl["jdbc_driver"])
     if jdbc and jdbc.exists() and jdbc.suffix != ".jar":
@@ -817,7 +853,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             tuple(allow), cl["allow_default_admin"], cl["admin_user"], cl["nginx_extra"],
             tuple(admin_extra), tuple(dict.fromkeys(exposed)), cl["backups_keep"],
             cl["stop_timeout"],
-            cl["java_home"].rstrip("/") if cl["java_home"] else None),
+            cl["java_home"].rstrip("/") if cl["java_home"] else None,
+            cl["jvm_heap"].strip().lower(), cl["nofile"], cl["apply_sysctl"]),
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],

@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from . import remote
+from . import remote, systemd
 from .inventory import Host, Inventory
 from .remote import HostSession, q
 from .report import StepResult
@@ -101,7 +101,11 @@ def process_lib(inv: Inventory) -> str:
     (SIGKILL only after cluster.stop_timeout seconds)."""
     return remote.script("ei_process.sh", SERVICE_USER=inv.cluster.service_user,
                          PROFILE_HOME=inv.cluster.profile_home,
-                         STOP_WAIT=int(inv.cluster.stop_timeout))
+                         STOP_WAIT=int(inv.cluster.stop_timeout), UNIT=systemd.UNIT_NAME)
+
+
+# the process fact: ei_state's line first, then the systemd unit's state and the JVMs' limits
+PROC_FACT = "ei_state; unit_state; ei_limits"
 
 
 def paths(inv: Inventory) -> dict[str, str]:
@@ -116,7 +120,7 @@ def state_probes(inv: Inventory, node_address: str, https: bool = True) -> dict[
     p = paths(inv)
     url = f"https://{node_address}:{inv.cluster.https_port}{LOGIN_PAGE}"
     probes = {
-        "proc": process_lib(inv) + "ei_state",
+        "proc": process_lib(inv) + PROC_FACT,
         "log_size": f"stat -c '%s %i' {q(p['log'])} 2>/dev/null || echo 0",
         "pending": remote.probe_pending(),
     }
@@ -134,6 +138,7 @@ class NodeState:
     log_size: int
     pending: str
     log_inode: str = ""  # with log_size: where the log stood (a roll changes the inode)
+    unit: systemd.UnitState = systemd.UnitState()  # where systemd runs: the unit's state
 
     @property
     def healthy(self) -> bool:
@@ -143,13 +148,15 @@ class NodeState:
 
 
 def parse_state(facts: dict[str, remote.Fact]) -> NodeState:
-    proc = facts["proc"].out.strip().split()
+    first, _, rest = facts["proc"].out.strip().partition("\n")
+    proc = first.split()
     size, _, inode = facts["log_size"].out.strip().partition(" ")
     inode = inode.strip()
     https = facts["https"].out.strip()[-3:] if "https" in facts else ""
     return NodeState(bool(proc) and proc[0] == "alive", proc[1] if len(proc) > 1 else "",
                      https, int(size) if size.isdigit() else 0,
-                     facts["pending"].out.strip(), inode if inode.isdigit() else "")
+                     facts["pending"].out.strip(), inode if inode.isdigit() else "",
+                     systemd.parse_unit_state(rest))
 
 
 def node_state(run: Run, s: HostSession, extra: dict[str, str] | None = None):
@@ -162,7 +169,7 @@ def node_state(run: Run, s: HostSession, extra: dict[str, str] | None = None):
 # The locale EI runs in: our scripts run with LC_ALL=C, and a JVM started from there has the
 # US-ASCII default charset (a non-ASCII DB password then fails to log in). WSO2's wso2server.sh
 # also passes -Dfile.encoding=UTF8; this covers what the JVM takes from the locale besides that.
-EI_LOCALE = "C.UTF-8"
+EI_LOCALE = systemd.EI_LOCALE
 
 
 def _as_service_user(inv: Inventory, action: str) -> str:
@@ -175,14 +182,17 @@ def _as_service_user(inv: Inventory, action: str) -> str:
         "; jh=${jb%/bin/java}; fi\n")
     return (find +
             f"runuser -u {q(inv.cluster.service_user)} -- env JAVA_HOME=\"$jh\" "
-            f"LANG={EI_LOCALE} LC_ALL={EI_LOCALE} "
+            f"JVM_MEM_OPTS={q(inv.cluster.jvm_mem_opts)} LANG={EI_LOCALE} LC_ALL={EI_LOCALE} "
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
 
 
-def stop_script(inv: Inventory) -> str:
+def stop_script(inv: Inventory, unit: systemd.UnitState | None = None) -> str:
     """Stop this profile's JVM: SIGTERM as the product's own `stop` does, SIGKILL only after
     cluster.stop_timeout seconds (said in the output); only a process proven to be that JVM is
-    signalled."""
+    signalled. Where systemd runs the node (its unit loaded): `systemctl stop` (which does the
+    same with TimeoutStopSec), then ei_stop for a JVM left running outside the unit."""
+    if unit is not None and unit.managed:
+        return process_lib(inv) + systemd.unit_script(systemd.stop_commands(unit))
     return process_lib(inv) + "ei_stop\n"
 
 
@@ -220,12 +230,14 @@ def log_tail(run: Run, s: HostSession, lines: int = 40) -> str:
 
 def stop_node(run: Run, s: HostSession) -> StepResult:
     st, _ = node_state(run, s)
-    if not st.running:
+    if not st.running and not (st.unit.managed and st.unit.running):
         return StepResult(s.name, "stop", "ok", "not running")
     if run.check:
-        return StepResult(s.name, "stop", "changed", f"would stop (pid {st.pid})")
-    res = remote.run_script(s, stop_script(run.inv), check=True, what="stop",
-                            timeout=run.inv.cluster.stop_timeout + 30)
+        return StepResult(s.name, "stop", "changed", f"would stop (pid {st.pid})"
+                          + (f" with systemctl stop {systemd.UNIT_NAME}" if st.unit.managed
+                             else ""))
+    res = remote.run_script(s, stop_script(run.inv, st.unit), check=True, what="stop",
+                            timeout=2 * run.inv.cluster.stop_timeout + 30)
     said = _stop_outcome(res)
     return StepResult(s.name, "stop", "changed", f"{said} (was pid {st.pid})",
                       killed=said != "stopped")
@@ -283,14 +295,27 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
     # and the product's `start` then says "Process is already running" and starts nothing
     stale = (process_lib(inv) + f"if [ -z \"$(ei_pids)\" ]; then runuser -u "
              f"{q(inv.cluster.service_user)} -- rm -f -- {q(paths(inv)['pid'])}; fi\n")
-    script = (stop_script(inv) if st.running else "") + stale + _as_service_user(inv, "start")
+    if st.unit.managed:
+        # systemd runs this node: stop (a JVM started outside the unit first, by ei_stop), then
+        # systemctl start; never two JVMs of the profile at once
+        steps = systemd.start_commands(st.unit, st.running)
+        stops = [x for x in steps if x != "systemctl-start"]
+        script = (process_lib(inv) + systemd.unit_script(stops) + stale
+                  + systemd.unit_script(["systemctl-start"]))
+        if "stop-outside" in steps:
+            run.rep.line(s.name, f"  moving under systemd: pid {' '.join(st.unit.outside)} runs "
+                                 f"outside {systemd.UNIT_NAME} (started the old way); it is "
+                                 "stopped first, then the unit is started")
+    else:
+        stops = ["stop"] if st.running else []
+        script = (stop_script(inv) if st.running else "") + stale + _as_service_user(inv, "start")
     res = remote.run_script(s, script, check=True, what="start",
-                            timeout=inv.cluster.stop_timeout + 60)
-    killed = _stop_outcome(res) if st.running else "stopped"
+                            timeout=2 * inv.cluster.stop_timeout + 60)
+    killed = _stop_outcome(res) if stops else "stopped"
     if killed != "stopped":
         run.rep.line(s.name, f"  !!! {killed}: the old JVM did not stop within "
                              f"cluster.stop_timeout ({inv.cluster.stop_timeout}s)", "failed")
-    ok, detail = wait_healthy(run, s, st, inv.cluster.health_timeout, members)
+    ok, detail, last = wait_healthy(run, s, st, inv.cluster.health_timeout, members)
     killed_note = "" if killed == "stopped" else f"; {killed}"
     if not ok:
         p = paths(inv)
@@ -302,8 +327,19 @@ def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResul
                           f"{p['log']} ---\n{res.stdout.rstrip()}", restarted=True,
                           killed=bool(killed_note))
     remote.run_script(s, remote.clear_pending_script(), check=True, what="clear pending mark")
-    return StepResult(s.name, step, "changed", f"{'restarted' if st.running else 'started'}, "
-                      f"healthy: {detail}{killed_note}", restarted=True, killed=bool(killed_note))
+    how = ""
+    if st.unit.managed:
+        how = f" by systemd ({systemd.UNIT_NAME}, enabled at boot)" \
+            if last.unit.enabled == "enabled" else \
+            f" by systemd ({systemd.UNIT_NAME}, NOT enabled at boot)"
+        problem = systemd.limits_problem(last.unit)
+        if problem:
+            run.rep.line(s.name, f"  !!! {problem}", "failed")
+            return StepResult(s.name, step, "failed", f"healthy{how}, but {problem}: {detail}",
+                              restarted=True, killed=bool(killed_note))
+    return StepResult(s.name, step, "changed", f"{'restarted' if st.running else 'started'}"
+                      f"{how}, healthy: {detail}{killed_note}", restarted=True,
+                      killed=bool(killed_note))
 
 
 def health_problem(inv: Inventory, node: Host, st: NodeState, started: bool,
@@ -349,7 +385,8 @@ def exited(running: bool, launchers: int, gone_before: int) -> tuple[int, bool]:
 
 
 def wait_healthy(run: Run, s: HostSession, before: NodeState, timeout: int,
-                 members: list[MemberMark] = ()) -> tuple[bool, str]:
+                 members: list[MemberMark] = ()) -> tuple[bool, str, NodeState]:
+    """(healthy, what was seen, the node's state at the last poll: its unit and JVM limits)."""
     inv = run.inv
     extra = {"started": log_since_probe(inv, before.log_size, before.log_inode, STARTED_MARK),
              "launcher": launcher_probe(inv)}
@@ -364,6 +401,8 @@ def wait_healthy(run: Run, s: HostSession, before: NodeState, timeout: int,
         started, rolled = parse_log_since(facts["started"].out)
         launchers = int(facts["launcher"].out.strip() or 0) \
             if facts["launcher"].out.strip().isdigit() else 0
+        if st.unit.managed and st.unit.main_pid:
+            launchers = max(launchers, 1)  # the unit's script runs (systemd's MainPID)
         waited = time.monotonic() - t0
         jvm_seen = jvm_seen or st.running
         if st.running and started and st.healthy:
@@ -389,13 +428,13 @@ def wait_healthy(run: Run, s: HostSession, before: NodeState, timeout: int,
                           f"answered 200, " + (f"joined the cluster (seen by {seen})"
                                                if seen else "no other member running")
                           + (f", log rolled at start ({rolled})" if rolled else "")
-                          + f" after {waited:.1f}s")
+                          + f" after {waited:.1f}s"), st
         gone, dead = exited(st.running, launchers, gone)
         if dead:
             return False, "the process exited" + ("" if jvm_seen else
-                                                  " (before its JVM was seen: see the log)")
+                                                  " (before its JVM was seen: see the log)"), st
         if waited > timeout:
-            return False, f"timed out after {timeout}s: {problem}"
+            return False, f"timed out after {timeout}s: {problem}", st
         if waited - last_note >= 5:
             run.rep.line(s.name, f"  waiting for health ({waited:.0f}s / {timeout}s): {problem}")
             last_note = waited

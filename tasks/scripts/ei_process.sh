@@ -4,6 +4,7 @@
 #   SERVICE_USER  the account EI runs as
 #   PROFILE_HOME  <EI_HOME>/wso2/business-process (CARBON_HOME of the profile)
 #   STOP_WAIT     seconds a graceful stop may take before SIGKILL
+#   UNIT          the systemd unit that runs the profile where systemd runs (wso2ei-bps.service)
 #
 # The PID file (<profile>/wso2carbon.pid) belongs to the service user, who could write any PID
 # into it (root's sshd, or -1 for every process). So a PID counts only when the process is
@@ -53,4 +54,34 @@ ei_stop() {
         echo "stopped"
     fi
     runuser -u "$SERVICE_USER" -- rm -f -- "$PROFILE_HOME/wso2carbon.pid"
+}
+
+# unit_state: on a host that systemd runs (its runtime dir, and PID 1 is systemd), "systemd",
+# the unit's ActiveState, SubState, MainPID, UnitFileState and NRestarts (key=value lines), then
+# each proven JVM as "in PID" (in the unit's cgroup) or "out PID" (started some other way);
+# elsewhere "none"
+unit_state() {
+    if [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+        echo systemd
+        systemctl show -p LoadState -p ActiveState -p SubState -p MainPID -p UnitFileState \
+            -p NRestarts -p LimitNOFILE -p LimitNOFILESoft \
+            -- "$UNIT" 2>/dev/null
+        for _p in $(ei_pids); do
+            if grep -q "/$UNIT\$" "/proc/$_p/cgroup" 2>/dev/null; then
+                echo "in $_p"
+            else
+                echo "out $_p"
+            fi
+        done
+    else
+        echo none
+    fi
+}
+
+# ei_limits: "limits PID SOFT HARD" (open files) of each proven JVM
+ei_limits() {
+    for _p in $(ei_pids); do
+        awk -v p="$_p" '/^Max open files/ {print "limits", p, $4, $5}' "/proc/$_p/limits" \
+            2>/dev/null
+    done
 }
