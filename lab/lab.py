@@ -345,6 +345,10 @@ _DEFAULT_HOSTS = {
                 "ei_home": EI_HOME, "ei_version": "6.6.0", "service_user": "wso2",
                 "port_offset": 2, "hazelcast_port": 4000, "domain": "wso2.bps.domain",
                 "health_timeout": 120, "java_home": LAB_JAVA_HOME,
+                # lab hosts are small and share this machine's kernel: a small fixed heap, and
+                # the kernel settings drop-in written but never applied (the tool also detects
+                # a shared kernel by itself: tasks/systemd.py sysctl_decision)
+                "jvm_heap": "256m", "apply_sysctl": False,
                 "jdbc_driver": "/usr/share/java/mariadb-java-client.jar", "etc_hosts": True},
     "database": {"user": "wso2bps", "user_db": "WSO2_USER_DB", "registry_db": "REGISTRY_DB",
                  "local_registry_prefix": "REGISTRY_LOCAL", "bps_db": "BPS_DS",

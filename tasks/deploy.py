@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import admin, certs, db, ei_config, lb, remote, services
+from . import admin, certs, db, ei_config, lb, remote, services, systemd
 from .cli import COMMON_HELP, Abort, session, targets
 from .inventory import Host, Inventory
 from .remote import HostSession, q
@@ -315,7 +315,10 @@ def nodes_needing_restart(run: Run, cfg: ei_config.ConfigureOutcome) -> list[Hos
             continue
         why = [w for w, yes in (("configuration changed", n.name in cfg.restart),
                                 ("restart pending", bool(st.pending)),
-                                ("not running", not st.running)) if yes]
+                                ("not running", not st.running),
+                                (f"running outside {systemd.UNIT_NAME} (started the old way): "
+                                 "moved under systemd", st.unit.managed and bool(st.unit.outside)))
+               if yes]
         if why:
             todo.append(n)
             run.rep.line(n.name, "needs (re)start: " + ", ".join(why))
@@ -420,9 +423,23 @@ def status(c, parallel=16):
             st, _ = services.node_state(run, s)
             parts = [f"running pid {st.pid}" if st.running else "NOT running",
                      "healthy" if st.healthy else "NOT healthy"]
+            u = st.unit
+            if u.managed:
+                parts.append(f"systemd {systemd.UNIT_NAME} {u.active}/{u.sub}"
+                             + (f" MainPID {u.main_pid}" if u.main_pid else "")
+                             + (", enabled at boot" if u.enabled == "enabled"
+                                else f", NOT enabled at boot ({u.enabled or 'no unit'})")
+                             + (f", restarted by systemd {u.restarts}x" if u.restarts else ""))
+                if u.outside:
+                    parts.append(f"JVM {' '.join(u.outside)} runs OUTSIDE the unit (started "
+                                 "the old way): `fab deploy` moves it under systemd")
+            elif u.systemd:
+                parts.append(f"systemd runs here but {systemd.UNIT_NAME} is not installed: "
+                             "`fab deploy` installs it")
             if st.pending:
                 parts.append("restart PENDING")
-            bad = not (st.running and st.healthy) or bool(st.pending)
+            bad = not (st.running and st.healthy) or bool(st.pending) or \
+                (u.systemd and (not u.managed or u.enabled != "enabled" or bool(u.outside)))
             return StepResult(s.name, "status", "failed" if bad else "ok", ", ".join(parts))
 
         run.each(inv.nodes, "status", node)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import ei_xml, jdbc, remote, services
+from . import ei_xml, jdbc, remote, services, systemd
 from .cli import COMMON_HELP, session
 from .inventory import Host, Inventory
 from .remote import FileSpec, FileState, HostSession, q
@@ -99,6 +99,7 @@ class NodeFacts:
     pending: str
     remembered: str = ""  # CONFIG_STATE: what we rendered last time, and from which inputs
     admin_state: str = ""  # admin.ADMIN_STATE: a hash of the admin password last applied
+    system: systemd.SystemFacts | None = None  # init, limits, unit file, kernel settings
 
 
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
@@ -121,6 +122,12 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
         "remembered": f"cat {CONFIG_STATE} 2>/dev/null || true",
         # read here so a no-op deploy's admin step needs no command of its own (tasks/admin.py)
         "admin_state": f"cat {ADMIN_STATE} 2>/dev/null || true",
+        # the host's init, limits and kernel settings, the unit and the sysctl drop-in
+        # (tasks/systemd.py): in this same read, so a no-op deploy spends nothing on them
+        "init": systemd.INIT_PROBE,
+        "sysctl_now": systemd.sysctl_probe(),
+        "unit_file": remote.probe_file(systemd.UNIT_PATH, content=True),
+        "sysctl_file": remote.probe_file(systemd.SYSCTL_PATH, content=True),
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
@@ -141,7 +148,12 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
         lib=jdbc.parse_lib(facts["lib"].out),
         conf=conf, conf_state=state, pending=facts["pending"].out.strip(),
         remembered=facts["remembered"].out.strip() if "remembered" in facts else "",
-        admin_state=facts["admin_state"].out.strip() if "admin_state" in facts else "")
+        admin_state=facts["admin_state"].out.strip() if "admin_state" in facts else "",
+        system=systemd.SystemFacts(
+            systemd.parse_init(facts["init"].out), facts["java"].out.strip(),
+            systemd.parse_sysctl(facts["sysctl_now"].out),
+            remote.parse_file_probe(facts["unit_file"].out),
+            remote.parse_file_probe(facts["sysctl_file"].out)) if "init" in facts else None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -403,26 +415,43 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         except ei_xml.XmlConfigError as e:
             return StepResult(s.name, step, "failed", f"{e} (nothing written)")
         remember = remembered_state(digest, plan.rendered) if plan.rendered else ""
+        sysplan = systemd.plan_system(inv, s.host, facts.system, outcome.states[s.name].unit) \
+            if facts.system else systemd.SystemPlan()
+        if sysplan.error:
+            return StepResult(s.name, step, "failed", f"{sysplan.error} (nothing written)")
+        for w in sysplan.warnings:
+            run.rep.line(s.name, f"  !!! {w}", "warn")
         if plan.empty and remember and remember.strip() != facts.remembered and not run.check:
             remote.run_script(s, remember_script(remember), check=True, what="remember")
         jdk = facts.java.replace('"', "")
+        said = "".join(f"; {n}" for n in sysplan.notes + [f"!!! {w}" for w in sysplan.warnings])
         if plan.membership_changed:
             outcome.membership_changed = True
-        if plan.empty:
-            msg = "configuration up to date" + (f"; {jdk}" if jdk else "")
+        if plan.empty and sysplan.empty:
+            msg = "configuration up to date" + (f"; {jdk}" if jdk else "") + said
             if facts.pending:
                 msg += "; restart still pending from an earlier run"
             return StepResult(s.name, step, "ok", msg)
-        diffs = run.diffs_for(s, plan.files, plan.originals)
-        changes = notes + plan.describe(inv)
+        diffs = run.diffs_for(s, plan.files + sysplan.files,
+                              {**plan.originals, **sysplan.originals})
+        changes = notes + plan.describe(inv) + sysplan.describe()
         if not run.check:
-            remote.run_script(s, apply_script(inv, plan, run.stamp, remember), check=True,
-                              what="configure write")
+            script = apply_script(inv, plan, run.stamp, remember) if not plan.empty else ""
+            script += systemd.system_script(sysplan, run.stamp, inv.cluster.backups_keep)
+            if sysplan.restart_reasons:
+                script += remote.pending_restart_script(
+                    f"{run.stamp} configure: {' '.join(sysplan.restart_reasons)}")
+            res = remote.run_script(s, script, check=True, what="configure write")
+            if sysplan.apply_sysctl:
+                left = systemd.sysctl_differences(systemd.parse_sysctl_after(res.stdout))
+                if left:
+                    said += (f"; !!! the kernel did not take every setting of "
+                             f"{systemd.SYSCTL_PATH}: " + "; ".join(left))
         outcome.changed.add(s.name)  # in check mode: would change
-        if plan.restart_reasons:
+        if plan.restart_reasons or sysplan.restart_reasons:
             outcome.restart.add(s.name)
         return StepResult(s.name, step, "changed",
-                          ("would change" if run.check else "changed") + f"; {jdk}",
+                          ("would change" if run.check else "changed") + f"; {jdk}" + said,
                           changes=changes, diffs=diffs)
 
     results = run.each(nodes, step, one)
