@@ -49,7 +49,7 @@ from invoke import task
 
 from lxml import etree
 
-from . import ei_xml, remote
+from . import boot, ei_xml, remote
 from .cli import COMMON_HELP, Abort, session
 from .inventory import Inventory
 from .remote import Fact, FileSpec, FileState, HostSession, q
@@ -181,6 +181,7 @@ class DbFacts:
     dropin_state: FileState | None = None
     init: str = "sysv"  # "systemd" when /run/systemd/system exists
     service: str = "mariadb"
+    boot_out: str = ""  # boot.boot_probe's output for the server's service names
     legacy_dropin: bytes | None = None  # our old 60-bps-cluster.cnf, if still there
     # every server-section bind-address line in the config files: (path, value), read order
     bind_files: list[tuple[str, str]] = field(default_factory=list)
@@ -216,11 +217,12 @@ class DbPlan:
     remove_legacy: str | None = None  # our old drop-in, to back up and remove
     restart: bool = False
     wanted_bind: str = ""
+    enable: str | None = None  # the command that starts the server at boot (None: it does)
 
     @property
     def empty(self) -> bool:
         return not (self.changes or self.admin_sql or self.loads or self.dropin
-                    or self.remove_legacy)
+                    or self.remove_legacy or self.enable)
 
 
 # --------------------------------------------------------------------------- helpers (pure)
@@ -543,6 +545,14 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
     if extra_dbs:
         p.notes.append(f"{user} also has grants on {', '.join(extra_dbs)} (left alone)")
 
+    # -- started at boot (the tool restarts this server: it must come back after a reboot)
+    p.enable, note = boot.boot_plan(boot.parse_boot(facts.boot_out, facts.service),
+                                    facts.service)
+    if p.enable:
+        p.changes.append(f"start {facts.service} at boot: " + p.enable.split(" 2>")[0])
+    if note:
+        p.notes.append(note)
+
     # -- schemas
     for db, kind in kinds.items():
         state, missing = states[db]
@@ -670,6 +680,7 @@ def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
                  "for s in mariadb mysql mysqld; do if [ -e /etc/init.d/$s ] || "
                  "[ -e /lib/systemd/system/$s.service ] || [ -e /usr/lib/systemd/system/$s.service ]"
                  " || [ -e /etc/systemd/system/$s.service ]; then echo $s; break; fi; done"),
+        "boot": boot.boot_probe(("mariadb", "mysql", "mysqld")),
     }
 
 
@@ -707,6 +718,7 @@ def parse_db_facts(raw: dict[str, Fact], host: str, inv: Inventory) -> DbFacts:
     f.init = init[0] if init else "sysv"
     f.service = init[1] if len(init) > 1 else ("mariadb" if f.conf_dir and "mariadb" in
                                               f.conf_dir else "mysql")
+    f.boot_out = raw["boot"].out if "boot" in raw else ""
     sql = raw["sql"]
     pw_col: dict[str, bool] = {}
     for line in sql.out.splitlines():
@@ -1008,6 +1020,9 @@ def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> St
         if not res.ok:
             raise remote.CommandFailed(s.name, "writing the server settings / restart", res)
         restarted = plan.restart
+    if plan.enable:
+        remote.run_script(s, plan.enable + "\n", check=True,
+                          what=f"enable {facts.service} at boot")
     admin = list(plan.admin_sql)
     for ld in plan.loads:
         if ld.drop_first:

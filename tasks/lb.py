@@ -29,7 +29,7 @@ from pathlib import Path
 import jinja2
 from invoke import task
 
-from . import lb_rules, nginx_conf, remote
+from . import boot, lb_rules, nginx_conf, remote
 from .cli import COMMON_HELP, session
 from .inventory import Host, Inventory
 from .remote import FileChange, FileSpec, HostSession, q
@@ -263,6 +263,7 @@ class LbFacts:
     hosts_content: bytes | None = None
     hosts_state: remote.FileState | None = None
     drained: frozenset[str] = frozenset()  # nodes marked down in our vhosts now
+    boot: boot.Boot = boot.Boot("none", "")  # nginx started at boot?
 
 
 NGINX_RUNNING = ("if [ -s /run/nginx.pid ] && kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; "
@@ -300,6 +301,7 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
         "nginx": "command -v nginx >/dev/null 2>&1 && nginx -v 2>&1 || echo MISSING",
         "running": NGINX_RUNNING,
         "systemd": "[ -d /run/systemd/system ] && echo yes || echo no",
+        "boot": boot.boot_probe(("nginx",)),
         "cert": f"[ -s {q(inv.certs.cert_path)} ] && echo present || echo missing",
         "key": f"[ -s {q(inv.certs.key_path)} ] && echo present || echo missing",
         "default_site": DEFAULT_SITE_PROBE,
@@ -338,6 +340,8 @@ def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
         hosts_content=remote.parse_content_probe(facts["hosts_file"].out),
         hosts_state=remote.parse_file_probe(facts["hosts_file"].out),
         drained=parse_drained(facts["drained"].out),
+        boot=boot.parse_boot(facts["boot"].out, "nginx") if "boot" in facts
+        else boot.Boot("none", ""),
     )
 
 
@@ -357,6 +361,7 @@ class LbPlan:
     start: bool = False  # nginx is not running
     warnings: list[str] = field(default_factory=list)  # shown in the step's message
     undrain: list[str] = field(default_factory=list)  # drained now, not asked for: put back
+    enable: str | None = None  # the command that makes nginx start at boot (None: it does)
 
     @property
     def changes(self) -> list[str]:
@@ -373,6 +378,8 @@ class LbPlan:
             out.append("start nginx (not running)")
         elif self.vhosts or self.disable_default:
             out.append("reload nginx")
+        if self.enable:
+            out.append("start nginx at boot: " + self.enable.split(" 2>")[0])
         return out
 
 
@@ -406,7 +413,10 @@ def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
                         "unknown Host header go there (our catch-all is left out on that port)")
     wanted = render_vhosts(inv, facts.nginx_version, drain, owners)
     vhosts = remote.plan_files(wanted, facts.files)
-    return LbPlan(vhosts=vhosts,
+    enable, note = boot.boot_plan(facts.boot, "nginx")
+    if note:
+        warnings.append(note)
+    return LbPlan(vhosts=vhosts, enable=enable,
                   hosts=plan_etc_hosts(facts.hosts_content, facts.hosts_state, inv),
                   disable_default=disable,
                   start=not facts.nginx_running, warnings=warnings,
@@ -491,6 +501,8 @@ def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
     elif plan.vhosts or plan.disable_default:
         remote.run_script(s, nginx_service_script("reload", facts.systemd), check=True,
                           what="reload nginx")
+    if plan.enable:
+        remote.run_script(s, plan.enable + "\n", check=True, what="enable nginx at boot")
     if plan.vhosts or plan.disable_default or plan.start:
         # the config now live: did another vhost claim our names meanwhile?
         live = remote.run_script(s, live_conflicts_script(), what="nginx -T")

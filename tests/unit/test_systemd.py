@@ -320,3 +320,36 @@ def test_plan_refuses_a_systemd_host_without_a_java_home(tmp_path):
     f = systemd.SystemFacts(SYSTEMD_HOST, "", dict(RUNNING))
     plan = systemd.plan_system(inv, inv.nodes[0], f, systemd.UnitState(True))
     assert plan.error and "cluster.java_home" in plan.error
+
+
+# --------------------------------------------------------------------------- nginx / DB at boot
+
+
+from tasks import boot  # noqa: E402
+
+
+def test_boot_probe_parsing_and_plan():
+    b = boot.parse_boot("systemd mariadb disabled\nsystemd mysql alias\nsystemd mysqld alias\n",
+                        "mariadb")
+    assert b == boot.Boot("systemd", "disabled")
+    assert boot.boot_plan(b, "mariadb") == ("systemctl enable mariadb 2>&1", None)
+    assert boot.boot_plan(boot.Boot("systemd", "enabled"), "nginx") == (None, None)
+    cmd, _ = boot.boot_plan(boot.Boot("systemd", "enabled-runtime"), "nginx")
+    assert cmd.startswith("systemctl enable nginx")  # runtime enablement is gone at next boot
+    cmd, note = boot.boot_plan(boot.Boot("systemd", "masked"), "nginx")
+    assert cmd is None and "masked" in note and "left as it is" in note
+    cmd, _ = boot.boot_plan(boot.parse_boot("sysv nginx disabled", "nginx"), "nginx")
+    assert "update-rc.d nginx enable" in cmd
+    # the namespace lab: no init of the host's own, nothing to enable, nothing said
+    assert boot.boot_plan(boot.parse_boot("none sshd", "nginx"), "nginx") == (None, None)
+
+
+def test_db_plan_enables_the_server_at_boot(tmp_path):
+    from tasks import db
+    inv = make_inv(tmp_path)
+    f = db.DbFacts(service="mariadb", boot_out="systemd mariadb disabled\n")
+    p = db.plan_db(f, inv)
+    assert p.enable == "systemctl enable mariadb 2>&1"
+    assert "start mariadb at boot: systemctl enable mariadb" in p.changes
+    f.boot_out = "systemd mariadb enabled\n"
+    assert db.plan_db(f, inv).enable is None
