@@ -324,7 +324,6 @@ SD_SETUP_SCRIPT = LAB_DIR / "sdsetup.sh"    # per host, through chroot before it
 SD_SUPERVISE = LAB_DIR / "sdsupervise.sh"   # per host: runs nspawn again after a reboot (133)
 SD_REBOOT_RC = 133
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-CGROUP_HIERARCHIES = ("unified", "systemd")   # hybrid cgroups on this machine kind
 KINDS = ("netns", "systemd")
 APT_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
 
@@ -358,14 +357,33 @@ def _sd_root_hash() -> str:
     return h.hexdigest()[:12]
 
 
-def _cgroup_dirs(name: str) -> list[Path]:
-    return [CGROUP_ROOT / h / name for h in CGROUP_HIERARCHIES]
+def cgroup_roots() -> list[Path]:
+    """The cgroup hierarchies each container gets its own folder in: the cgroup2 one and the
+    name=systemd one (hybrid, this machine kind: /sys/fs/cgroup/unified and .../systemd), or
+    /sys/fs/cgroup alone where it is cgroup2 (unified)."""
+    roots = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, opts = post.split()[0], post.split()[-1].split(",")
+        mp = Path(pre.split()[4])
+        if CGROUP_ROOT not in (mp, mp.parent):
+            continue
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts):
+            roots.append(mp)
+    if not roots:
+        raise LabError(f"no cgroup2 or name=systemd hierarchy mounted under {CGROUP_ROOT}")
+    return sorted(set(roots))
+
+
+def cgroup_dirs(name: str) -> list[Path]:
+    """Folders of cgroup `name` (e.g. Lab.cgroup("node1")) in every hierarchy we use."""
+    return [r / name for r in cgroup_roots()]
 
 
 def _cgroup_pids(name: str) -> list[int]:
     """Every process in cgroup `name` or below (all hierarchies we use)."""
     pids: set[int] = set()
-    for top in _cgroup_dirs(name):
+    for top in cgroup_dirs(name):
         if not top.is_dir():
             continue
         for root, dirs, files in os.walk(top):
@@ -389,7 +407,7 @@ def _cgroup_remove(name: str, timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"processes survive SIGKILL in cgroup {name}: {pids}")
         time.sleep(0.05)
-    for top in _cgroup_dirs(name):
+    for top in cgroup_dirs(name):
         if not top.is_dir():
             continue
         for root, dirs, files in os.walk(top, topdown=False):
@@ -423,7 +441,7 @@ def _alive(pid: int) -> bool:
 
 def _in_cgroup(name: str, argv: list[str]) -> list[str]:
     """argv run from its own cgroup `name` (nspawn needs one per container, see the doc)."""
-    script = ('for d in ' + " ".join(shlex.quote(str(d)) for d in _cgroup_dirs(name)) +
+    script = ('for d in ' + " ".join(shlex.quote(str(d)) for d in cgroup_dirs(name)) +
               '; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs" || exit 1; done; exec "$@"')
     return ["sh", "-c", script, "sh"] + argv
 
@@ -452,7 +470,10 @@ def prepare_systemd_root() -> Path:
         # older roots nobody's overlay uses any more
         used = _mounted_lowers()
         for old in CACHE.glob(f"debian-{SD_SUITE}-*"):
-            if old.is_dir() and old != root and f"lowerdir={old}" not in used:
+            # not one another clone (another package list) built today: no ping-pong
+            stamp = old.with_name(old.name + ".ok")
+            recent = stamp.exists() and time.time() - stamp.stat().st_mtime < 86400
+            if old.is_dir() and old != root and f"lowerdir={old}" not in used and not recent:
                 shutil.rmtree(old, ignore_errors=True)
                 old.with_name(old.name + ".ok").unlink(missing_ok=True)
         tmp = CACHE / f"debian-{SD_SUITE}.tmp"
@@ -898,7 +919,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
     # nspawn again after an in-container reboot); addresses through systemd-networkd on host0.
 
     def cgroup(self, host: str | None = None) -> str:
-        """The lab's (or one host's) cgroup name, below each hierarchy in CGROUP_HIERARCHIES."""
+        """The lab's (or one host's) cgroup name, below each of cgroup_roots()."""
         return f"bpslab{self.index}" + (f"/{host}" if host else "")
 
     def _sd_up(self) -> "Lab":
@@ -982,7 +1003,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         log = open(self.run_dir / "logs" / f"{h}.log", "ab")
         try:
             p = subprocess.Popen(
-                ["sh", str(d / SD_SUPERVISE.name), self.cgroup(h)] + argv,
+                ["sh", str(d / SD_SUPERVISE.name),
+                 " ".join(str(c) for c in cgroup_dirs(self.cgroup(h)))] + argv,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
                 start_new_session=True, close_fds=True)
@@ -1097,9 +1119,12 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         """Power off every systemd host of this lab, then kill what is left and remove the
         lab's cgroups. Nothing to do if the lab has none."""
         top = self.cgroup()
-        if not any(d.exists() for d in _cgroup_dirs(top)):
+        try:
+            if not any(d.exists() for d in cgroup_dirs(top)):
+                return
+        except LabError:          # no cgroup hierarchy we could use: no systemd host either
             return
-        hosts = sorted(p.name for p in (CGROUP_ROOT / "systemd" / top).glob("*") if p.is_dir())
+        hosts = sorted({p.name for d in cgroup_dirs(top) for p in d.glob("*") if p.is_dir()})
         for h in hosts:
             init = self._sd_init_pid(h)
             if init:

@@ -3,13 +3,14 @@
 # cgroups, then runs systemd-nspawn and starts it again as long as it exits with 133 (the
 # container rebooted). Any other exit code is a power-off (0) or a failure: it stops.
 #
-# Usage: sdsupervise.sh CGROUP systemd-nspawn ARGS...   (CGROUP: e.g. bpslab7/node1)
+# Usage: sdsupervise.sh "CGROUP_DIR..." systemd-nspawn ARGS...
+#   CGROUP_DIRs: the host's folder in each hierarchy, e.g.
+#   "/sys/fs/cgroup/systemd/bpslab7/node1 /sys/fs/cgroup/unified/bpslab7/node1"
 set -u
-cg=$1
+dirs=$1
 shift
-for h in unified systemd; do
-    mkdir -p "/sys/fs/cgroup/$h/$cg"
-    echo $$ > "/sys/fs/cgroup/$h/$cg/cgroup.procs"
+for d in $dirs; do
+    mkdir -p "$d" && echo $$ > "$d/cgroup.procs" || exit 1
 done
 while :; do
     echo "lab: $(date -u +%FT%TZ) starting: $*"

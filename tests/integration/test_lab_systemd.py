@@ -9,7 +9,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from lab.lab import CGROUP_HIERARCHIES, CGROUP_ROOT, EI_HOME, LAB_JAVA_HOME, Lab
+from lab.lab import EI_HOME, LAB_JAVA_HOME, Lab, cgroup_dirs
 from tests.integration.test_lab import _leftovers, run, ssh
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
@@ -134,8 +134,8 @@ def test_down_leaves_nothing(sdlab):
     with ssh(sdlab, "node1") as c:           # something long-running: it must die with the host
         run(c, "setsid -f sleep 1000 </dev/null >/dev/null 2>&1")
     top = sdlab.cgroup()
-    pids = {int(x) for d in CGROUP_ROOT.glob(f"*/{top}/**/cgroup.procs")
-            for x in d.read_text().split()}
+    pids = {int(x) for d in cgroup_dirs(top) for f in d.glob("**/cgroup.procs")
+            for x in f.read_text().split()}
     for h in sdlab.hosts:                    # every process of every host, in any cgroup
         pids.update(_pidns_members(sdlab.host_pid(h)))
     sleepers = [p for p in pids if _comm(p) == "sleep"]
@@ -143,8 +143,7 @@ def test_down_leaves_nothing(sdlab):
     sdlab.down()
     assert [p for p in pids if Path(f"/proc/{p}").exists()] == []
     left = _leftovers(sdlab)
-    left += [str(d) for h in CGROUP_HIERARCHIES
-             if (d := CGROUP_ROOT / h / top).exists()]
+    left += [str(d) for d in cgroup_dirs(top) if d.exists()]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     left += [l.split(":")[1] for l in links.splitlines() if f"vb-bps{sdlab.index}-" in l]
     left += [l for l in Path("/proc/self/mountinfo").read_text().splitlines()
