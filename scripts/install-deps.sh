@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv make nginx mariadb-server mariadb-client openssh-server openssh-client openssl shellcheck
               libmariadb-java openjdk-17-jdk-headless sudo curl iproute2 procps psmisc unzip
-              util-linux nftables)
+              util-linux nftables
+              systemd-container debootstrap)   # lab hosts that boot systemd (lab.py --kind systemd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

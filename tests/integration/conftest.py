@@ -42,7 +42,8 @@ def lab():
 
 @pytest.fixture(scope="session")
 def lab_factory():
-    """make(index=K, nodes=N, ei_home=True) -> Lab, up; all are torn down at session end."""
+    """make(index=K, nodes=N, ei_home=True, kind="netns") -> Lab, up; all are torn down at
+    session end. kind="systemd": hosts that boot systemd (systemd-nspawn), see lab/lab.py."""
     made: list[Lab] = []
 
     def make(index: int, nodes: int = 2, **kw) -> Lab:
