@@ -314,7 +314,7 @@ def build_ei_zip(path) -> Path:
 # --------------------------------------------------------------------------- systemd hosts: the root
 
 # Hosts of kind "systemd" boot this Debian root (read-only, shared) with real systemd under
-# systemd-nspawn, each through its own overlay. See docs in /work/shared/docs/systemd-lab.md.
+# systemd-nspawn, each through its own overlay (module docstring, README "The lab").
 SD_SUITE = "bookworm"
 SD_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo",
                "python3", "curl", "procps", "psmisc", "unzip", "util-linux", "openssl",
@@ -322,7 +322,6 @@ SD_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", 
 SD_BASE_SCRIPT = LAB_DIR / "sdbase.sh"      # once, inside the shared root
 SD_SETUP_SCRIPT = LAB_DIR / "sdsetup.sh"    # per host, through chroot before its first boot
 SD_SUPERVISE = LAB_DIR / "sdsupervise.sh"   # per host: runs nspawn again after a reboot (133)
-SD_REBOOT_RC = 133
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KINDS = ("netns", "systemd")
 APT_SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
@@ -446,10 +445,6 @@ def _in_cgroup(name: str, argv: list[str]) -> list[str]:
     return ["sh", "-c", script, "sh"] + argv
 
 
-def _mounted_lowers() -> str:
-    return Path("/proc/self/mountinfo").read_text()
-
-
 def prepare_systemd_root() -> Path:
     """Build (once) the Debian root the systemd hosts boot: debootstrap minbase + SD_PACKAGES +
     sdbase.sh, in CACHE/debian-<suite>-<hash>; rebuilt only when the package list, mirror or
@@ -468,7 +463,7 @@ def prepare_systemd_root() -> Path:
             return root
         t0 = time.monotonic()
         # older roots nobody's overlay uses any more
-        used = _mounted_lowers()
+        used = Path("/proc/self/mountinfo").read_text()   # overlays name their lowerdir
         for old in CACHE.glob(f"debian-{SD_SUITE}-*"):
             # not one another clone (another package list) built today: no ping-pong
             stamp = old.with_name(old.name + ".ok")

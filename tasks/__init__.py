@@ -14,10 +14,11 @@ ns.add_task(lb.lb)
 ns.add_task(certs.certs)
 from . import db  # noqa: E402  (fab db-init)
 ns.add_task(db.db_init)
-from . import deploy  # noqa: E402  (fab deploy, restart, stop, status, logs, unlock)
-for _task in (deploy.deploy, deploy.restart, deploy.stop, deploy.status, deploy.logs,
-              deploy.unlock):
+from . import deploy  # noqa: E402  (fab deploy, restart, stop, logs, unlock)
+for _task in (deploy.deploy, deploy.restart, deploy.stop, deploy.logs, deploy.unlock):
     ns.add_task(_task)
+from . import status  # noqa: E402  (fab status)
+ns.add_task(status.status)
 from . import admin  # noqa: E402  (fab admin-password)
 ns.add_task(admin.admin_password)
 ns.configure({"inventory": None})

@@ -60,11 +60,14 @@ def targets(c, inv: Inventory, on: str | None, default: str = "all") -> list[Hos
 
 @contextlib.contextmanager
 def session(c, *, check: bool = False, diff: bool = False, parallel: int = 16,
-            title: str = "RECAP") -> Iterator[Run]:
-    """Open a run; always close connections, print the recap and exit non-zero on failure."""
+            title: str = "RECAP", read_only: bool = False, stream=None) -> Iterator[Run]:
+    """Open a run; always close connections, print the recap and exit non-zero on failure.
+
+    read_only: a run that only reads (fab status): check mode without its banner, and no
+    ok/changed recap (the task prints its own summary and decides its exit code)."""
     inv = load_inventory(c)
-    run = make_run(inv, check=check, diff=diff, parallel=parallel,
-                   log_dir=inv.path.parent / "logs")
+    run = make_run(inv, check=check or read_only, diff=diff, parallel=parallel,
+                   log_dir=inv.path.parent / "logs", stream=stream)
     if check:
         run.rep.line(None, "CHECK MODE: nothing will be changed on any host")
     code = 0
@@ -80,7 +83,8 @@ def session(c, *, check: bool = False, diff: bool = False, parallel: int = 16,
     finally:
         run.close()
         _write_stats(run)
-        rc = run.rep.recap(title + (" (check mode: nothing changed)" if check else ""))
+        rc = 0 if read_only else run.rep.recap(
+            title + (" (check mode: nothing changed)" if check else ""))
         run.rep.close()
         code = code or rc
     if code:

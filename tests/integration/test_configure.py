@@ -45,7 +45,9 @@ def test_deploy_installs_from_the_zip_and_the_nodes_start(zlab):
     # the service user owns EI_HOME, the server runs as that user, not root
     for n in ("node1", "node2"):
         assert zlab.exec(n, f"stat -c %U {EI}").stdout.strip() == "wso2"
-        pid = zlab.exec(n, f"cat {EI}/wso2/business-process/wso2carbon.pid").stdout.strip()
+        # the product's JVM writes its PID NUL-padded to 100 bytes
+        pid = zlab.exec(n, f"tr -d '\\000' < {EI}/wso2/business-process/wso2carbon.pid"
+                        ).stdout.strip()
         assert zlab.exec(n, f"ps -o user= -p {pid}").stdout.strip() == "wso2"
         assert "WSO2 Carbon started" in zlab.exec(
             n, f"cat {EI}/wso2/business-process/repository/logs/wso2carbon.log").stdout

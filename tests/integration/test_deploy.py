@@ -6,6 +6,7 @@ day would.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,6 +114,19 @@ def test_status_is_all_well(dlab):
     r = fab(dlab.toml2, "status")
     assert r.returncode == 0, out(r)
     assert "healthy" in r.stdout
+    lines = r.stdout.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("host "))
+    assert lines[i].split() == ["host", "role", "reachable", "service", "healthy", "pending",
+                                "drained", "drift", "cert_days", "schema"]
+    table = {ln.split()[0]: ln.split() for ln in lines[i + 1:i + 5]}
+    assert set(table) == {"lb", "node1", "node2", "db"}
+    assert table["node1"][1:9] == ["node", "yes", "running", "yes", "no", "no", "no", "-"]
+    # for machines: JSON on stdout, exit code 0 when all is well
+    j = fab(dlab.toml2, "status", "--json")
+    assert j.returncode == 0, out(j)
+    rows = {row["host"]: row for row in json.loads(j.stdout)}
+    assert all(row["ok"] and row["reachable"] for row in rows.values())
+    assert rows["db"]["schema"] == "complete" and rows["lb"]["cert_days"] > 300
 
 
 def test_rolling_restart_loses_no_request(dlab):

@@ -54,6 +54,7 @@ def test_known_hosts_is_strict(sdlab, tmp_path):
 
 
 def test_sudo(sdlab):
+    assert sdlab.exec("node1", "id -un", user="deploy", check=True).stdout == "deploy\n"
     with ssh(sdlab, "node1") as c:
         assert run(c, "sudo -n id -u")[1].strip() == "0"
     with ssh(sdlab, "node1", "operator") as c:
