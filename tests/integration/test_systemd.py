@@ -164,6 +164,30 @@ def test_lb_and_db_rebooted_service_resumes(slab):
     assert r.returncode == 0, out(r)
 
 
+def test_whole_cluster_power_cycle_db_last(slab):
+    """A power cut: every host off; on again with the DB host last. The nodes boot before
+    their DB, fail to start, and the unit keeps retrying (Restart=always, no start limit)
+    until the DB is up; then `fab status` is all well and a deploy changes nothing."""
+    for h in ["lb"] + slab.node_names + ["db"]:
+        slab.poweroff(h)
+    for h in ["lb"] + slab.node_names:
+        slab.start(h)
+    # the nodes are up without their DB: EI cannot start yet, and systemd keeps trying
+    wait_for("node1 tried and failed to start without its DB", lambda: int(slab.exec(
+        "node1", f"systemctl show -p NRestarts --value {UNIT}").stdout.strip() or 0) >= 1,
+        timeout=300)
+    assert slab.exec("node1", f"systemctl is-enabled {UNIT}").stdout.strip() == "enabled"
+    slab.start("db")
+    wait_for("every node healthy and served by the LB after the DB came up",
+             lambda: healthy_everywhere(slab), timeout=600, every=3)
+    r = fab(slab, "status")
+    assert r.returncode == 0, out(r)
+    r = fab(slab, "deploy")
+    assert r.returncode == 0, out(r)
+    assert all(row["changed"] == 0 and not row["restarted"]
+               for row in recap_rows(r.stdout).values()), r.stdout
+
+
 def test_rolling_restart_through_systemd_drops_nothing(slab):
     before = {n: jvm_pids(slab, n) for n in slab.node_names}
     restarts = {n: slab.exec(n, f"systemctl show -p NRestarts --value {UNIT}").stdout.strip()
