@@ -70,8 +70,15 @@ def loadavg() -> float:
 
 
 def sshd_counts(lab: Lab) -> dict[str, dict[str, int]]:
-    """Per host: SSH logins so far, from the host's own sshd log."""
+    """Per host: SSH logins so far, from the host's own sshd log (its journal on a host that
+    boots systemd)."""
     out = {}
+    if lab.kind == "systemd":
+        for h in lab.hosts:
+            n = lab.exec(h, "journalctl -q --no-pager -o cat -u ssh.service | "
+                            "grep -c '^Accepted publickey for ' || true").stdout.strip()
+            out[h] = {"connections": int(n or 0)}
+        return out
     for h in lab.hosts:
         f = lab.run_dir / "logs" / f"{h}.log"
         text = f.read_text(errors="replace") if f.exists() else ""
@@ -136,14 +143,14 @@ def summary(values: list[float]) -> dict:
             "all": [round(v, 3) for v in values]}
 
 
-def bench_size(nodes: int, index: int, runs: int, keep: bool) -> dict:
-    lab = Lab(index=index, nodes=nodes)
-    print(f"\n== {nodes} nodes (+ lb, db): lab {index}", flush=True)
+def bench_size(nodes: int, index: int, runs: int, keep: bool, kind: str = "netns") -> dict:
+    lab = Lab(index=index, nodes=nodes, kind=kind)
+    print(f"\n== {nodes} nodes (+ lb, db), {kind} hosts: lab {index}", flush=True)
     t = time.monotonic()
     lab.up()
     print(f"   lab up in {time.monotonic() - t:.1f}s", flush=True)
     toml = lab.hosts_toml
-    res: dict = {"nodes": nodes, "hosts": nodes + 2, "lab_index": index}
+    res: dict = {"nodes": nodes, "hosts": nodes + 2, "lab_index": index, "kind": kind}
     try:
         before = sshd_counts(lab)
         res["load_before_fresh"] = loadavg()
@@ -221,6 +228,11 @@ def python_startup(runs: int = 5) -> dict:
 # --------------------------------------------------------------------------- output
 
 
+def label(r: dict) -> str:
+    """A size's name: its node count, with `sd` for hosts that boot systemd."""
+    return f"{r['nodes']}" + ("sd" if r.get("kind") == "systemd" else "")
+
+
 def table(data: dict) -> str:
     rows = [f"{'nodes':>5} {'hosts':>5} | {'no-op median':>12} {'min-max':>13} {'stdev':>6} "
             f"{'(tool)':>7} | {'ssh cmds/host':>13} {'conns/host':>10} {'sftp':>4} | target"]
@@ -230,7 +242,7 @@ def table(data: dict) -> str:
         tgt = TARGETS.get(r["nodes"])
         verdict = "" if tgt is None else (f"<= {tgt}s met" if w["median"] <= tgt
                                           else f"<= {tgt}s MISSED")
-        rows.append(f"{r['nodes']:>5} {r['hosts']:>5} | {w['median']:>11.2f}s "
+        rows.append(f"{label(r):>5} {r['hosts']:>5} | {w['median']:>11.2f}s "
                     f"{w['min']:>5.2f}-{w['max']:<5.2f}s {w['stdev']:>5.2f}s "
                     f"{r['noop_tool']['median']:>6.2f}s | "
                     f"{r['noop_commands_per_host']['max']:>6} /{r['noop_exec_per_host_max']:>5} "
@@ -241,7 +253,7 @@ def table(data: dict) -> str:
         if "fresh" in r:
             f = r["fresh"]
             ph = ", ".join(f"{k} {v:.1f}s" for k, v in f["phases"].items())
-            out += (f"\nfresh deploy, {r['nodes']} nodes: {f['wall']:.1f}s wall "
+            out += (f"\nfresh deploy, {label(r)} nodes: {f['wall']:.1f}s wall "
                     f"(tool {f['tool_seconds'] or 0:.1f}s): {ph}")
     s = data.get("python_startup")
     if s:
@@ -264,7 +276,7 @@ def markdown(data: dict) -> str:
         verdict = "" if tgt is None else (f"<= {tgt} s: met" if w["median"] <= tgt
                                           else f"<= {tgt} s: **missed**")
         c = r["noop_commands_per_host"]
-        out.append(f"| {r['nodes']} ({r['hosts']}) | {w['median']:.2f} s | {w['min']:.2f} - "
+        out.append(f"| {label(r)} ({r['hosts']}) | {w['median']:.2f} s | {w['min']:.2f} - "
                    f"{w['max']:.2f} s | {w['stdev']:.2f} s | {r['noop_tool']['median']:.2f} s | "
                    f"{r.get('noop_tool_cpu', {}).get('median', 0):.2f} s | "
                    f"{r.get('noop_machine_busy', {}).get('median', 0):.0%} | "
@@ -276,13 +288,13 @@ def markdown(data: dict) -> str:
         "|---|---|" + "---|" * len(data["sizes"][0]["fresh"]["phases"])]
     for r in data["sizes"]:
         f = r["fresh"]
-        out.append(f"| {r['nodes']} | {f['wall']:.1f} s | " + " | ".join(
+        out.append(f"| {label(r)} | {f['wall']:.1f} s | " + " | ".join(
             f"{f['phases'].get(k, 0):.1f} s" for k in data["sizes"][0]["fresh"]["phases"]) + " |")
     out += ["", "| nodes | no-op, median per step: " + " | ".join(
         data["sizes"][0]["noop_steps_median"]) + " |",
         "|---|" + "---|" * len(data["sizes"][0]["noop_steps_median"])]
     for r in data["sizes"]:
-        out.append(f"| {r['nodes']} | " + " | ".join(
+        out.append(f"| {label(r)} | " + " | ".join(
             f"{r['noop_steps_median'].get(k, 0):.2f} s" for k in data["sizes"][0]["noop_steps_median"])
             + " |")
     return "\n".join(out) + "\n"
@@ -293,7 +305,9 @@ def chart(data: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = sorted(data["sizes"], key=lambda r: r["hosts"])
+    sizes = sorted((r for r in data["sizes"] if r.get("kind", "netns") == "netns"),
+                   key=lambda r: r["hosts"])
+    sd = sorted((r for r in data["sizes"] if r.get("kind") == "systemd"), key=lambda r: r["hosts"])
     x = [r["hosts"] for r in sizes]
     med = [r["noop_wall"]["median"] for r in sizes]
     lo = [r["noop_wall"]["median"] - r["noop_wall"]["min"] for r in sizes]
@@ -304,6 +318,9 @@ def chart(data: dict, path: Path) -> None:
                 label="bps-deploy no-op `fab deploy` (wall, median, min-max)")
     ax.plot(x, tool, "s--", color="#1f6fb2", alpha=0.55, ms=4,
             label="bps-deploy, time inside the tool (no interpreter start)")
+    if sd:
+        ax.plot([r["hosts"] for r in sd], [r["noop_wall"]["median"] for r in sd], "o:",
+                color="#6a3d9a", lw=2, label="bps-deploy no-op, hosts that boot systemd")
     ax.plot([4, 18], [1.5, 3.0], "v", color="green", ms=9, label="targets (1.5 s / 3 s)")
     ax.plot([4, 18], [3.4, 6.7], "^-", color="#e08a00", alpha=0.8, label="pyinfra, hand-tuned")
     ax.vlines(18, 6.7, 27.0, color="#e08a00", alpha=0.5, lw=3)
@@ -329,6 +346,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="2,4,8,16", help="node counts (default 2,4,8,16)")
     ap.add_argument("--runs", type=int, default=7, help="no-op runs per size (default 7)")
     ap.add_argument("--keep", action="store_true", help="leave the labs up")
+    ap.add_argument("--kinds", default="netns",
+                    help="lab host kinds, comma-separated: netns (default), systemd (hosts that "
+                         "boot systemd under systemd-nspawn; shown as 2sd, 16sd, ...)")
     ap.add_argument("--chart-only", action="store_true",
                     help="redraw bench/scaling.png from bench/results/bench.json")
     a = ap.parse_args(argv)
@@ -349,8 +369,11 @@ def main(argv=None) -> int:
                             "python": sys.version.split()[0]},
                 "runs": a.runs, "sizes": []}
         data["python_startup"] = python_startup()
-        for i, n in enumerate(sizes):
-            data["sizes"].append(bench_size(n, BASE_INDEX + i, a.runs, a.keep))
+        kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
+        for j, kind in enumerate(kinds):
+            for i, n in enumerate(sizes):
+                data["sizes"].append(bench_size(n, BASE_INDEX + j * len(sizes) + i, a.runs,
+                                                a.keep, kind))
         data["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         out_json.write_text(json.dumps(data, indent=1))
     print("\n" + table(data))
