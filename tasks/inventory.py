@@ -166,9 +166,10 @@ class Secrets:
         return self._values.get(name)
 
     def __getattr__(self, name: str) -> str | None:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._values.get(name)
+        # a misspelled secret is a bug, not a missing secret: never a silent None
+        if name.startswith("_") or name not in self._values:
+            raise AttributeError(f"no secret named {name!r} (known: {', '.join(self._values)})")
+        return self._values[name]
 
     def values(self) -> list[str]:
         return [v for v in self._values.values() if v]

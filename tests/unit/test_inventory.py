@@ -180,3 +180,10 @@ def test_fab_exits_2_on_bad_inventory(tmp_path):
                        env={**os.environ, "FABRIC_INVENTORY": str(tmp_path / "hosts.toml")})
     assert r.returncode == 2
     assert "did you mean 'user'" in r.stderr + r.stdout
+
+
+def test_a_misspelled_secret_is_an_error_not_none(tmp_path):
+    inv = load_text(tmp_path, good_toml(tmp_path))
+    assert inv.secrets.db_password
+    with pytest.raises(AttributeError, match="no secret named 'db_pasword'"):
+        inv.secrets.db_pasword  # noqa: B018
