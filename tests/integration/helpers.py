@@ -122,3 +122,14 @@ def snapshot(lab, hosts=None) -> dict[str, str]:
         snap[h] = files
     snap["db:databases"] = lab.exec("db", "mariadb -N -e 'show databases' 2>&1").stdout
     return snap
+
+
+def node_pid(lab, node: str) -> str:
+    """The PID in a node's wso2carbon.pid, as the product's JVM writes it (NUL-padded to 100
+    bytes); "" when there is none."""
+    from tests.paths import PROFILE
+    return lab.exec(node, f"tr -d '\\000' < {PROFILE}/wso2carbon.pid 2>/dev/null").stdout.strip()
+
+
+def node_pids(lab, names=None) -> dict[str, str]:
+    return {n: node_pid(lab, n) for n in (names or lab.node_names)}

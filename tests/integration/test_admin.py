@@ -16,7 +16,7 @@ import ssl
 
 import pytest
 
-from tests.integration.helpers import fab, out, recap_rows
+from tests.integration.helpers import fab, out, recap_rows, node_pids
 from tests.integration.test_faults import ProcSampler
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
@@ -67,7 +67,7 @@ def wso2_hash(password: str, salt: str) -> str:
 
 
 def jvm_pids(lab) -> dict[str, str]:
-    return {n: lab.exec(n, f"cat {PROFILE}/wso2carbon.pid").stdout.strip() for n in lab.node_names}
+    return node_pids(lab)
 
 
 def newest_run_log(lab) -> str:

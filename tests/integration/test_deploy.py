@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from tests.integration.helpers import REPO, Load, curl, fab, out, recap_rows, served_by, snapshot
+from tests.integration.helpers import (
+    REPO, Load, curl, fab, out, recap_rows, served_by, snapshot, node_pids)
 
 EI = "/opt/wso2ei-6.6.0"
 PROFILE = f"{EI}/wso2/business-process"
@@ -96,7 +97,7 @@ def _nginx_master(lab):
 
 
 def _node_pids(lab, names=("node1", "node2")):
-    return {n: lab.exec(n, f"cat {PROFILE}/wso2carbon.pid").stdout.strip() for n in names}
+    return node_pids(lab, names)
 
 
 def test_second_deploy_changes_nothing(dlab):

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from tests.integration.helpers import fab, out, recap_rows
+from tests.integration.helpers import fab, out, recap_rows, node_pid
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
 PROFILE = "/opt/wso2ei-6.6.0/wso2/business-process"
@@ -39,7 +39,7 @@ def _last_start(lab, node) -> str:
 
 
 def _pid(lab, node) -> str:
-    return lab.exec(node, f"cat {PROFILE}/wso2carbon.pid").stdout.strip()
+    return node_pid(lab, node)
 
 
 def test_deploy_gates_on_login_page_and_membership(hlab, tmp_path):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by
+from tests.integration.helpers import (
+    REPO, curl, fab, out, recap_rows, served_by, node_pid, node_pids)
 
 from tests.paths import EI, PROFILE, LOCK  # noqa: E402
 
@@ -36,7 +37,7 @@ def lb_nodes(lab, tries: int = 8) -> set[str]:
 
 
 def node_pids(lab) -> dict[str, str]:
-    return {n: lab.exec(n, f"cat {PROFILE}/wso2carbon.pid").stdout.strip() for n in lab.node_names}
+    return node_pids(lab)
 
 
 def no_lock(lab) -> bool:
@@ -87,7 +88,7 @@ def test_non_ascii_db_password_end_to_end(hlab):
         assert f"<password>{UTF8_PW}</password>" in ds, n
         assert "WSO2 Carbon started" in lab.exec(n, ["cat", LOG]).stdout, n
         # the JVM runs as the product's does: UTF-8 locale and -Dfile.encoding=UTF8
-        pid = lab.exec(n, f"cat {PROFILE}/wso2carbon.pid").stdout.strip()
+        pid = node_pid(lab, n)
         argv = lab.exec(n, f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
         env = lab.exec(n, f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout.splitlines()
         assert "-Dfile.encoding=UTF8" in argv, argv
