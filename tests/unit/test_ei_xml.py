@@ -181,11 +181,11 @@ def test_passwords_only_in_password_elements(rendered):
 
 
 def test_secrets_of_dedups_and_skips_empty():
-    same = ds("X", "j", "D", "shared")
+    same = ds("X", "j", "D", "same-pw")
     p = params(user_db=replace(same, name="A", jndi="jA"), registry_db=replace(same, name="B", jndi="jB"),
-               local_db=replace(params().local_db, password=""), admin_password="shared")
-    assert secrets_of(p) == ["shared", "pwBps4", "pwAct5"]
-    assert "shared" not in repr(p) and "pwBps4" not in repr(p)
+               local_db=replace(params().local_db, password=""), admin_password="same-pw")
+    assert secrets_of(p) == ["same-pw", "pwBps4", "pwAct5"]
+    assert "same-pw" not in repr(p) and "pwBps4" not in repr(p)
 
 
 # --------------------------------------------------------------------------- per-file: the diff holds only intended edits
