@@ -66,10 +66,6 @@ def wso2_hash(password: str, salt: str) -> str:
     return base64.b64encode(hashlib.sha256((password + salt).encode()).digest()).decode()
 
 
-def jvm_pids(lab) -> dict[str, str]:
-    return node_pids(lab)
-
-
 def newest_run_log(lab) -> str:
     logs = sorted((lab.run_dir / "logs").glob("run-*.log"), key=lambda p: p.stat().st_mtime)
     return logs[-1].read_text(errors="replace")
@@ -118,7 +114,7 @@ def test_changed_admin_password_without_the_old_one_is_a_clear_error(alab):
     old = lab.secret("admin_password")
     lab.old_pw = old
     lab.new_pw = "Rot-" + _secrets.token_urlsafe(16)
-    pids = jvm_pids(lab)
+    pids = node_pids(lab)
     write_secret(lab, "admin_password", lab.new_pw)
     r = fab(lab.hosts_toml, "deploy")
     text = out(r)
@@ -127,7 +123,7 @@ def test_changed_admin_password_without_the_old_one_is_a_clear_error(alab):
     assert lab.new_pw not in text and old not in text
     rows = recap_rows(r.stdout)
     assert not any(row["restarted"] for row in rows.values()), r.stdout
-    assert jvm_pids(lab) == pids
+    assert node_pids(lab) == pids
     for n in lab.node_names:
         # user-mgt.xml took the new seed, which marks no restart; the store still has the old one
         assert f"<Password>{lab.new_pw}</Password>" in lab.exec(
@@ -142,7 +138,7 @@ def test_rotation_changes_it_in_the_user_store_without_a_restart(alab):
     oldf = write_secret(lab, "admin_password_old", old)
     lab.rot_toml = lab.write_hosts_toml(lab.run_dir / "hosts-rotate.toml",
                                         secrets={"admin_password_old": {"file": str(oldf)}})
-    pids = jvm_pids(lab)
+    pids = node_pids(lab)
     row_before = admin_row(lab)
     check = fab(lab.rot_toml, "deploy", "--check")
     assert check.returncode == 0, out(check)
@@ -156,7 +152,7 @@ def test_rotation_changes_it_in_the_user_store_without_a_restart(alab):
     assert re.search(r"\[node2\] admin: changed: .*the old one is refused", r.stdout), text
     rows = recap_rows(r.stdout)
     assert not any(row["restarted"] for row in rows.values()), r.stdout
-    assert jvm_pids(lab) == pids  # no JVM restarted
+    assert node_pids(lab) == pids  # no JVM restarted
     for n in lab.node_names:
         assert login(lab, n, new), n
         assert not login(lab, n, old), n
@@ -178,11 +174,11 @@ def test_rotation_changes_it_in_the_user_store_without_a_restart(alab):
 
 def test_second_deploy_after_rotation_changes_nothing(alab):
     lab = alab
-    pids = jvm_pids(lab)
+    pids = node_pids(lab)
     r = noop_deploy(lab, lab.rot_toml)
     assert "admin_password_old is set but not needed" in r.stdout, r.stdout
     r = noop_deploy(lab, lab.hosts_toml)  # and without admin_password_old
-    assert jvm_pids(lab) == pids
+    assert node_pids(lab) == pids
     for n in lab.node_names:
         assert login(lab, n, lab.new_pw)
 

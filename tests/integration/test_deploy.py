@@ -96,19 +96,15 @@ def _nginx_master(lab):
     return pid, start, sorted(workers)
 
 
-def _node_pids(lab, names=("node1", "node2")):
-    return node_pids(lab, names)
-
-
 def test_second_deploy_changes_nothing(dlab):
-    nginx, pids = _nginx_master(dlab), _node_pids(dlab)
+    nginx, pids = _nginx_master(dlab), node_pids(dlab, ("node1", "node2"))
     r = fab(dlab.toml2, "deploy")
     assert r.returncode == 0, out(r)
     rows = recap_rows(r.stdout)
     assert rows and all(row["changed"] == 0 and not row["restarted"] for row in rows.values()), \
         r.stdout
     assert _nginx_master(dlab) == nginx  # same master, same workers: no reload
-    assert _node_pids(dlab) == pids
+    assert node_pids(dlab, ("node1", "node2")) == pids
 
 
 def test_status_is_all_well(dlab):
@@ -131,7 +127,7 @@ def test_status_is_all_well(dlab):
 
 
 def test_rolling_restart_loses_no_request(dlab):
-    pids = _node_pids(dlab)
+    pids = node_pids(dlab, ("node1", "node2"))
     with Load(lb_url(dlab), "ei.wso2.com") as load:
         time.sleep(0.5)
         r = fab(dlab.toml2, "restart", "--rolling")
@@ -141,7 +137,7 @@ def test_rolling_restart_loses_no_request(dlab):
     assert r.returncode == 0, out(r)
     assert load.failed == 0, load.failures[:5]
     assert load.sent > 20
-    new = _node_pids(dlab)
+    new = node_pids(dlab, ("node1", "node2"))
     assert all(new[n] != pids[n] for n in new), (pids, new)
 
 

@@ -36,10 +36,6 @@ def lb_nodes(lab, tries: int = 8) -> set[str]:
             for _ in range(tries)}
 
 
-def node_pids(lab) -> dict[str, str]:
-    return node_pids(lab)
-
-
 def no_lock(lab) -> bool:
     return lab.exec("lb", f"test -e {LOCK}").returncode != 0
 
