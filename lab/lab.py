@@ -660,15 +660,7 @@ class Lab:
         "systemd")."""
         if self.kind == "systemd":
             return self._sd_init_pid(host)
-        for pid in self._netns_pids(self.netns(host)):
-            try:
-                st = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            m = re.search(r"^NSpid:\s*(.*)$", st, re.M)
-            if m and len(m.group(1).split()) >= 2 and m.group(1).split()[-1] == "1":
-                return pid
-        return None
+        return _namespace_init(self._netns_pids(self.netns(host)))
 
     # ---- exec inside a host
     def exec(self, host: str, cmd, check: bool = False, timeout: float | None = 120,
@@ -1021,15 +1013,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         return pid if _alive(pid) else None
 
     def _sd_init_pid(self, h: str) -> int | None:
-        for pid in _cgroup_pids(self.cgroup(h)):
-            try:
-                st = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            m = re.search(r"^NSpid:\s*(.*)$", st, re.M)
-            if m and len(m.group(1).split()) >= 2 and m.group(1).split()[-1] == "1":
-                return pid
-        return None
+        return _namespace_init(_cgroup_pids(self.cgroup(h)))
 
     def boot_id(self, host: str) -> str:
         """The host's boot ID (nspawn gives each boot its own; the kernel is the machine's)."""
@@ -1305,6 +1289,20 @@ def lab_kind(index: int) -> str:
     except OSError:
         return "netns"
     return kind if kind in KINDS else "netns"
+
+
+def _namespace_init(pids) -> int | None:
+    """Of these PIDs (the machine's view), the one that is PID 1 of its own PID namespace:
+    a host's init (sshd on namespace hosts, systemd on systemd hosts)."""
+    for pid in pids:
+        try:
+            st = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^NSpid:\s*(.*)$", st, re.M)
+        if m and len(m.group(1).split()) >= 2 and m.group(1).split()[-1] == "1":
+            return pid
+    return None
 
 
 def _ssh_banner(addr: str, timeout: float = 1.0) -> bool:
