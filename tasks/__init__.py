@@ -4,21 +4,21 @@
 """
 from invoke import Collection
 
-from . import adhoc, ei_config
+from .steps import adhoc, node_config
 
 ns = Collection()
-for _task in (adhoc.ping, adhoc.run_, ei_config.configure):
+for _task in (adhoc.ping, adhoc.run_, node_config.configure):
     ns.add_task(_task)
-from . import certs, lb  # noqa: E402  (fab lb, fab certs)
+from .steps import certs, lb  # noqa: E402  (fab lb, fab certs)
 ns.add_task(lb.lb)
 ns.add_task(certs.certs)
-from . import db  # noqa: E402  (fab db-init)
+from .steps import db  # noqa: E402  (fab db-init)
 ns.add_task(db.db_init)
-from . import deploy  # noqa: E402  (fab deploy, restart, stop, logs, unlock)
+from .steps import deploy  # noqa: E402  (fab deploy, restart, stop, logs, unlock)
 for _task in (deploy.deploy, deploy.restart, deploy.stop, deploy.logs, deploy.unlock):
     ns.add_task(_task)
-from . import status  # noqa: E402  (fab status)
+from .steps import status  # noqa: E402  (fab status)
 ns.add_task(status.status)
-from . import admin  # noqa: E402  (fab admin-password)
+from .steps import admin  # noqa: E402  (fab admin-password)
 ns.add_task(admin.admin_password)
 ns.configure({"inventory": None})

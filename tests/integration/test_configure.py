@@ -12,7 +12,11 @@ import pytest
 
 from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by
 
-from tasks import ei_config, ei_xml, inventory  # noqa: E402
+from tasks.steps import node_config  # noqa: E402
+
+from tasks.wso2 import ei_xml
+
+from tasks.engine import inventory
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
 from tests.paths import PROFILE_CONF as CONF
@@ -66,7 +70,7 @@ def test_node_files_are_shipped_files_plus_only_our_edits(zlab, node):
     inv = inventory.load(zlab.ztoml)
     host = inv.host(node)
     shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
-    expected = ei_xml.render_node_config(shipped, ei_config.node_params(inv, host))
+    expected = ei_xml.render_node_config(shipped, node_config.node_params(inv, host))
     for rel in ei_xml.CONF_FILES:
         path = f"{EI}/wso2/business-process/conf/{rel}"
         on_node = _read_bytes(zlab, node, path)
@@ -75,7 +79,7 @@ def test_node_files_are_shipped_files_plus_only_our_edits(zlab, node):
         assert on_node == expected[rel], rel
         assert on_node.count(b"<!--") == shipped[rel].count(b"<!--"), f"{rel}: comments lost"
         mode = zlab.exec(node, ["stat", "-c", "%a %U", path]).stdout.split()
-        if rel in ei_config.SECRET_FILES:
+        if rel in node_config.SECRET_FILES:
             assert mode == ["600", "wso2"], (rel, mode)
 
 

@@ -334,9 +334,9 @@ def test_console_allow_list(env):
 
 def test_drain_marks_node_down(env):
     import sys
-    from tasks import lb
-    from tasks.runner import make_run
-    from tasks.inventory import load
+    from tasks.steps import lb
+    from tasks.engine.runner import make_run
+    from tasks.engine.inventory import load
     lab = env["lab"]
     run = make_run(load(env["inv"]))
     try:

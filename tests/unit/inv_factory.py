@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.paths import REPO
 
-from tasks import inventory  # noqa: E402
+from tasks.engine import inventory  # noqa: E402
 
 
 def make_inv(tmp: Path, nodes: int = 2, *, cluster: dict | None = None,

@@ -8,8 +8,12 @@ import re
 
 import pytest
 
-from tasks import admin, ei_config, ei_xml, remote
-from tasks.runner import make_run
+from tasks.steps import admin, node_config
+
+from tasks.wso2 import ei_xml
+
+from tasks.engine import remote
+from tasks.engine.runner import make_run
 from tests.paths import PROFILE_CONF as CONF
 from tests.unit.inv_factory import make_inv
 
@@ -156,15 +160,15 @@ def test_script_carries_the_passwords_only_inside_base64_curl_configs(tmp_path):
 
 
 def _render(inv, shipped):
-    return ei_xml.render_node_config(shipped, ei_config.node_params(inv, inv.nodes[0]))
+    return ei_xml.render_node_config(shipped, node_config.node_params(inv, inv.nodes[0]))
 
 
-def _facts(conf: dict, jar: bytes) -> ei_config.NodeFacts:
+def _facts(conf: dict, jar: bytes) -> node_config.NodeFacts:
     lib = {"mariadb-java-client.jar": hashlib.sha256(jar).hexdigest()}
-    return ei_config.NodeFacts(
+    return node_config.NodeFacts(
         ei_home=True, user_exists=True, not_owned="", java="openjdk 17", lib=lib,
         conf=conf, conf_state={k: remote.FileState(hashlib.sha256(v).hexdigest(),
-                                                   0o600 if k in ei_config.SECRET_FILES
+                                                   0o600 if k in node_config.SECRET_FILES
                                                    else 0o644, "wso2", "wso2")
                                for k, v in conf.items()}, pending="")
 
@@ -179,17 +183,17 @@ def test_a_new_admin_seed_in_user_mgt_xml_restarts_nothing(tmp_path):
     inv2 = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
                     secrets={"admin_password": {"file": "other_pw"}})
     assert inv2.secrets.admin_password == "a-new-admin-pw"
-    plan = ei_config.plan_node(inv2, inv2.nodes[0], _facts(done, jar), jar)
+    plan = node_config.plan_node(inv2, inv2.nodes[0], _facts(done, jar), jar)
     assert [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] == ["user-mgt.xml"]
     assert not plan.empty and plan.restart_reasons == []
-    assert remote.PENDING_RESTART not in ei_config.apply_script(inv2, plan, "STAMP")
+    assert remote.PENDING_RESTART not in node_config.apply_script(inv2, plan, "STAMP")
     assert any("only the admin password seed changed" in d for d in plan.describe(inv2))
     # the datasource of the user store does need a restart
     moved = dict(done)
     moved["user-mgt.xml"] = done["user-mgt.xml"].replace(b"jdbc/WSO2UMDB", b"jdbc/WSO2CarbonDB")
-    plan = ei_config.plan_node(inv2, inv2.nodes[0], _facts(moved, jar), jar)
+    plan = node_config.plan_node(inv2, inv2.nodes[0], _facts(moved, jar), jar)
     assert plan.restart_reasons == ["user-mgt.xml"]
-    assert remote.PENDING_RESTART in ei_config.apply_script(inv2, plan, "STAMP")
+    assert remote.PENDING_RESTART in node_config.apply_script(inv2, plan, "STAMP")
 
 
 def test_seed_only_detection():

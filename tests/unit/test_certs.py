@@ -11,7 +11,9 @@ import pytest
 
 from tests.paths import REPO
 
-from tasks import certs, remote  # noqa: E402
+from tasks.steps import certs  # noqa: E402
+
+from tasks.engine import remote
 from tests.unit.test_lb import make_inv  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks import db, ei_config, ei_xml, inventory, jdbc
+from tasks.steps import db, node_config
+
+from tasks.wso2 import ei_xml, jdbc
+
+from tasks.engine import inventory
 from tests.paths import WSO2_FILES
 from tests.unit.inv_factory import make_inv
 from tests.unit.test_db_plan import all_grants, done_facts, fresh_facts
@@ -80,7 +84,7 @@ def test_pool_sizes_follow_the_files_configure_writes(tmp_path):
     files["datasources/activiti-datasources.xml"] = files[
         "datasources/activiti-datasources.xml"].replace(b"<maxActive>50</maxActive>",
                                                         b"<maxActive></maxActive>")
-    out = ei_xml.render_node_config(files, ei_config.node_params(inv, inv.nodes[0]))
+    out = ei_xml.render_node_config(files, node_config.node_params(inv, inv.nodes[0]))
     sizes = db.pool_sizes({rel: out[rel] for rel in db.DS_FILES})
     assert sizes == {"WSO2_CARBON_DB": 50, "WSO2_USER_DB": 50, "WSO2REGISTRY_DB": 50,
                      "BPS_DS": 250, "ACTIVITI_DB": db.TOMCAT_MAX_ACTIVE}
@@ -316,11 +320,11 @@ def test_jdbc_options_replace_the_extras_never_the_owned(tmp_path):
     inv = make_inv(tmp_path, cluster={"jdbc_driver": str(j)}, database={
         "jdbc_options": {"connectTimeout": 5000, "autoReconnect": False,
                          "serverTimezone": "UTC"}})
-    assert ei_config.jdbc_url(inv, "BPS_DS") == (
+    assert node_config.jdbc_url(inv, "BPS_DS") == (
         "jdbc:mysql://carbondb.example.com:3306/BPS_DS?sslMode=DISABLED&connectTimeout=5000"
         "&autoReconnect=false&serverTimezone=UTC")
     inv = make_inv(tmp_path, cluster={"jdbc_driver": str(j)}, database={"jdbc_options": {}})
-    assert ei_config.jdbc_url(inv, "BPS_DS").endswith("/BPS_DS?sslMode=DISABLED")
+    assert node_config.jdbc_url(inv, "BPS_DS").endswith("/BPS_DS?sslMode=DISABLED")
 
 
 @pytest.mark.parametrize("options,expect", [

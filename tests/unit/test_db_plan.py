@@ -8,8 +8,10 @@ import pytest
 
 from tests.paths import REPO, WSO2_FILES
 
-from tasks import db, inventory, remote  # noqa: E402
-from tasks.remote import Fact  # noqa: E402
+from tasks.steps import db  # noqa: E402
+
+from tasks.engine import inventory, remote
+from tasks.engine.remote import Fact  # noqa: E402
 from tests.unit.inv_factory import make_inv  # noqa: E402
 
 SHARED = WSO2_FILES

@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 
-from tasks.ei_xml import (  # noqa: E402
+from tasks.wso2.ei_xml import (  # noqa: E402
     CONF_FILES,
     DataSourceSpec,
     NodeXmlParams,

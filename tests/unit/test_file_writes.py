@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import remote
-from tasks.remote import FileSpec, FileState, NotAFile
+from tasks.engine import remote
+from tasks.engine.remote import FileSpec, FileState, NotAFile
 
 SERVICE = "nobody"  # a real non-root account on every Debian machine
 

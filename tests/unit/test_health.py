@@ -8,8 +8,10 @@ import subprocess
 
 import pytest
 
-from tasks import inventory, remote, services
-from tasks.report import Redactor, Reporter, StepResult
+from tasks.engine import inventory, remote
+
+from tasks.steps import services
+from tasks.engine.report import Redactor, Reporter, StepResult
 from tests.unit.inv_factory import make_inv, make_raw
 
 MARK = "WSO2 Carbon started"

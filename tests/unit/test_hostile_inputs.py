@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from tasks import inventory
-from tasks.inventory import InventoryError
+from tasks.engine import inventory
+from tasks.engine.inventory import InventoryError
 from tests.unit.inv_factory import make_raw
 
 
@@ -381,7 +381,8 @@ def test_db_admin_user_injection_refused_at_load(tmp_path):
 
 @pytest.mark.parametrize("value", ["x\n", "a\rb", "a\x00b"])
 def test_cnf_value_refuses_line_breaks_and_nul(value):
-    from tasks import db, remote
+    from tasks.steps import db
+    from tasks.engine import remote
     with pytest.raises(remote.RemoteError) as e:
         db.cnf_value("SECRETPART" + value, "secrets.db_admin_password")
     assert str(e.value) == ("secrets.db_admin_password contains a line break or a NUL; the "
@@ -407,7 +408,7 @@ def test_option_file_round_trips_through_the_client(tmp_path, pw):
     import base64
     import re
 
-    from tasks import db
+    from tasks.steps import db
     pw_file = tmp_path / "db_admin_password"
     raw = make_raw(tmp_path, database={"admin_user": "db.admin-1"},
                    secrets={"db_admin_password": {"file": "db_admin_password"}})
@@ -423,8 +424,8 @@ def test_option_file_round_trips_through_the_client(tmp_path, pw):
 
 def test_preflight_identity_check():
     """Case 4: the machine reached must own the host's cluster address (unless nat = true)."""
-    from tasks.deploy import identity_problem
-    from tasks.inventory import Host
+    from tasks.steps.deploy import identity_problem
+    from tasks.engine.inventory import Host
     h = Host("node2", "node", "10.0.0.12", "10.0.0.12")
     assert identity_problem(h, "10.0.0.12\n127.0.0.1\n") is None
     msg = identity_problem(h, "10.0.0.11\n127.0.0.1\n")

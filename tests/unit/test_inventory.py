@@ -8,8 +8,8 @@ import pytest
 
 from tests.paths import FAB, REPO
 
-from tasks import inventory  # noqa: E402
-from tasks.inventory import InventoryError  # noqa: E402
+from tasks.engine import inventory  # noqa: E402
+from tasks.engine.inventory import InventoryError  # noqa: E402
 
 
 def good_toml(tmp: Path) -> str:

@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 
-from tasks import certs, inventory, services
+from tasks.steps import certs, services
+
+from tasks.engine import inventory
 from tests.unit.inv_factory import make_inv, make_raw
 
 

@@ -5,9 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import fake_run
+
 from tests.paths import REPO
 
-from tasks import inventory, lb, remote  # noqa: E402
+from tasks.engine import inventory, remote  # noqa: E402
+
+from tasks.steps import lb
 from tests.unit import inv_factory  # noqa: E402
 
 
@@ -267,7 +271,7 @@ def test_service_script_variants():
 import re  # noqa: E402
 import urllib.parse  # noqa: E402
 
-from tasks import lb_rules, nginx_conf  # noqa: E402
+from tasks.steps import lb_rules, nginx_conf  # noqa: E402
 
 
 def nginx_uri(raw: str) -> str:
@@ -553,28 +557,46 @@ def test_parse_default_site_probe():
 
 def test_apply_checks_the_live_config_for_conflicts(inv, monkeypatch):
     """A vhost that appeared between the fact read and the reload fails the step, named."""
-    scripts = []
-
-    def fake_run_script(s, script, **kw):
-        scripts.append(script)
-        return remote.CmdResult(DUMP if script.startswith("nginx -T") else "", "", 0)
-
-    class FakeRun:
-        check, stamp = False, "20260101T000000Z"
-
-        def __init__(self, inv):
-            self.inv = inv
-
-        def diffs_for(self, *a):
-            return []
-
-        def apply_files(self, *a, **kw):
-            return remote.CmdResult("", "", 0)
-
-    monkeypatch.setattr(lb.remote, "run_script", fake_run_script)
-    s = type("S", (), {"name": "lb"})()
+    run, hosts = fake_run(inv, monkeypatch)
+    hosts["lb"].answer(r"^nginx -T", stdout=DUMP)
     f = facts()
-    r = lb.apply_lb(FakeRun(inv), s, f, lb.plan_lb(f, inv))
+    r = run.apply(run.session(inv.lb), lb.STEP, lb.lb_actions(run, f, lb.plan_lb(f, inv)))
     assert r.status == "failed" and "new config is live" in r.msg
     assert "/etc/nginx/conf.d/aaa-other.conf:1 also claims" in r.msg
-    assert any(sc.startswith("nginx -T") for sc in scripts)
+    assert hosts["lb"].ran(r"^nginx -T")
+
+
+def test_lb_apply_path_check_mode_diff_and_write(inv, monkeypatch):
+    """The same plan: check mode runs nothing and shows the diff; a real run writes, validates
+    with nginx -t and reloads, in that order."""
+    f = facts()
+    run, hosts = fake_run(inv, monkeypatch, check=True, diff=True)
+    r = run.apply(run.session(inv.lb), lb.STEP, lb.lb_actions(run, f, lb.plan_lb(f, inv)))
+    assert r.status == "changed" and "would change (check mode)" in r.msg
+    assert r.diffs and "reload nginx" in r.changes
+    assert hosts["lb"].scripts == []  # nothing ran: the plan came from the given facts
+    run, hosts = fake_run(inv, monkeypatch)
+    r = run.apply(run.session(inv.lb), lb.STEP, lb.lb_actions(run, f, lb.plan_lb(f, inv)))
+    assert r.status == "changed", r.msg
+    writes = [i for i, sc in enumerate(hosts["lb"].scripts) if "nginx -t" in sc]
+    reloads = [i for i, sc in enumerate(hosts["lb"].scripts) if "reload" in sc]
+    assert writes and reloads and writes[0] < reloads[0]
+
+
+def test_lb_validation_failure_is_named_and_nothing_reloads(inv, monkeypatch):
+    run, hosts = fake_run(inv, monkeypatch)
+    hosts["lb"].answer(r"nginx -t", stderr="nginx: [emerg] unknown directive \"x\" in "
+                       "/etc/nginx/conf.d/ei.http.conf:3", exit=3)
+    f = facts()
+    r = run.apply(run.session(inv.lb), lb.STEP, lb.lb_actions(run, f, lb.plan_lb(f, inv)))
+    assert r.status == "failed" and "nginx -t rejected" in r.msg and "ei.http.conf:3" in r.msg
+    assert not hosts["lb"].ran("reload")
+
+
+def test_node_hosts_writes_the_lb_names_block_once(inv, monkeypatch):
+    run, hosts = fake_run(inv, monkeypatch)
+    node = inv.nodes[0]
+    hosts[node.name].files["/etc/hosts"] = b"127.0.0.1 localhost\n"
+    r = lb.node_hosts(run, run.session(node))
+    assert r.status == "changed" and any("LB names block" in c for c in r.changes)
+    assert len(hosts[node.name].scripts) == 2  # one fact read, one write

@@ -10,7 +10,11 @@ import pytest
 
 from tests.paths import REPO
 
-from tasks import deploy, ei_config, ei_xml, jdbc, remote, services  # noqa: E402
+from tasks.steps import deploy, node_config, services  # noqa: E402
+
+from tasks.wso2 import ei_xml, jdbc
+
+from tasks.engine import remote
 from tests.unit.inv_factory import make_inv  # noqa: E402
 
 from tests.paths import PROFILE_CONF as CONF
@@ -76,11 +80,11 @@ def _inv(tmp_path, nodes=2):
     return inv, inv.cluster.jdbc_driver.read_bytes()
 
 
-def _facts(conf: dict, lib=None, user=True) -> ei_config.NodeFacts:
-    return ei_config.NodeFacts(
+def _facts(conf: dict, lib=None, user=True) -> node_config.NodeFacts:
+    return node_config.NodeFacts(
         ei_home=True, user_exists=user, not_owned="", java="openjdk 17", lib=lib or {},
         conf=conf, conf_state={k: remote.FileState(hashlib.sha256(v).hexdigest(),
-                                                   0o600 if k in ei_config.SECRET_FILES
+                                                   0o600 if k in node_config.SECRET_FILES
                                                    else 0o644, "wso2", "wso2")
                                for k, v in conf.items()}, pending="")
 
@@ -88,17 +92,17 @@ def _facts(conf: dict, lib=None, user=True) -> ei_config.NodeFacts:
 def test_configure_plan_on_shipped_files_then_no_change(tmp_path):
     inv, jar = _inv(tmp_path)
     shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
-    plan = ei_config.plan_node(inv, inv.nodes[0], _facts(shipped, user=False), jar)
+    plan = node_config.plan_node(inv, inv.nodes[0], _facts(shipped, user=False), jar)
     paths = {c.spec.path for c in plan.files}
     assert "/opt/wso2ei-6.6.0/lib/mariadb-java-client.jar" in paths and len(paths) == 10
     assert plan.create_user and plan.membership_changed
     # the same node after the write: nothing to do
-    done = {rel: ei_xml.render_node_config(shipped, ei_config.node_params(inv, inv.nodes[0]))[rel]
+    done = {rel: ei_xml.render_node_config(shipped, node_config.node_params(inv, inv.nodes[0]))[rel]
             for rel in ei_xml.CONF_FILES}
     lib = {"mariadb-java-client.jar": hashlib.sha256(jar).hexdigest()}
-    again = ei_config.plan_node(inv, inv.nodes[0], _facts(done, lib), jar)
+    again = node_config.plan_node(inv, inv.nodes[0], _facts(done, lib), jar)
     assert again.empty and not again.membership_changed
-    script = ei_config.apply_script(inv, plan, "STAMP")
+    script = node_config.apply_script(inv, plan, "STAMP")
     assert "pw-db_password" not in script.split("base64 -d")[0]  # secrets only inside payloads
 
 
@@ -106,16 +110,16 @@ def test_adding_a_node_is_a_membership_change_only_in_axis2(tmp_path):
     inv2, jar = _inv(tmp_path)
     inv3, _ = _inv(tmp_path, nodes=3)
     shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
-    done = ei_xml.render_node_config(shipped, ei_config.node_params(inv2, inv2.nodes[0]))
+    done = ei_xml.render_node_config(shipped, node_config.node_params(inv2, inv2.nodes[0]))
     lib = {"mariadb-java-client.jar": hashlib.sha256(jar).hexdigest()}
-    plan = ei_config.plan_node(inv3, inv3.nodes[0], _facts(done, lib), jar)
+    plan = node_config.plan_node(inv3, inv3.nodes[0], _facts(done, lib), jar)
     assert [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] == ["axis2.xml"]
     assert plan.membership_changed
 
 
 def test_node_params_per_node(tmp_path):
     inv, _ = _inv(tmp_path)
-    p1, p2 = (ei_config.node_params(inv, n) for n in inv.nodes)
+    p1, p2 = (node_config.node_params(inv, n) for n in inv.nodes)
     assert (p1.registry_read_only, p2.registry_read_only) == (False, True)
     # a MariaDB jar with no version in its manifest: jdbc:mariadb:, which every version takes
     assert p2.local_db.url == ("jdbc:mariadb://carbondb.example.com:3306/REGISTRY_LOCAL2?"
@@ -139,21 +143,21 @@ def test_lock_staleness_rule():
 def test_render_digest_follows_every_input(tmp_path):
     import dataclasses
     inv, _ = _inv(tmp_path)
-    d1 = ei_config.render_digest(inv, inv.nodes[0])
-    assert d1 == ei_config.render_digest(inv, inv.nodes[0])
-    assert d1 != ei_config.render_digest(inv, inv.nodes[1])
+    d1 = node_config.render_digest(inv, inv.nodes[0])
+    assert d1 == node_config.render_digest(inv, inv.nodes[0])
+    assert d1 != node_config.render_digest(inv, inv.nodes[1])
     changed = dataclasses.replace(inv, secrets=type(inv.secrets)(
         {"db_password": "another password", "admin_password": inv.secrets.admin_password}))
-    assert ei_config.render_digest(changed, changed.nodes[0]) != d1
+    assert node_config.render_digest(changed, changed.nodes[0]) != d1
 
 
 def test_unchanged_since_last_render(tmp_path):
     inv, _ = _inv(tmp_path)
     shas = {rel: "%064x" % i for i, rel in enumerate(ei_xml.CONF_FILES)}
     state = {rel: remote.FileState(sha, 0o600, "wso2", "wso2") for rel, sha in shas.items()}
-    f = ei_config.NodeFacts(True, True, "", "java 17", {}, {r: None for r in shas}, state, "",
-                            remembered=ei_config.remembered_state("D", shas).strip())
-    assert ei_config.unchanged_since_last_render(f, "D")
-    assert not ei_config.unchanged_since_last_render(f, "E")  # other inputs
+    f = node_config.NodeFacts(True, True, "", "java 17", {}, {r: None for r in shas}, state, "",
+                            remembered=node_config.remembered_state("D", shas).strip())
+    assert node_config.unchanged_since_last_render(f, "D")
+    assert not node_config.unchanged_since_last_render(f, "E")  # other inputs
     state[ei_xml.CONF_FILES[0]] = remote.FileState("f" * 64, 0o600, "wso2", "wso2")
-    assert not ei_config.unchanged_since_last_render(f, "D")  # edited on the node
+    assert not node_config.unchanged_since_last_render(f, "D")  # edited on the node

@@ -1,7 +1,9 @@
 """Operations: who may break the deploy lock, leftover drains, the locale EI starts in."""
 import pytest
 
-from tasks import deploy, lb, remote, services
+from tasks.steps import deploy, lb, services
+
+from tasks.engine import remote
 from tests.unit.inv_factory import make_inv
 
 BOOT = "0b1e5c1a-8a4e-4d0e-9d3c-1f2e3d4c5b6a"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tests.paths import REPO
 
-from tasks import remote  # noqa: E402
-from tasks.remote import FileSpec, FileState  # noqa: E402
-from tasks.report import Redactor, Reporter, StepResult  # noqa: E402
+from tasks.engine import remote  # noqa: E402
+from tasks.engine.remote import FileSpec, FileState  # noqa: E402
+from tasks.engine.report import Redactor, Reporter, StepResult  # noqa: E402
 
 
 def test_parse_facts_keeps_output_and_codes():
@@ -112,7 +112,7 @@ def test_redactor_and_recap(capsys, tmp_path):
 
 
 def test_diffs_mask_old_passwords_the_redactor_never_saw():
-    from tasks.report import unified_diff
+    from tasks.engine.report import unified_diff
     before = b"<AdminUser>\n  <UserName>admin</UserName>\n  <Password>old-secret</Password>\n"
     after = b"<AdminUser>\n  <UserName>admin</UserName>\n  <Password>new-secret</Password>\n"
     d = unified_diff("user-mgt.xml", before, after, Redactor(["new-secret"]))

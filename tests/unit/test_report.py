@@ -1,7 +1,7 @@
 """Output: secrets masked in diffs, control characters from hosts made visible."""
 import io
 
-from tasks.report import Redactor, Reporter, StepResult, mask_secret_fields, printable, \
+from tasks.engine.report import Redactor, Reporter, StepResult, mask_secret_fields, printable, \
     unified_diff
 
 OLD = "Old-CDATA-pw-42"

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tasks import remote
+from tasks.engine import remote
 
 SCRIPTS = sorted(remote.SCRIPTS_DIR.glob("*.sh"))
 

@@ -1,5 +1,5 @@
 """`fab status`'s rows, table and exit code (pure)."""
-from tasks.status import COLUMNS, Row, exit_code, table
+from tasks.steps.status import COLUMNS, Row, exit_code, table
 
 
 def test_table_aligns_every_column_and_marks_problems():

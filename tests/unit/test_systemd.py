@@ -6,7 +6,9 @@ import configparser
 
 import pytest
 
-from tasks import inventory, remote, services, systemd
+from tasks.engine import inventory, remote
+
+from tasks.steps import services, systemd
 from tests.unit.inv_factory import make_inv, make_raw
 
 SYSTEMD_HOST = systemd.HostInit(True, "systemd", "none", 524288, 1048576)
@@ -325,7 +327,7 @@ def test_plan_refuses_a_systemd_host_without_a_java_home(tmp_path):
 # --------------------------------------------------------------------------- nginx / DB at boot
 
 
-from tasks import boot  # noqa: E402
+from tasks.engine import boot  # noqa: E402
 
 
 def test_boot_probe_parsing_and_plan():
@@ -345,7 +347,7 @@ def test_boot_probe_parsing_and_plan():
 
 
 def test_db_plan_enables_the_server_at_boot(tmp_path):
-    from tasks import db
+    from tasks.steps import db
     inv = make_inv(tmp_path)
     f = db.DbFacts(service="mariadb", boot_out="systemd mariadb disabled\n")
     p = db.plan_db(f, inv)

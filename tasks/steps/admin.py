@@ -7,7 +7,7 @@ is applied through the product's own user admin service, on a running node:
 
 * facts: each node remembers, root-only (`/var/lib/bps-deploy/admin-password.state`, 0600), a
   PBKDF2 hash of the admin user and password last applied, never the password. It is read with
-  the node's configuration facts (`ei_config.node_probes`), so a no-op deploy spends no command.
+  the node's configuration facts (`node_config.node_probes`), so a no-op deploy spends no command.
 * plan (pure, `plan_admin`): every node remembers this password -> nothing. A node remembers
   another one -> a rotation is pending and needs the admin's current password,
   `secrets.admin_password_old` (an error naming it otherwise). No node remembers anything (a
@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import remote
-from .cli import COMMON_HELP, Abort, session
-from .ei_config import ADMIN_STATE
-from .inventory import Host, Inventory
-from .remote import HostSession
-from .report import StepResult
-from .runner import Run
+from ..engine import remote
+from ..engine.cli import COMMON_HELP, Abort, session
+from .node_config import ADMIN_STATE
+from ..engine.inventory import Host, Inventory
+from ..engine.remote import HostSession
+from ..engine.report import StepResult
+from ..engine.runner import Run
 
 STEP = "admin"
 # PBKDF2 rounds of the remembered hash. The hash sits in a root-only file on nodes whose

@@ -8,9 +8,30 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
-STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+
+class Status(str, Enum):
+    """A step's result on one host. A str Enum: `Status.OK == "ok"`, so logs and JSON stay plain."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:  # f"{status}" prints "ok", not "Status.OK"
+        return self.value
+
+    __hash__ = str.__hash__  # Enum hashes the name: keep dict keys "ok" and Status.OK one key
+
+    @property
+    def bad(self) -> bool:
+        return self in (Status.FAILED, Status.UNREACHABLE)
+
+
+STATUSES = tuple(s.value for s in Status)
 
 
 @dataclass
@@ -19,7 +40,7 @@ class StepResult:
 
     host: str
     step: str
-    status: str  # one of STATUSES
+    status: Status  # a plain string is accepted and made a Status
     msg: str = ""
     changes: list[str] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
@@ -27,7 +48,7 @@ class StepResult:
     killed: bool = False  # a JVM got SIGKILL: it did not stop within cluster.stop_timeout
 
     def __post_init__(self):
-        assert self.status in STATUSES, self.status
+        self.status = Status(self.status)  # ValueError for a status that does not exist
 
 
 class Redactor:

@@ -19,12 +19,14 @@ from pathlib import Path
 
 from invoke import task
 
-from . import ei_xml, jdbc, remote, services, systemd
-from .cli import COMMON_HELP, session
-from .inventory import Host, Inventory
-from .remote import FileSpec, FileState, HostSession, q
-from .report import StepResult
-from .runner import Run
+from ..wso2 import ei_xml, jdbc
+from ..engine import remote
+from . import services, systemd
+from ..engine.cli import COMMON_HELP, session
+from ..engine.inventory import Host, Inventory
+from ..engine.remote import FileSpec, FileState, HostSession, q
+from ..engine.report import StepResult
+from ..engine.runner import Run
 
 # files holding passwords: never world-readable (WSO2 needs them in clear without secure vault)
 SECRET_FILES = {"datasources/master-datasources.xml", "datasources/bps-datasources.xml",

@@ -16,7 +16,8 @@ from . import remote
 from . import inventory
 from .inventory import Host, Inventory
 from .remote import FileChange, FileSpec, HostSession, RemoteError, Unreachable
-from .report import Redactor, Reporter, StepResult, unified_diff
+from .plan import ActionFailed, Done, Plan
+from .report import Redactor, Reporter, Status, StepResult, unified_diff
 
 
 @dataclass
@@ -98,6 +99,47 @@ class Run:
             self.commands[s.name] = self.commands.get(s.name, 0) + s.commands
             remote.close(s)
         self._sessions.clear()
+
+    # -- the step contract: the one place that knows check mode, diffs and status -------------
+    def apply(self, s: HostSession, step: str, plan: Plan) -> StepResult:
+        """Run a step's plan on one host (see engine/plan.py); its result, not yet recorded."""
+        warn = "\n".join(plan.warnings)
+
+        def said(*parts: str) -> str:
+            return "\n".join(p for p in parts if p)
+
+        if plan.error is not None:
+            return StepResult(s.name, step, Status.FAILED, said(plan.error, warn))
+        if not plan.actions:
+            return StepResult(s.name, step, Status.OK, said(plan.noop, warn))
+        changes = plan.changes
+        diffs = self.diffs_for(s, plan.files, plan.before)
+        if self.check:
+            return StepResult(s.name, step, Status.CHANGED, said("would change (check mode)", warn),
+                              changes, diffs)
+        notes: list[str] = []
+        restarted = killed = False
+        done: list[str] = []
+        for action in plan.actions:
+            try:
+                out = action.run(s)
+            except (ActionFailed, RemoteError) as e:
+                text = e.message if isinstance(e, ActionFailed) else str(e)
+                keep = not isinstance(e, ActionFailed) or e.changes_done
+                head = f"{action.describe}: {text}" if not action.quiet else text
+                if done:
+                    head += "\n(done before this: " + "; ".join(done) + ")"
+                return StepResult(s.name, step, Status.FAILED, said(head, warn),
+                                  changes if keep else done, diffs, restarted, killed)
+            if not action.quiet:
+                done.append(action.describe)
+            if isinstance(out, Done):
+                restarted, killed = restarted or out.restarted, killed or out.killed
+                out = out.note
+            if out:
+                notes.append(out)
+        return StepResult(s.name, step, Status.CHANGED, said(*notes, warn), changes, diffs,
+                          restarted, killed)
 
     # -- the common "these files, exactly" step --------------------------------
     def file_facts(self, s: HostSession, specs: list[FileSpec],

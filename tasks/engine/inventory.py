@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import jdbc as jdbc_mod, lb_rules, nginx_conf
+from ..wso2 import jdbc as jdbc_mod
+from ..steps import lb_rules, nginx_conf
 
 DEFAULT_TRUSTSTORE_PASSWORD = "wso2carbon"  # WSO2's shipped default
 

@@ -10,7 +10,7 @@
 * Kernel settings from WSO2's production guidelines: /etc/sysctl.d/60-wso2ei.conf, always
   written; applied only where the host has a kernel of its own (see sysctl_decision).
 
-Facts are read inside the existing fact reads (ei_config.node_probes, services.state_probes):
+Facts are read inside the existing fact reads (node_config.node_probes, services.state_probes):
 a no-op deploy spends no command on them.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 
 from . import lb
-from .inventory import Host, Inventory
-from .remote import FileChange, FileSpec, FileState, plan_files, q, write_files_script
+from ..engine.inventory import Host, Inventory
+from ..engine.remote import FileChange, FileSpec, FileState, plan_files, q, write_files_script
 
 UNIT_NAME = "wso2ei-bps.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
@@ -389,7 +389,7 @@ def parse_sysctl_after(out: str) -> dict[str, str | None]:
 
 @dataclass
 class SystemFacts:
-    """A node's facts for this part, read with its configuration facts (ei_config)."""
+    """A node's facts for this part, read with its configuration facts (node_config)."""
     init: HostInit
     java: str  # services.java_probe's output
     sysctl_now: dict[str, str | None]

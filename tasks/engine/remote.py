@@ -443,7 +443,7 @@ def plan_files(wanted: Iterable[FileSpec], current: dict[str, FileState | None])
     return changes
 
 
-SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 BACKUPS_KEEP = 10  # backups kept per file on each host (older ones are pruned)
 
 

@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass, field
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import certs, db, ei_config, lb, remote, services, systemd
-from .cli import session
-from .remote import HostSession
-from .report import StepResult
-from .runner import Run
+from . import certs, db, node_config, lb, services, systemd
+from ..engine import remote
+from ..engine.cli import session
+from ..engine.remote import HostSession
+from ..engine.report import StepResult
+from ..engine.runner import Run
 
 COLUMNS = ("host", "role", "reachable", "service", "healthy", "pending", "drained", "drift",
            "cert_days", "schema")
@@ -151,7 +152,7 @@ def collect(run: Run) -> list[Row]:
     rows = {h.name: Row(h.name, h.role) for h in inv.hosts}
     res = run.each(inv.nodes, "status", lambda s: node_row(run, s, rows[s.name]))
     # drift: what a deploy would change, planned in check mode on a read-only run
-    drift = ei_config.configure_step(run, run.alive(inv.nodes), step="drift")
+    drift = node_config.configure_step(run, run.alive(inv.nodes), step="drift")
     for n in inv.nodes:
         if n.name in drift.changed:
             rows[n.name].drift = "YES"

@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 
 from invoke import task
 
-from . import remote
-from .cli import COMMON_HELP, session
-from .inventory import Inventory
-from .remote import HostSession, q
-from .report import StepResult
+from ..engine import remote
+from ..engine.cli import COMMON_HELP, session
+from ..engine.inventory import Inventory
+from ..engine.remote import HostSession, q
+from ..engine.report import StepResult
 
 STEP = "certs"
 TRUSTSTORE_STATE = f"{remote.STATE_DIR}/truststore.state"

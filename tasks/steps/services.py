@@ -17,11 +17,12 @@ import re
 import time
 from dataclasses import dataclass
 
-from . import remote, systemd
-from .inventory import Host, Inventory
-from .remote import HostSession, q
-from .report import StepResult
-from .runner import Run
+from ..engine import remote
+from . import systemd
+from ..engine.inventory import Host, Inventory
+from ..engine.remote import HostSession, q
+from ..engine.report import StepResult
+from ..engine.runner import Run
 
 STARTED_MARK = "WSO2 Carbon started"
 LOGIN_PAGE = "/carbon/admin/login.jsp"  # served by the profile itself (not a 404 page)

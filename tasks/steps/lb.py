@@ -29,13 +29,15 @@ from pathlib import Path
 import jinja2
 from invoke import task
 
-from . import boot, lb_rules, nginx_conf, remote
-from .cli import COMMON_HELP, session
-from .inventory import Host, Inventory
-from .remote import FileChange, FileSpec, HostSession, q
-from .report import StepResult
+from ..engine import boot, remote
+from . import lb_rules, nginx_conf
+from ..engine.cli import COMMON_HELP, session
+from ..engine.inventory import Host, Inventory
+from ..engine.remote import FileChange, FileSpec, HostSession, q
+from ..engine.plan import ActionFailed, Plan
+from ..engine.report import StepResult
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CONF_DIR = "/etc/nginx/conf.d"
 VHOSTS = ("ei.http.conf", "ei.https.conf", "ui.ei.https.conf", "ei.default.conf")
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
@@ -464,69 +466,75 @@ def live_conflicts_script() -> str:
     return "nginx -T 2>/dev/null\n"
 
 
-def apply_lb(run, s: HostSession, facts: LbFacts, plan: LbPlan) -> StepResult:
-    changes = plan.changes
-    warn = "".join("\n" + w for w in plan.warnings)
-    if plan.error:
-        return StepResult(s.name, STEP, "failed", plan.error + warn)
-    diffs = run.diffs_for(s, plan.vhosts + plan.hosts,
-                          {ETC_HOSTS: facts.hosts_content})
-    if not changes:
-        return StepResult(s.name, STEP, "ok", "vhosts, /etc/hosts and nginx already as wanted; "
-                                                "no reload" + warn)
-    if run.check:
-        return StepResult(s.name, STEP, "changed", "would change (check mode)" + warn, changes,
-                          diffs)
-    if plan.disable_default:
-        # first: Debian's site is a default_server on :80, as is our catch-all
-        res = remote.run_script(s, disable_default_script(run.stamp), what="disable default site")
-        if not res.ok:
-            return StepResult(s.name, STEP, "failed", "disabling the default site failed (it was "
-                              "restored):\n" + nginx_message(res.stderr + res.stdout))
-    if plan.vhosts:
-        res = run.apply_files(s, plan.vhosts, validate="nginx -t", what="nginx vhosts",
-                              check=False)
-        if not res.ok:
+def lb_actions(run, facts: LbFacts, lp: LbPlan) -> Plan:
+    """The LB host's plan as actions, in the order they must run (see engine/plan.py)."""
+    plan = Plan(noop="vhosts, /etc/hosts and nginx already as wanted; no reload",
+                warnings=list(lp.warnings), error=lp.error,
+                before={ETC_HOSTS: facts.hosts_content})
+    if lp.error:
+        return plan
+    if lp.undrain:
+        plan.add(lp.changes[0], lambda s: None)  # done by the vhosts written below
+    if lp.disable_default:
+        def disable_default(s: HostSession) -> None:
+            # first: Debian's site is a default_server on :80, as is our catch-all
+            res = remote.run_script(s, disable_default_script(run.stamp),
+                                    what="disable default site")
+            if not res.ok:
+                raise ActionFailed("failed (the site was restored):\n"
+                                   + nginx_message(res.stderr + res.stdout), changes_done=False)
+        plan.add(f"disable Debian's default site ({DEFAULT_SITE}, link moved to "
+                 f"{remote.BACKUP_DIR})", disable_default)
+    for i, change in enumerate(lp.vhosts):
+        def write_vhosts(s: HostSession) -> None:
+            res = run.apply_files(s, lp.vhosts, validate="nginx -t", what="nginx vhosts",
+                                  check=False)
             if res.exit == 3:
-                return StepResult(
-                    s.name, STEP, "failed",
-                    "nginx -t rejected the new config; the previous files were put back and "
-                    "nginx still serves the old config:\n" + nginx_message(res.stderr), [], diffs)
-            raise remote.CommandFailed(s.name, "writing nginx vhosts", res)
-    if plan.hosts:
-        run.apply_files(s, plan.hosts, what="/etc/hosts")
-    if plan.start:
-        remote.run_script(s, nginx_service_script("start", facts.systemd), check=True,
-                          what="start nginx")
-    elif plan.vhosts or plan.disable_default:
-        remote.run_script(s, nginx_service_script("reload", facts.systemd), check=True,
-                          what="reload nginx")
-    if plan.enable:
-        remote.run_script(s, plan.enable + "\n", check=True, what="enable nginx at boot")
-    if plan.vhosts or plan.disable_default or plan.start:
-        # the config now live: did another vhost claim our names meanwhile?
-        live = remote.run_script(s, live_conflicts_script(), what="nginx -T")
-        exact = [c for c in name_conflicts(live.stdout if live.ok else None, run.inv)
-                 if c.exact]
-        if exact:
-            return StepResult(s.name, STEP, "failed", "the new config is live, but another vhost "
-                              "claims our names:\n" + "\n".join(c.describe() for c in exact)
-                              + warn, changes, diffs)
-    return StepResult(s.name, STEP, "changed", warn.lstrip("\n"), changes, diffs)
+                raise ActionFailed("nginx -t rejected the new config; the previous files were "
+                                   "put back and nginx still serves the old config:\n"
+                                   + nginx_message(res.stderr), changes_done=False)
+            if not res.ok:
+                raise remote.CommandFailed(s.name, "writing nginx vhosts", res)
+        # one write for all vhosts (validated together), one change line each
+        plan.add(change.describe(), write_vhosts if i == 0 else (lambda s: None), [change])
+    if lp.hosts:
+        plan.add("; ".join(c.describe() + " (LB names block)" for c in lp.hosts),
+                 lambda s: run.apply_files(s, lp.hosts, what="/etc/hosts") and None, lp.hosts)
+    if lp.start:
+        plan.add("start nginx (not running)", lambda s: remote.run_script(
+            s, nginx_service_script("start", facts.systemd), check=True,
+            what="start nginx") and None)
+    elif lp.vhosts or lp.disable_default:
+        plan.add("reload nginx", lambda s: remote.run_script(
+            s, nginx_service_script("reload", facts.systemd), check=True,
+            what="reload nginx") and None)
+    if lp.enable:
+        enable = lp.enable
+        plan.add("start nginx at boot: " + enable.split(" 2>")[0], lambda s: remote.run_script(
+            s, enable + "\n", check=True, what="enable nginx at boot") and None)
+    if lp.vhosts or lp.disable_default or lp.start:
+        def verify_live(s: HostSession) -> None:
+            # the config now live: did another vhost claim our names meanwhile?
+            live = remote.run_script(s, live_conflicts_script(), what="nginx -T")
+            exact = [c for c in name_conflicts(live.stdout if live.ok else None, run.inv)
+                     if c.exact]
+            if exact:
+                raise ActionFailed("the new config is live, but another vhost claims our "
+                                   "names:\n" + "\n".join(c.describe() for c in exact))
+        plan.add("check the live config for name conflicts", verify_live, quiet=True)
+    return plan
 
 
 def node_hosts(run, s: HostSession) -> StepResult:
+    """A node's /etc/hosts: the managed block naming the LB's host names."""
     content, state = remote.read_file(s, ETC_HOSTS)
-    plan = plan_etc_hosts(content, state, run.inv)
-    if not plan:
-        return StepResult(s.name, STEP, "ok", "/etc/hosts already maps the LB names"
-                          if run.inv.cluster.etc_hosts else "etc_hosts off: no LB names block")
-    changes = [c.describe() + " (LB names block)" for c in plan]
-    diffs = run.diffs_for(s, plan, {ETC_HOSTS: content})
-    if run.check:
-        return StepResult(s.name, STEP, "changed", "would change (check mode)", changes, diffs)
-    run.apply_files(s, plan, what="/etc/hosts")
-    return StepResult(s.name, STEP, "changed", "", changes, diffs)
+    changes = plan_etc_hosts(content, state, run.inv)
+    plan = Plan(noop="/etc/hosts already maps the LB names" if run.inv.cluster.etc_hosts
+                else "etc_hosts off: no LB names block", before={ETC_HOSTS: content})
+    if changes:
+        plan.add("; ".join(c.describe() + " (LB names block)" for c in changes),
+                 lambda s: run.apply_files(s, changes, what="/etc/hosts") and None, changes)
+    return run.apply(s, STEP, plan)
 
 
 def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False,
@@ -549,7 +557,7 @@ def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool =
                            frozenset(undraining))
         except (RenderError, LbError) as e:
             return StepResult(s.name, STEP, "failed", str(e))
-        return apply_lb(run, s, facts, plan)
+        return run.apply(s, STEP, lb_actions(run, facts, plan))
 
     return run.each([inv.lb], STEP, one)[inv.lb.name]
 

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from invoke import task
 
-from . import admin, certs, db, ei_config, lb, remote, services, systemd
-from .cli import COMMON_HELP, Abort, session, targets
-from .inventory import Host, Inventory
-from .remote import HostSession, q
-from .report import StepResult
-from .runner import Run
+from . import admin, certs, db, node_config, lb, services, systemd
+from ..engine import remote
+from ..engine.cli import COMMON_HELP, Abort, session, targets
+from ..engine.inventory import Host, Inventory
+from ..engine.remote import HostSession, q
+from ..engine.report import StepResult
+from ..engine.runner import Run
 
 LOCK_DIR = f"{remote.STATE_DIR}/deploy.lock"
 MISSING_EI = "; EI_HOME missing: will install from cluster.ei_zip"
@@ -306,7 +307,7 @@ def _drain_failed(run: Run, left: list[Host], step: str, done: list[str], lb_res
                 f"not restarted: {', '.join(n.name for n in left) or 'none'}")
 
 
-def nodes_needing_restart(run: Run, cfg: ei_config.ConfigureOutcome) -> list[Host]:
+def nodes_needing_restart(run: Run, cfg: node_config.ConfigureOutcome) -> list[Host]:
     """Nodes whose config changed, that carry a pending mark, or that are not running."""
     todo = []
     for n in run.alive(run.inv.nodes):
@@ -341,14 +342,14 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
         try:
             if to_install:
                 results = run.each(to_install, "install", lambda s: StepResult(
-                    s.name, "install", "changed", ei_config.install_from_zip(run, s)))
+                    s.name, "install", "changed", node_config.install_from_zip(run, s)))
                 if any(r.status != "changed" for r in results.values()):
                     raise Abort("installing EI from the zip failed")
             if not db.db_step(run):
                 raise Abort("db-init failed: nodes were not touched")
             if not certs.certs_step(run, renew=renew) and run.inv.lb.name in run.dead:
                 raise Abort("certificates failed on the LB")
-            cfg = ei_config.configure_step(run)
+            cfg = node_config.configure_step(run)
             todo = nodes_needing_restart(run, cfg)
             if todo:
                 full = cfg.membership_changed and len(todo) > 0

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from invoke import task
 
-from . import remote, services
-from .cli import COMMON_HELP, session, targets
-from .inventory import Inventory
-from .remote import HostSession, q
-from .report import StepResult
+from ..engine import remote
+from . import services
+from ..engine.cli import COMMON_HELP, session, targets
+from ..engine.inventory import Inventory
+from ..engine.remote import HostSession, q
+from ..engine.report import StepResult
 
 
 def ping_probes(inv: Inventory, role: str) -> dict[str, str]:

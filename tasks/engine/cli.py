@@ -17,7 +17,7 @@ class Abort(Exception):
     """Stop the whole run here (after a failed gate); the message says why and what to do."""
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Flag help shared by every task that changes hosts.
 COMMON_HELP = {

@@ -49,11 +49,12 @@ from invoke import task
 
 from lxml import etree
 
-from . import boot, ei_xml, remote
-from .cli import COMMON_HELP, Abort, session
-from .inventory import Inventory
-from .remote import Fact, FileSpec, FileState, HostSession, q
-from .report import StepResult, unified_diff
+from ..engine import boot, remote
+from ..wso2 import ei_xml
+from ..engine.cli import COMMON_HELP, Abort, session
+from ..engine.inventory import Inventory
+from ..engine.remote import Fact, FileSpec, FileState, HostSession, q
+from ..engine.report import StepResult, unified_diff
 
 STEP = "db-init"
 HOSTS_STEP = "db-init /etc/hosts"
