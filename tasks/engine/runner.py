@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import remote
-from . import inventory
 from .inventory import Host, Inventory
 from .remote import FileChange, FileSpec, HostSession, RemoteError, Unreachable
 from .plan import ActionFailed, Done, Plan
@@ -180,10 +179,7 @@ class Run:
 
 def make_run(inv: Inventory, check: bool = False, diff: bool = False, parallel: int = 16,
              log_dir: Path | None = None, stream=None) -> Run:
-    # WSO2's public defaults (truststore 'wso2carbon', admin 'admin') are no secret, and
-    # masking them would mangle paths such as wso2carbon.jks or .../logs/wso2carbon.log
-    public = {inventory.DEFAULT_TRUSTSTORE_PASSWORD, "admin"}
-    redact = Redactor([v for v in inv.secrets.values() if v not in public])
+    redact = Redactor(inv.secrets.masked())  # the secrets and their derived forms
     rep = Reporter(redact, log_dir=log_dir, stream=stream)
     for w in inv.warnings:
         rep.warn(w)
