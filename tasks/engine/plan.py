@@ -13,8 +13,8 @@ Every step has the same shape (pyinfra's operations, Ansible's modules):
   and diffs, and runs nothing;
 - otherwise the actions run in order; an `ActionFailed` stops the plan and fails the host with the
   action's own message (what already ran is listed as done), any other `RemoteError` likewise;
-- diffs come from the actions' `files` (FileChange), masked by the reporter's redactor, and never
-  shown in clear for a `FileSpec(sensitive=True)`.
+- diffs come from the actions' `files` (FileChange), masked by the reporter's redactor and the
+  password-field masking; a `FileSpec(sensitive=True)` shows only how many lines changed.
 
 An action's `run(s)` may return a string: a note appended to the host's message (for example
 "nginx reloaded"), or a `Done` to also mark the host restarted/killed.

@@ -16,7 +16,7 @@ from . import remote
 from .inventory import Host, Inventory
 from .remote import FileChange, FileSpec, HostSession, RemoteError, Unreachable
 from .plan import ActionFailed, Done, Plan
-from .report import Redactor, Reporter, Status, StepResult, unified_diff
+from .report import Redactor, Reporter, Status, StepResult, sensitive_diff, unified_diff
 
 
 @dataclass
@@ -163,8 +163,11 @@ class Run:
                 before[p] = remote.parse_content_probe(facts[p].out)
         out = []
         for c in wanted:  # the redactor masks every secret value in the diff text
-            out.append(unified_diff(c.spec.path, before.get(c.spec.path), c.spec.content,
-                                    self.rep.redact))
+            if c.spec.sensitive:  # a secret as a whole: only how many lines changed
+                out.append(sensitive_diff(c.spec.path, before.get(c.spec.path), c.spec.content))
+            else:
+                out.append(unified_diff(c.spec.path, before.get(c.spec.path), c.spec.content,
+                                        self.rep.redact))
         return out
 
     def apply_files(self, s: HostSession, changes: list[FileChange], *,

@@ -30,7 +30,7 @@ class FileSpec:
     owner: str = "root"
     group: str = "root"
     mode: int = 0o644
-    sensitive: bool = False  # holds a secret: never diffed in clear, backup 0600
+    sensitive: bool = False  # a secret as a whole: --diff shows only a count of lines
 
     @property
     def sha256(self) -> str:
