@@ -258,6 +258,9 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
                "on a console the LB exposes; set it, or set cluster.allow_default_admin = true")
     if values["admin_password"] is None:
         values["admin_password"] = DEFAULT_ADMIN_PASSWORD
+    if dbs["admin_user"] and sec["db_admin_password"] is None:
+        ck.err("secrets.db_admin_password: not set, but database.admin_user is: db-init logs in "
+               "as that user with it; set it, or leave admin_user out (root over the unix socket)")
 
     if ck.problems:
         raise InventoryError(path, ck.problems)
