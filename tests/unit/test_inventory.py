@@ -214,3 +214,20 @@ def test_settings_classes_are_the_schema():
         model.build(model.DatabaseSettings, {k: None for k in SCHEMA["database"]})
     with pytest.raises(TypeError, match="no field"):
         model.build(model.CertSettings, {}, no_such=1)
+
+
+def test_readme_documents_every_key():
+    """The README's schema table is prose, not a third copy: it must name every key."""
+    import re as _re
+    from tasks.engine.inventory import SCHEMA
+    from tests.paths import REPO
+    documented: dict[str, set[str]] = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        if not line.startswith("| `["):
+            continue
+        for m in _re.finditer(r"\[\[?(\w+)\]?\]([^\[]*)", line.split("|")[1]):
+            section = {"nodes": "node"}.get(m.group(1), m.group(1))
+            documented.setdefault(section, set()).update(_re.findall(r"\w+", m.group(2)))
+    missing = [f"[{s}] {k}" for s, keys in SCHEMA.items() for k in keys
+               if k not in documented.get(s, set())]
+    assert not missing, "README.md's hosts.toml table lacks: " + ", ".join(missing)
