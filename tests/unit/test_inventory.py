@@ -1,5 +1,6 @@
 """hosts.toml validation: every bad input gets one clear error naming the key and the fix."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,16 +219,14 @@ def test_settings_classes_are_the_schema():
 
 def test_readme_documents_every_key():
     """The README's schema table is prose, not a third copy: it must name every key."""
-    import re as _re
     from tasks.engine.inventory import SCHEMA
-    from tests.paths import REPO
     documented: dict[str, set[str]] = {}
     for line in (REPO / "README.md").read_text().splitlines():
         if not line.startswith("| `["):
             continue
-        for m in _re.finditer(r"\[\[?(\w+)\]?\]([^\[]*)", line.split("|")[1]):
+        for m in re.finditer(r"\[\[?(\w+)\]?\]([^\[]*)", line.split("|")[1]):
             section = {"nodes": "node"}.get(m.group(1), m.group(1))
-            documented.setdefault(section, set()).update(_re.findall(r"\w+", m.group(2)))
+            documented.setdefault(section, set()).update(re.findall(r"\w+", m.group(2)))
     missing = [f"[{s}] {k}" for s, keys in SCHEMA.items() for k in keys
                if k not in documented.get(s, set())]
     assert not missing, "README.md's hosts.toml table lacks: " + ", ".join(missing)
