@@ -27,8 +27,8 @@ from typing import Callable, Iterable, Iterator
 
 from lxml import etree
 
-from .xmltree import (_ATTR, _TOKEN, El, New, Selector, Tok, attr_of, esc_attr, esc_text,  # noqa: F401
-                      leaf, sel, unescape)
+from .xmltree import (ATTR_RE, TOKEN_RE, El, New, Selector, Tok,  # noqa: F401  (re-exported)
+                      attr_of, esc_attr, esc_text, leaf, sel, unescape)
 
 
 class XmlConfigError(Exception):
@@ -84,7 +84,7 @@ class Doc:
         root: El | None = None
         top: list = []
         while pos < len(text):
-            m = _TOKEN.match(text, pos)
+            m = TOKEN_RE.match(text, pos)
             if m is None:  # lxml accepted the file, so this is our tokenizer's limit
                 raise XmlConfigError(self.file, "(document)",
                                      f"unsupported markup at line {text.count(chr(10), 0, pos) + 1}")
@@ -220,7 +220,7 @@ class Doc:
     def set_attr(self, e: El, name: str, value: str, *, after: str | None = None) -> None:
         """Set attribute `name`; a new one goes after attribute `after` (else last), laid out
         like that attribute (own line with the same indentation, or one space)."""
-        attrs = list(_ATTR.finditer(self.text, e.start + 1 + len(e.qname), e.start_end))
+        attrs = list(ATTR_RE.finditer(self.text, e.start + 1 + len(e.qname), e.start_end))
         for m in attrs:
             if m.group("name") == name:
                 if unescape(m.group("value")) == value:

@@ -37,7 +37,7 @@ def unescape(s: str) -> str:
 
 # --------------------------------------------------------------------------- source-mapped tree
 
-_TOKEN = re.compile(
+TOKEN_RE = re.compile(
     r"(?P<comment><!--.*?-->)"
     r"|(?P<cdata><!\[CDATA\[.*?\]\]>)"
     r"|(?P<pi><\?.*?\?>)"
@@ -48,7 +48,7 @@ _TOKEN = re.compile(
     r"|(?P<text>[^<]+)",
     re.S,
 )
-_ATTR = re.compile(r"(?P<ws>\s+)(?P<name>[^\s=/>]+)\s*=\s*(?P<q>[\"'])(?P<value>.*?)(?P=q)", re.S)
+ATTR_RE = re.compile(r"(?P<ws>\s+)(?P<name>[^\s=/>]+)\s*=\s*(?P<q>[\"'])(?P<value>.*?)(?P=q)", re.S)
 
 
 @dataclass(eq=False)
@@ -106,7 +106,7 @@ def sel(local: str, **attrs: str) -> Selector:
 
 
 def attr_of(e: El, name: str) -> str | None:
-    for m in _ATTR.finditer(e.src, e.start + 1 + len(e.qname), e.start_end):
+    for m in ATTR_RE.finditer(e.src, e.start + 1 + len(e.qname), e.start_end):
         if m.group("name") == name:
             return unescape(m.group("value"))
     return None

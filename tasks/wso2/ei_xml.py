@@ -79,3 +79,15 @@ def code_bytes() -> bytes:
     return b"".join(Path(f).read_bytes() for f in (xmltree.__file__, xmledit.__file__,
                                                    ei_params.__file__, ei_editors.__file__,
                                                    __file__))
+
+
+# The names this module had before the generic editor moved to engine/xmledit.py, kept for the
+# wso2 modules that edit more files with the same editor (import from xmledit in new code).
+from ..engine.xmledit import path as _path  # noqa: E402,F401
+from ..engine.xmltree import (ATTR_RE as _ATTR, TOKEN_RE as _TOKEN, El as _El,  # noqa: E402,F401
+                              New as _New, Selector, Tok as _Tok, attr_of as _attr_of,
+                              esc_attr as _esc_attr, esc_text as _esc_text, leaf as _leaf,
+                              sel as _sel, unescape as _unescape)
+from .ei_editors import (HTTP_PORT, HTTPS_PORT, MOUNTS, REGISTRY_DB_CONFIG,  # noqa: E402,F401
+                         REMOTE_INSTANCE_ID, REMOTE_INSTANCE_URL)
+_Doc, _EDITORS, _check_params = Doc, EDITORS, check_params
