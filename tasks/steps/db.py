@@ -56,6 +56,7 @@ from ..engine import inventory
 from ..engine.inventory import Inventory
 from ..engine.remote import Fact, FileSpec, FileState, HostSession, q
 from ..engine.report import StepResult, unified_diff
+from .membership import record as members
 
 STEP = "db-init"
 HOSTS_STEP = "db-init /etc/hosts"
@@ -250,7 +251,7 @@ def db_kinds(inv: Inventory) -> dict[str, str]:
     d = inv.database
     out = {d.user_db: "kernel", d.registry_db: "kernel"}
     for n in inv.nodes:
-        out[d.local_db(n.index)] = "kernel"
+        out[d.local_db(n.registry_number)] = "kernel"
     out[d.bps_db] = "bps"
     out[d.activiti_db] = "activiti"
     return out
@@ -524,7 +525,7 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
             p.changes.append(f"set the password of '{user}'@'{node.address}' (hosts.toml "
                              "has a different one)")
         have = facts.grants.get(node.address, {})
-        needed = node_databases(inv, node.index)
+        needed = node_databases(inv, node.registry_number)
         lacking = [db for db in needed if not REQUIRED_PRIVS <= have.get(db, set())]
         for db in lacking:
             p.admin_sql.append(f"GRANT ALL PRIVILEGES ON {ident(db)}.* TO {acc};")
@@ -535,7 +536,7 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
         revokes.extend(f"REVOKE ALL PRIVILEGES ON {ident(db)}.* FROM {acc};" for db in wider)
         if wider:
             p.changes.append(f"revoke all on {', '.join(wider)} from '{user}'@'{node.address}' "
-                             f"({node.name} needs only its own {d.local_db(node.index)})")
+                             f"({node.name} needs only its own {d.local_db(node.registry_number)})")
     p.admin_sql += revokes  # after every GRANT
     others = sorted(set(facts.users) - {n.address for n in inv.nodes})
     if others:
@@ -1115,6 +1116,7 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
 
     Returns False when the DB host failed (the nodes are then not touched).
     """
+    members.ensure(run)  # each node's REGISTRY_LOCALn by name (steps/membership)
     inv = run.inv
     drop = tuple(x for x in drop if x)
     _validate_drop(inv, drop)

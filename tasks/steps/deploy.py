@@ -17,6 +17,7 @@ from pathlib import Path
 from invoke import task
 
 from . import admin, certs, db, node_config, lb, services, systemd
+from .membership import lifecycle
 from ..engine import remote
 from ..engine.cli import COMMON_HELP, Abort, session, targets
 from ..engine.inventory import Host, Inventory
@@ -76,6 +77,8 @@ def preflight_probes(inv: Inventory, h: Host) -> dict[str, str]:
         probes["paths"] = paths_probe(targets)
     if h.role == "node":
         probes["curl"] = "command -v curl"
+    if h.role == "db":  # the recorded node identities and the app accounts (steps/membership)
+        probes.update(lifecycle.db_probes(inv))
     # the host's own IPv4 addresses: proves the machine reached is the one named (its host key
     # is already checked against known_hosts for its ssh_address)
     probes["addrs"] = ("ip -o -4 addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 "
@@ -93,8 +96,10 @@ def identity_problem(h: Host, addrs_out: str) -> str | None:
             "at another host? If this host sits behind NAT, set nat = true for it in hosts.toml")
 
 
-def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
+def preflight_host(inv: Inventory, s: HostSession, seen: dict | None = None) -> StepResult:
     facts = remote.read_facts(s, preflight_probes(inv, s.host))
+    if seen is not None:
+        seen[s.name] = facts
     problems = []
     if facts["root"].out.strip() != "0":
         problems.append("sudo does not give root")
@@ -131,8 +136,10 @@ def preflight(run: Run) -> list[Host]:
     """Check every host; return the nodes that need EI installed from the zip."""
     missing: list[Host] = []
 
+    seen: dict = {}
+
     def one(s: HostSession) -> StepResult:
-        r = preflight_host(run.inv, s)
+        r = preflight_host(run.inv, s, seen)
         if r.status == "ok" and s.host.role == "node" and r.msg.endswith(MISSING_EI):
             missing.append(s.host)
         return r
@@ -141,6 +148,7 @@ def preflight(run: Run) -> list[Host]:
     bad = [f"{h}: {r.msg}" for h, r in results.items() if r.status != "ok"]
     if bad:
         raise Abort("preflight found problems; nothing was changed:\n  " + "\n  ".join(bad))
+    lifecycle.preflight(run, seen[run.inv.db.name])  # identities; orphans stop the run here
     return [n for n in run.inv.nodes if n in missing]
 
 
@@ -257,11 +265,13 @@ def _lb_configured(run: Run) -> bool:
 
 
 def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = False,
-                  step: str = "restart") -> bool:
+                  step: str = "restart", prepare=None) -> bool:
     """Restart `nodes` in order, each healthy before the next; False on the first failure.
 
-    full: stop every node (last first), then start in order (membership/domain changed).
+    full: stop every node (last first), then start in order (the cluster domain changed).
     rolling: drain each node from NGINX while it restarts, then put it back.
+    prepare(node) -> bool: run after the drain, before the start (a password rotation's
+    ALTER USER and datasources); False stops here, the node put back as it was.
     """
     if run.check:
         run.each(nodes, step, lambda s: services.start_and_wait(run, s, step))
@@ -280,6 +290,11 @@ def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = Fa
                 _drain_failed(run, nodes[i:], step, done, r,
                               f"could not drain {n.name} from the load balancer "
                               f"{run.inv.lb.name}", f"{n.name} stays in rotation")
+        if prepare is not None and not prepare(n):
+            if drain:
+                lb.lb_host_step(run, undraining=frozenset({n.name}))
+            run.rep.line(n.name, "stopping here: later nodes are not touched", "failed")
+            return False
         r = run.each([n], step, lambda s: services.start_and_wait(run, s, step))[n.name]
         if r.status == "failed":
             run.rep.line(n.name, "stopping here: later nodes are not restarted", "failed")
@@ -345,6 +360,10 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                     s.name, "install", "changed", node_config.install_from_zip(run, s)))
                 if any(r.status != "changed" for r in results.values()):
                     raise Abort("installing EI from the zip failed")
+            # before db-init: a changed DB password, node by node (db-init would ALTER all)
+            if not lifecycle.before_db(run, restart_nodes):
+                raise Abort("the DB password rotation stopped (see above); every node keeps "
+                            "a password its account has: the next `fab deploy` goes on")
             if not db.db_step(run):
                 raise Abort("db-init failed: nodes were not touched")
             if not certs.certs_step(run, renew=renew) and run.inv.lb.name in run.dead:
@@ -352,8 +371,11 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
             cfg = node_config.configure_step(run)
             todo = nodes_needing_restart(run, cfg)
             if todo:
-                full = cfg.membership_changed and len(todo) > 0
-                if not restart_nodes(run, todo if not full else list(run.inv.nodes),
+                full = cfg.membership_changed  # a running node's cluster domain changed
+                # else rolling: new nodes started (healthy, all members) before any old
+                # node is drained, so the LB never sends to a node not yet healthy
+                if not restart_nodes(run, list(run.inv.nodes) if full else
+                                     lifecycle.start_order(run, todo, cfg.states),
                                      rolling=True, full=full):
                     raise Abort("a node failed its health check; the LB was left as it was")
             lb.lb_step(run, certs_planned=True)

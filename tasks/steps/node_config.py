@@ -27,6 +27,7 @@ from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileSpec, FileState, HostSession, q
 from ..engine.report import StepResult
 from ..engine.runner import Run
+from .membership import record as members
 
 # files holding passwords: never world-readable (WSO2 needs them in clear without secure vault)
 SECRET_FILES = {"datasources/master-datasources.xml", "datasources/bps-datasources.xml",
@@ -67,7 +68,7 @@ def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
         hazelcast_port=cl.hazelcast_port,
         domain=cl.domain,
         node_id=node.name,
-        registry_read_only=node.index != 1,
+        registry_read_only=not node.registry_writer,
         service_name=cl.service_name,
         console_name=cl.console_name,
         port_offset=cl.port_offset,
@@ -77,7 +78,7 @@ def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
                    "The datasource used for user manager"),
         registry_db=ds("WSO2REGISTRY_DB", "jdbc/WSO2RegistryDB", d.registry_db,
                        "The datasource used for config/governance registry mount"),
-        local_db=ds("WSO2_CARBON_DB", "jdbc/WSO2CarbonDB", d.local_db(node.index),
+        local_db=ds("WSO2_CARBON_DB", "jdbc/WSO2CarbonDB", d.local_db(node.registry_number),
                     "The datasource used for registry and user manager"),
         bps_db=ds("BPS_DS", "bpsds", d.bps_db, ""),
         activiti_db=ds("ACTIVITI_DB", "jdbc/ActivitiDB", d.activiti_db, ""),
@@ -260,7 +261,9 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
                           rel in SECRET_FILES) for rel, data in wanted.items()]
         states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}
         old_axis2, new_axis2 = f.conf[MEMBERSHIP_FILE], wanted[MEMBERSHIP_FILE]
-        membership = old_axis2 != new_axis2 and _members(old_axis2) != _members(new_axis2)
+        # the cluster itself (clustering on, its domain) changed, not only its member list:
+        # a member list grows or shrinks rolling (steps/membership), a domain cannot
+        membership = old_axis2 != new_axis2 and _members(old_axis2)[:2] != _members(new_axis2)[:2]
     jar_name = cl.jdbc_driver.name
     jar_sha = hashlib.sha256(jar).hexdigest()
     lib = jdbc.plan_lib(jar_name, jar_sha, driver_class(inv), f.lib)
@@ -380,6 +383,7 @@ class ConfigureOutcome:
 
 def configure_step(run: Run, nodes: list[Host] | None = None,
                    step: str = "configure") -> ConfigureOutcome:
+    members.ensure(run)  # each node's REGISTRY_LOCALn and writer flag by name
     inv = run.inv
     nodes = nodes or list(inv.nodes)
     jar = inv.cluster.jdbc_driver.read_bytes()
@@ -427,8 +431,8 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
             remote.run_script(s, remember_script(remember), check=True, what="remember")
         jdk = facts.java.replace('"', "")
         said = "".join(f"; {n}" for n in sysplan.notes + [f"!!! {w}" for w in sysplan.warnings])
-        if plan.membership_changed:
-            outcome.membership_changed = True
+        if plan.membership_changed and outcome.states[s.name].running:
+            outcome.membership_changed = True  # a running node changes cluster: stop all
         if plan.empty and sysplan.empty:
             msg = "configuration up to date" + (f"; {jdk}" if jdk else "") + said
             if facts.pending:

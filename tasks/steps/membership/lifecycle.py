@@ -1,0 +1,38 @@
+"""What `fab deploy` asks of the membership package, in its order:
+
+preflight: the identity record and the app accounts read with the DB host's preflight facts (no
+command of their own); a recorded node missing from hosts.toml stops the run there.
+before_db: the record written (new nodes' numbers) and a changed DB password rotated node by
+node, before db-init could change every account at once.
+start_order: the nodes to (re)start, the ones not running first (a new node joins with the
+full member list, healthy, before any old node is drained and restarted with the new list).
+"""
+from __future__ import annotations
+
+from ...engine import remote
+from ...engine.inventory import Host, Inventory
+from . import record, rotation
+
+
+def db_probes(inv: Inventory) -> dict[str, str]:
+    return {**record.probes(inv), **rotation.probes(inv)}
+
+
+def preflight(run, raw: dict[str, remote.Fact]) -> None:
+    record.ensure(run, raw)
+    record.refuse_orphans(run)
+    if "accounts" in raw:
+        run.memo[rotation.KEY] = rotation.parse(raw["accounts"].out)
+
+
+def before_db(run, restart_nodes) -> bool:
+    if not record.record_step(run):
+        return False
+    return rotation.rotate(run, restart_nodes)
+
+
+def start_order(run, todo: list[Host], states: dict) -> list[Host]:
+    def running(n: Host) -> bool:
+        st = states.get(n.name)
+        return bool(st and st.running)
+    return [n for n in todo if not running(n)] + [n for n in todo if running(n)]
