@@ -1,5 +1,6 @@
 """Pure parts of the node steps: the JDBC driver plan, node state parsing, membership change
 detection, the configure plan on WSO2's shipped files, the deploy lock's staleness rule."""
+import dataclasses
 import hashlib
 import os
 import sys
