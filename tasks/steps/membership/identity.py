@@ -28,6 +28,12 @@ class Identity:
     name: str
     address: str
     number: int  # the n of its REGISTRY_LOCALn
+    ssh_address: str = ""  # where remove-node reaches it once hosts.toml no longer says
+
+    def host(self, index: int, writer: bool) -> Host:
+        """A Host for a node hosts.toml no longer lists (remove-node works on it)."""
+        return Host(self.name, "node", self.address, self.ssh_address or self.address,
+                    index, registry=self.number, writer=writer)
 
 
 @dataclass
@@ -52,7 +58,8 @@ class Record:
             return None
         try:
             data = json.loads(text)
-            nodes = {n["name"]: Identity(str(n["name"]), str(n["address"]), int(n["number"]))
+            nodes = {n["name"]: Identity(str(n["name"]), str(n["address"]), int(n["number"]),
+                                         str(n.get("ssh_address", "")))
                      for n in data["nodes"]}
             retired = {int(k): str(v) for k, v in data.get("retired", {}).items()}
             writer = str(data.get("writer", ""))
@@ -88,7 +95,8 @@ def lowest_free(used: set[int]) -> int:
 def resolve(recorded: Record | None, nodes: tuple[Host, ...] | list[Host]) -> Resolution:
     """Pure: each node of hosts.toml with its number, the writer, the orphans (see the module)."""
     if recorded is None:
-        wanted = Record({n.name: Identity(n.name, n.address, n.index) for n in nodes},
+        wanted = Record({n.name: Identity(n.name, n.address, n.index, n.ssh_address)
+                         for n in nodes},
                         nodes[0].name if nodes else "")
         return Resolution(wanted, None)
     names = {n.name for n in nodes}
@@ -106,7 +114,7 @@ def resolve(recorded: Record | None, nodes: tuple[Host, ...] | list[Host]) -> Re
             new.append(n.name)
         else:
             num = old.number
-        wanted.nodes[n.name] = Identity(n.name, n.address, num)
+        wanted.nodes[n.name] = Identity(n.name, n.address, num, n.ssh_address)
     if not wanted.writer or wanted.writer not in wanted.nodes:
         wanted.writer = nodes[0].name if nodes else ""
     return Resolution(wanted, recorded, orphans, new)
