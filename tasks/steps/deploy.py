@@ -265,13 +265,15 @@ def _lb_configured(run: Run) -> bool:
 
 
 def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = False,
-                  step: str = "restart", prepare=None) -> bool:
+                  step: str = "restart", prepare=None,
+                  held: frozenset[str] = frozenset()) -> bool:
     """Restart `nodes` in order, each healthy before the next; False on the first failure.
 
     full: stop every node (last first), then start in order (the cluster domain changed).
     rolling: drain each node from NGINX while it restarts, then put it back.
     prepare(node) -> bool: run after the drain, before the start (a password rotation's
     ALTER USER and datasources); False stops here, the node put back as it was.
+    held: nodes kept out of the LB until their own turn (a new node, not yet started).
     """
     if run.check:
         run.each(nodes, step, lambda s: services.start_and_wait(run, s, step))
@@ -284,15 +286,16 @@ def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = Fa
     for i, n in enumerate(nodes):
         if n.name in run.dead:
             return False
+        held = held - {n.name}
         if drain:
-            r = lb.lb_host_step(run, drain=frozenset({n.name}))
+            r = lb.lb_host_step(run, drain=frozenset({n.name}) | held)
             if r.status not in ("ok", "changed"):
                 _drain_failed(run, nodes[i:], step, done, r,
                               f"could not drain {n.name} from the load balancer "
                               f"{run.inv.lb.name}", f"{n.name} stays in rotation")
         if prepare is not None and not prepare(n):
             if drain:
-                lb.lb_host_step(run, undraining=frozenset({n.name}))
+                lb.lb_host_step(run, drain=held, undraining=frozenset({n.name}))
             run.rep.line(n.name, "stopping here: later nodes are not touched", "failed")
             return False
         r = run.each([n], step, lambda s: services.start_and_wait(run, s, step))[n.name]
@@ -301,7 +304,7 @@ def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = Fa
             return False
         done.append(n.name)
         if drain:
-            r = lb.lb_host_step(run, undraining=frozenset({n.name}))
+            r = lb.lb_host_step(run, drain=held, undraining=frozenset({n.name}))
             if r.status not in ("ok", "changed"):
                 _drain_failed(run, nodes[i + 1:], step, done, r,
                               f"could not put {n.name} back into rotation on the load balancer "
@@ -372,11 +375,12 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
             todo = nodes_needing_restart(run, cfg)
             if todo:
                 full = cfg.membership_changed  # a running node's cluster domain changed
-                # else rolling: new nodes started (healthy, all members) before any old
-                # node is drained, so the LB never sends to a node not yet healthy
-                if not restart_nodes(run, list(run.inv.nodes) if full else
-                                     lifecycle.start_order(run, todo, cfg.states),
-                                     rolling=True, full=full):
+                # else rolling: the running nodes first, each drained, with the new member
+                # list; a new node last (every running member then logs its join), kept out
+                # of the LB until it is healthy
+                order, held = lifecycle.start_order(todo, cfg.states)
+                if not restart_nodes(run, list(run.inv.nodes) if full else order,
+                                     rolling=True, full=full, held=held):
                     raise Abort("a node failed its health check; the LB was left as it was")
             lb.lb_step(run, certs_planned=True)
             # last, on healthy nodes: the admin password where it lives (the user store)

@@ -191,13 +191,13 @@ def test_rotation_in_check_mode_shows_each_alter_and_runs_nothing(inv3, monkeypa
     assert not hosts["db"].ran("ALTER")
 
 
-def test_start_order_new_nodes_first(inv3):
+def test_start_order_new_nodes_last_and_held_out_of_the_lb(inv3):
     class St:
         def __init__(self, running):
             self.running = running
-    order = lifecycle.start_order(None, list(inv3.nodes),
-                                  {"node1": St(True), "node2": St(True), "node3": St(False)})
-    assert [n.name for n in order] == ["node3", "node1", "node2"]
+    order, held = lifecycle.start_order(list(inv3.nodes), {"node1": St(True), "node2": St(True),
+                                                           "node3": St(False)})
+    assert [n.name for n in order] == ["node1", "node2", "node3"] and held == {"node3"}
 
 
 # --------------------------------------------------------------------------- remove-node

@@ -4,8 +4,8 @@ preflight: the identity record and the app accounts read with the DB host's pref
 command of their own); a recorded node missing from hosts.toml stops the run there.
 before_db: the record written (new nodes' numbers) and a changed DB password rotated node by
 node, before db-init could change every account at once.
-start_order: the nodes to (re)start, the ones not running first (a new node joins with the
-full member list, healthy, before any old node is drained and restarted with the new list).
+start_order: the nodes to (re)start, the running ones first (each drained, restarted with the
+new member list), a new node last, kept out of the LB until it is healthy.
 """
 from __future__ import annotations
 
@@ -31,8 +31,15 @@ def before_db(run, restart_nodes) -> bool:
     return rotation.rotate(run, restart_nodes)
 
 
-def start_order(run, todo: list[Host], states: dict) -> list[Host]:
+def start_order(todo: list[Host], states: dict) -> tuple[list[Host], frozenset[str]]:
+    """The nodes to (re)start, the running ones first, and the ones not running (a new node),
+    which the LB keeps drained until their own start is healthy.
+
+    Running first: each then restarts with the full member list, so when a new node starts
+    every running member already lists it and logs its join (the health gate's proof that it
+    is in the cluster); a new node started first would be healthy only in its own view."""
     def running(n: Host) -> bool:
         st = states.get(n.name)
         return bool(st and st.running)
-    return [n for n in todo if not running(n)] + [n for n in todo if running(n)]
+    new = [n for n in todo if not running(n)]
+    return [n for n in todo if running(n)] + new, frozenset(n.name for n in new)
