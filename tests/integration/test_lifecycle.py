@@ -142,7 +142,7 @@ def test_remove_node_3_to_2_under_load(mlab):
     rec = record(mlab)
     assert {n["name"] for n in rec["nodes"]} == {"node1", "node2"}
     assert rec["retired"] == {"3": "node3"}
-    assert not mlab.exec("node3", "pgrep -f org.wso2.carbon.bootstrap").stdout.strip()
+    assert not mlab.exec("node3", "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.strip()
     accounts = mlab.exec("db", "mariadb -N -e \"SELECT Host FROM mysql.user WHERE "
                                "User='wso2bps'\"").stdout.split()
     assert mlab.address("node3") not in accounts
