@@ -176,18 +176,23 @@ def test_password_rotation_under_load(mlab):
 
 def test_rotation_killed_half_way_is_finished_by_the_next_run(mlab):
     env = {**os.environ, "FABRIC_INVENTORY": str(mlab.toml2_rotated2)}
-    p = subprocess.Popen([sys.executable, "-m", "fabric", "deploy"], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in p.stdout:
-        if "draining (marked down in the upstreams): node2" in line:
-            break
-    p.send_signal(signal.SIGKILL)
-    p.wait(30)
-    # node1 on the new password, node2 still on the old: both serve, each agrees with itself
-    assert hashes_match(mlab, mlab.new_pw2) == {mlab.address("node1")}
-    assert hashes_match(mlab, mlab.new_pw) == {mlab.address("node2")}
-    r = fab(mlab.toml2_rotated2, "status")
-    assert "healthy" in out(r)
-    r = fab(mlab.toml2_rotated2, "deploy")
+    with Load(lb_url(mlab), "ei.wso2.com") as load:
+        p = subprocess.Popen([sys.executable, "-m", "fabric", "deploy"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in p.stdout:
+            if "draining (marked down in the upstreams): node2" in line:
+                break
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        # node1 on the new password, node2 still on the old: each agrees with its own files
+        assert hashes_match(mlab, mlab.new_pw2) == {mlab.address("node1")}
+        assert hashes_match(mlab, mlab.new_pw) == {mlab.address("node2")}
+        time.sleep(2)  # served meanwhile (node2 drained, both running)
+        r = fab(mlab.toml2_rotated2, "deploy")
+    report("rotation killed half way, then the next deploy", load)
     assert r.returncode == 0, out(r)
+    assert "stale deploy lock" in out(r)
+    assert load.failed == 0, load.failures[:5]
     assert hashes_match(mlab, mlab.new_pw2) == {mlab.address("node1"), mlab.address("node2")}
+    r = fab(mlab.toml2_rotated2, "deploy")
+    assert all(row["changed"] == 0 for row in recap_rows(r.stdout).values()), r.stdout
