@@ -738,6 +738,7 @@ class Lab:
             "db_password": lambda: "Db-" + _secrets.token_urlsafe(18),
             "admin_password": lambda: "Adm-" + _secrets.token_urlsafe(18),
             "truststore_password": lambda: "wso2carbon",
+            "keystore_password": lambda: "Ks-" + _secrets.token_urlsafe(18),
             "sudo_password": lambda: "Sudo-" + _secrets.token_urlsafe(12),
         }
         for name, gen in wanted.items():
@@ -1160,7 +1161,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         data["cluster"]["ei_home"] = EI_HOME
         data["cluster"]["java_home"] = LAB_JAVA_HOME
         data["secrets"] = {n: {"file": str(self.secrets_dir / n)}
-                           for n in ("db_password", "admin_password", "truststore_password")}
+                           for n in ("db_password", "admin_password", "truststore_password",
+                                     "keystore_password")}
         # keep the schema's section order
         order = ["ssh", "lb", "nodes", "db", "cluster", "database", "certs", "secrets"]
         data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items()

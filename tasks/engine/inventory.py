@@ -129,6 +129,7 @@ class DatabaseSettings:
     scripts_dir: str | None
     allow_server_restart: bool = False  # db-init may restart the DB server (bind address)
     jdbc_options: dict | None = None  # extra JDBC URL options; None: the driver's defaults
+    tls: bool = True  # TLS to the database, verified against the cluster CA (tasks/steps/db_tls.py)
 
     def local_db(self, node_index: int) -> str:
         return f"{self.local_registry_prefix}{node_index}"
@@ -147,6 +148,14 @@ class CertSettings:
     renew_before_days: int
     cert_file: Path | None
     key_file: Path | None
+    # the cluster's own CA and node keys (tasks/steps/cluster_ca.py)
+    cluster_ca: bool = True
+    ca_key: Path | None = None  # on the controller, 0600, created if absent
+    ca_cert: Path | None = None
+    ca_days: int = 3650
+    node_days: int = 365
+    internal_name: str = "nodes.bps.internal"  # SAN of every node cert (NGINX proxy_ssl_name)
+    allow_default_keystore_password: bool = False
 
     @property
     def cert_path(self) -> str:
@@ -274,6 +283,8 @@ _SECRET_SINKS = {
     "admin_password_old": "it is sent to the nodes' user admin service in XML, which XML 1.0 "
                           "cannot hold",
     "truststore_password": "it is written to keytool's store password file, which is line based",
+    "keystore_password": "it is written into carbon.xml, catalina-server.xml and axis2.xml, "
+                         "which XML 1.0 cannot hold",
     "db_admin_password": "it is written to a MySQL client option file, which is line based",
     "sudo_password": "it is sent to sudo as one line on stdin",
 }
@@ -317,15 +328,20 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "bps_db": (str, "BPS_DS"), "activiti_db": (str, "ACTIVITI_DB"),
         "max_connections": (int, None), "admin_user": (str, None), "scripts_dir": (str, None),
         "allow_server_restart": (bool, False), "jdbc_options": (dict, None),
+        "tls": (bool, True),
     },
     "certs": {
         "dir": (str, "/etc/nginx/ssl"), "key_bits": (int, 3072), "days": (int, 365),
         "renew_before_days": (int, 30), "cert_file": (str, None), "key_file": (str, None),
+        "cluster_ca": (bool, True), "ca_key": (str, "cluster-ca/ca.key"),
+        "ca_cert": (str, "cluster-ca/ca.crt"), "ca_days": (int, 3650), "node_days": (int, 365),
+        "internal_name": (str, "nodes.bps.internal"),
+        "allow_default_keystore_password": (bool, False),
     },
     "secrets": {
         "db_password": (dict, REQ), "admin_password": (dict, None),
         "truststore_password": (dict, None), "db_admin_password": (dict, None),
-        "admin_password_old": (dict, None),
+        "admin_password_old": (dict, None), "keystore_password": (dict, None),
     },
 }
 TOP_LEVEL = {"ssh": dict, "lb": dict, "nodes": list, "db": dict, "cluster": dict,
@@ -598,6 +614,32 @@ def _key_of(h: Host) -> str:
     return f"nodes[{h.index - 1}]" if h.role == "node" else h.role
 
 
+def _security_switches(ck: "_Checker", certs: dict, dbs: dict, values: dict) -> None:
+    """The cluster CA and TLS to the database: on by default; off only with a loud warning on
+    every run (a lab, a migration), never silently."""
+    if not certs["cluster_ca"]:
+        ck.warnings.append("!!! certs.cluster_ca = false: the nodes keep WSO2's shipped "
+                           "wso2carbon.jks, whose private key is public, and NGINX does not "
+                           "verify them (proxy_ssl_verify off); for a lab or a migration only")
+        if dbs["tls"]:
+            ck.err("database.tls = true needs certs.cluster_ca = true (the DB server's "
+                   "certificate comes from the cluster CA); set both, or database.tls = false")
+    elif values["keystore_password"] is None:
+        ck.err("secrets.keystore_password: not set; the cluster CA gives every node its own "
+               "keystore, which needs a password of its own: add it to [secrets] (a 0600 "
+               "file), or set certs.cluster_ca = false")
+    elif values["keystore_password"] == DEFAULT_TRUSTSTORE_PASSWORD \
+            and not certs["allow_default_keystore_password"]:
+        ck.err("secrets.keystore_password: WSO2's public default 'wso2carbon' is refused; "
+               "choose another, or set certs.allow_default_keystore_password = true")
+    elif len(values["keystore_password"]) < 6:
+        ck.err("secrets.keystore_password: at least 6 characters (keytool's minimum)")
+    if not dbs["tls"]:
+        ck.warnings.append("!!! database.tls = false: DB credentials and data cross the network "
+                           "unencrypted, the JDBC URLs say so and the accounts do not REQUIRE "
+                           "SSL; for a lab or a migration only")
+
+
 def load(path: str | os.PathLike) -> Inventory:
     """Read and validate hosts.toml. Raises InventoryError listing every problem."""
     try:
@@ -825,6 +867,13 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     key_file = ck.local_path("certs.key_file", certs["key_file"])
     if bool(cert_file) != bool(key_file):
         ck.err("certs: give both cert_file and key_file, or neither (self-signed)")
+    ca_key = ck.local_path("certs.ca_key", certs["ca_key"], must_exist=False)
+    ca_cert = ck.local_path("certs.ca_cert", certs["ca_cert"], must_exist=False)
+    ck.positive("certs.ca_days", certs["ca_days"], 30, 36500)
+    ck.positive("certs.node_days", certs["node_days"], 2, 3650)
+    if not _HOSTNAME_RE.fullmatch(certs["internal_name"]) or "." not in certs["internal_name"]:
+        ck.err(f"certs.internal_name: {certs['internal_name']!r} is not a DNS name with a dot; "
+               "use a cluster-internal name such as 'nodes.bps.internal'")
 
     # secrets
     values = {k: ck.secret(f"secrets.{k}", sec[k]) for k in SCHEMA["secrets"]}
@@ -838,6 +887,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
                "on a console the LB exposes; set it, or set cluster.allow_default_admin = true")
     if values["admin_password"] is None:
         values["admin_password"] = "admin"
+    _security_switches(ck, certs, dbs, values)
 
     if ck.problems:
         raise InventoryError(path, ck.problems)
@@ -862,9 +912,12 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],
             dbs["activiti_db"], dbs["max_connections"], dbs["admin_user"], dbs["scripts_dir"],
             dbs["allow_server_restart"], dict(dbs["jdbc_options"]) if dbs["jdbc_options"]
-            is not None else None),
+            is not None else None, dbs["tls"]),
         certs=CertSettings(certs["dir"].rstrip("/"), certs["key_bits"], certs["days"],
-                           certs["renew_before_days"], cert_file, key_file),
+                           certs["renew_before_days"], cert_file, key_file,
+                           certs["cluster_ca"], ca_key, ca_cert, certs["ca_days"],
+                           certs["node_days"], certs["internal_name"],
+                           certs["allow_default_keystore_password"]),
         secrets=Secrets(values),
         warnings=tuple(ck.warnings),
     )
