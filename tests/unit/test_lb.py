@@ -77,7 +77,9 @@ def test_listen_80_and_443_modern(inv):
         assert "ssl_protocols TLSv1.2 TLSv1.3;" in r[name]
         assert "ssl_certificate     /etc/nginx/ssl/server.crt;" in r[name]
         assert "ssl_certificate_key /etc/nginx/ssl/server.key;" in r[name]
-        assert "proxy_ssl_verify off;" in r[name]
+        assert "proxy_ssl_verify on;" in r[name]
+        assert "proxy_ssl_name nodes.bps.internal;" in r[name]
+        assert "proxy_ssl_trusted_certificate /etc/nginx/ssl/cluster-ca.pem;" in r[name]
     assert "server_name ui.ei.example.com;" in r["ui.ei.https.conf"]
 
 
