@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..engine.inventory import Inventory
+from ..wso2.keystore_xml import SECURITY_DIR, KeystoreXml
 
 CA_KEY_BITS = 4096
 NODE_KEY_BITS = 3072
@@ -195,6 +196,30 @@ def secret_digest(password: str, salt: str) -> str:
     """What a node remembers of its keystore password (root-only file): PBKDF2, never the
     password, so a changed password is seen without opening the store (no JVM)."""
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 10000).hex()
+
+
+# --------------------------------------------------------------------------- the nodes' side
+
+KEYSTORE_FILE = "bps-node.p12"
+CA_FILE = "cluster-ca.pem"  # beside it: the CA in PEM, for the JDBC driver (db_tls)
+
+
+def keystore_xml_params(inv: Inventory) -> KeystoreXml | None:
+    if not inv.certs.cluster_ca:
+        return None
+    return KeystoreXml(KEYSTORE_FILE, KEYSTORE_TYPE, KEY_ALIAS, inv.secrets.keystore_password)
+
+
+def node_security_dir(inv: Inventory) -> str:
+    return f"{inv.cluster.profile_home}/{SECURITY_DIR}"
+
+
+def node_keystore_path(inv: Inventory) -> str:
+    return f"{node_security_dir(inv)}/{KEYSTORE_FILE}"
+
+
+def node_ca_path(inv: Inventory) -> str:
+    return f"{node_security_dir(inv)}/{CA_FILE}"
 
 
 # --------------------------------------------------------------------------- the LB's side

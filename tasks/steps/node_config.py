@@ -19,9 +19,9 @@ from pathlib import Path
 
 from invoke import task
 
-from ..wso2 import ei_xml, jdbc
+from ..wso2 import ei_xml, jdbc, keystore_xml
 from ..engine import remote
-from . import services, systemd
+from . import cluster_ca, services, systemd
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileSpec, FileState, HostSession, q
@@ -83,6 +83,7 @@ def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
         activiti_db=ds("ACTIVITI_DB", "jdbc/ActivitiDB", d.activiti_db, ""),
         admin_username=cl.admin_user,
         admin_password=inv.secrets.admin_password,
+        keystore=cluster_ca.keystore_xml_params(inv),
     )
 
 
@@ -160,7 +161,8 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
 
 @functools.lru_cache(maxsize=1)
 def _edit_code() -> bytes:
-    return Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+    return b"".join(Path(m.__file__).read_bytes() for m in (ei_xml, keystore_xml))\
+        + Path(__file__).read_bytes()
 
 
 def render_digest(inv: Inventory, node: Host) -> str:

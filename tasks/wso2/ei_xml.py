@@ -33,6 +33,8 @@ from typing import Callable, Iterable, Iterator
 
 from lxml import etree
 
+from . import keystore_xml
+
 CONF_FILES = (
     "datasources/master-datasources.xml",
     "datasources/bps-datasources.xml",
@@ -106,6 +108,8 @@ class NodeXmlParams:
     activiti_db: DataSourceSpec   # ACTIVITI_DB, jdbc/ActivitiDB (edit url/user/password/driver)
     admin_username: str
     admin_password: str = field(repr=False)
+    # the node's own keystore (cluster CA); None: leave WSO2's wso2carbon.jks as it is
+    keystore: keystore_xml.KeystoreXml | None = field(default=None, repr=False)
 
 
 class XmlConfigError(Exception):
@@ -145,6 +149,8 @@ def render_node_config(originals: dict[str, bytes], p: NodeXmlParams) -> dict[st
     for name in CONF_FILES:
         doc = _Doc(name, originals[name])
         _EDITORS[name](doc, p)
+        if p.keystore is not None:
+            keystore_xml.edit(name, doc, p.keystore)
         out[name] = doc.to_bytes()
     return out
 

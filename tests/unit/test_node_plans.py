@@ -147,8 +147,13 @@ def test_render_digest_follows_every_input(tmp_path):
     assert d1 == node_config.render_digest(inv, inv.nodes[0])
     assert d1 != node_config.render_digest(inv, inv.nodes[1])
     changed = dataclasses.replace(inv, secrets=type(inv.secrets)(
-        {"db_password": "another password", "admin_password": inv.secrets.admin_password}))
+        {"db_password": "another password", "admin_password": inv.secrets.admin_password,
+         "keystore_password": inv.secrets.keystore_password}))
     assert node_config.render_digest(changed, changed.nodes[0]) != d1
+    rekeyed = dataclasses.replace(inv, secrets=type(inv.secrets)(
+        {"db_password": inv.secrets.db_password, "admin_password": inv.secrets.admin_password,
+         "keystore_password": "another keystore password"}))
+    assert node_config.render_digest(rekeyed, rekeyed.nodes[0]) != d1
 
 
 def test_unchanged_since_last_render(tmp_path):
