@@ -230,7 +230,7 @@ def lb_ca_path(inv: Inventory) -> str:
 
 def lb_context(inv: Inventory) -> dict:
     """Template variables of templates/_to_nodes_tls.j2."""
-    if not inv.certs.cluster_ca:
+    if lb_ca_pem(inv) is None:  # off, or no CA yet (`fab lb` before the first configure)
         return {"node_tls": None}
     return {"node_tls": {"ca": lb_ca_path(inv), "name": inv.certs.internal_name}}
 

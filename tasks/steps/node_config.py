@@ -21,7 +21,7 @@ from invoke import task
 
 from ..wso2 import ei_xml, jdbc, keystore_xml
 from ..engine import remote
-from . import cluster_ca, services, systemd
+from . import cluster_ca, node_keys, services, systemd
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileSpec, FileState, HostSession, q
@@ -134,6 +134,7 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
+    probes.update(node_keys.probes(inv))  # the node's own keystore and truststores
     return probes
 
 
@@ -378,6 +379,7 @@ class ConfigureOutcome:
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
+    raw: dict[str, dict] = field(default_factory=dict)  # that read, for node_keys
 
 
 def configure_step(run: Run, nodes: list[Host] | None = None,
@@ -393,6 +395,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         probes.update(services.state_probes(inv, s.host.address, https=False))
         raw = remote.read_facts(s, probes)
         outcome.states[s.name] = services.parse_state(raw)
+        outcome.raw[s.name] = raw
         facts = parse_node_facts(raw)
         outcome.admin_states[s.name] = facts.admin_state
         jdk = services.jdk_problem(facts.java, inv.cluster.java_home)
@@ -460,6 +463,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
 
     results = run.each(nodes, step, one)
     outcome.ok = all(r.status in ("ok", "changed") for r in results.values())
+    node_keys.keys_step(run, outcome, run.alive(nodes))  # each node's own keys (cluster CA)
     return outcome
 
 

@@ -69,6 +69,9 @@ def test_ports_follow_offset(tmp_path):
 
 
 def test_listen_80_and_443_modern(inv):
+    assert "proxy_ssl_verify off;" in rendered(inv)["ei.https.conf"]  # no cluster CA yet
+    from tasks.steps import cluster_ca
+    cluster_ca.ensure_ca(inv)
     r = rendered(inv)
     assert "listen 80;" in r["ei.http.conf"] and "server_name ei.example.com;" in r["ei.http.conf"]
     for name in ("ei.https.conf", "ui.ei.https.conf"):
