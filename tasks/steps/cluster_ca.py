@@ -210,6 +210,11 @@ def keystore_xml_params(inv: Inventory) -> KeystoreXml | None:
     return KeystoreXml(KEYSTORE_FILE, KEYSTORE_TYPE, KEY_ALIAS, inv.secrets.keystore_password)
 
 
+def jdbc_ca(inv: Inventory) -> str | None:
+    """The CA file the JDBC URLs verify the DB server with (None: database.tls = false)."""
+    return node_ca_path(inv) if inv.database.tls and inv.certs.cluster_ca else None
+
+
 def node_security_dir(inv: Inventory) -> str:
     return f"{inv.cluster.profile_home}/{SECURITY_DIR}"
 

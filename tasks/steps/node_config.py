@@ -42,7 +42,8 @@ def jdbc_url(inv: Inventory, database: str) -> str:
     """Scheme and default options follow the driver in the jar (jdbc.url_style);
     database.jdbc_options replaces the default extras, never the tool's own TLS options."""
     d = inv.database
-    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options)
+    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options,
+                         cluster_ca.jdbc_ca(inv))
 
 
 def driver_info(inv: Inventory) -> jdbc.DriverInfo:
