@@ -168,7 +168,9 @@ def keys_actions(run, s: HostSession, f: KeyFacts, plan: KeysPlan, ca) -> Plan:
             script = remote.write_files_script(changes, run.stamp, keep=inv.cluster.backups_keep)
             if state:
                 script += remember_script(KEYS_STATE, state)
-                script += remote.pending_restart_script(f"{run.stamp} {STEP}: new keystore")
+            # the JVM reads its keystore, and the JDBC driver the CA file, at start
+            script += remote.pending_restart_script(
+                f"{run.stamp} {STEP}: {'new keystore' if state else 'cluster CA file'}")
             remote.run_script(s, script, check=True, what="node keystore")
         out.add(what, write, changes)
     for path in plan.trust:
