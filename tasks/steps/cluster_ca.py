@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..engine.inventory import Inventory
+from ..engine.remote import STATE_DIR
 from ..wso2.keystore_xml import SECURITY_DIR, KeystoreXml
 
 CA_KEY_BITS = 4096
@@ -190,6 +191,33 @@ def key_pem(key) -> bytes:
 
 def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def reissue_reasons(remembered: dict[str, str], ca_fp: str, names: str, now: dt.datetime,
+                    renew_before_days: int) -> list[str]:
+    """Pure: why a certificate we issued (as remembered on its host) must be issued again."""
+    out = []
+    if remembered.get("ca") != ca_fp:
+        out.append("the cluster CA changed")
+    if remembered.get("names") != names:
+        out.append("the host's names changed")
+    try:
+        left = (dt.datetime.fromtimestamp(int(remembered.get("not_after", "0")), dt.timezone.utc)
+                - now).days
+    except ValueError:
+        left = -1
+    if left <= renew_before_days:
+        out.append(f"the certificate expires in {left} day(s) (renew_before_days = "
+                   f"{renew_before_days})")
+    return out
+
+
+def remember_script(path: str, text: str) -> str:
+    """Shell: root's record of what was issued (0600, atomic)."""
+    import base64
+    b64 = base64.b64encode(text.encode()).decode()
+    return (f"mkdir -p {STATE_DIR}; (umask 077; echo {b64} | base64 -d > {path}.tmp) "
+            f"&& mv -f {path}.tmp {path}\n")
 
 
 def secret_digest(password: str, salt: str) -> str:

@@ -20,7 +20,6 @@ by db.db_probes), so a no-op run spends no command here.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -154,17 +153,8 @@ def plan_tls(inv: Inventory, f: TlsFacts, ca, now: dt.datetime) -> TlsPlan:
     elif r.get("sha") != cert.sha256:
         p.reissue.append("the server certificate is not the one this tool wrote")
     else:
-        if r.get("ca") != ca_fp:
-            p.reissue.append("the cluster CA changed")
-        if r.get("names") != _names_digest(inv):
-            p.reissue.append("the DB host's names changed")
-        try:
-            left = (dt.datetime.fromtimestamp(int(r.get("not_after", "0")), dt.timezone.utc)
-                    - now).days
-        except ValueError:
-            left = -1
-        if left <= inv.certs.renew_before_days:
-            p.reissue.append(f"the certificate expires in {left} day(s)")
+        p.reissue += cluster_ca.reissue_reasons(r, ca_fp, _names_digest(inv), now,
+                                                inv.certs.renew_before_days)
     ca_st = f.files.get(CA)
     p.write_ca = ca is None or ca_st is None or ca_st.sha256 != hashlib.sha256(ca.pem).hexdigest()
     p.dropin = f.dropin != dropin_bytes()
@@ -244,16 +234,10 @@ def tls_actions(run, f: TlsFacts, p: TlsPlan, ca, restart_cmd: str, admin_prelud
         if p.load == "reload":
             _sql(s, admin_prelude, [f.reload_sql], "reload TLS")
         if state:
-            remote.run_script(s, _remember(state), check=True, what="remember db TLS")
+            remote.run_script(s, cluster_ca.remember_script(STATE, state), check=True, what="remember db TLS")
         return "restarted" if p.load == "restart" else ""
     out.add(what + (f", then {load}" if load else ""), write, changes)
     return out
-
-
-def _remember(text: str) -> str:
-    b64 = base64.b64encode(text.encode()).decode()
-    return (f"mkdir -p {remote.STATE_DIR}; (umask 077; echo {b64} | base64 -d > {STATE}.tmp) "
-            f"&& mv -f {STATE}.tmp {STATE}\n")
 
 
 def _sql(s: HostSession, prelude: str, statements: list[str], what: str) -> bool:

@@ -86,22 +86,13 @@ def plan_keys(inv: Inventory, node: Host, f: KeyFacts, ca: "cluster_ca.Ca | None
     elif r.get("sha") != f.keystore.sha256:
         plan.reissue.append("the keystore is not the one this tool wrote")
     else:
-        if r.get("ca") != ca_fp:
-            plan.reissue.append("the cluster CA changed")
-        if r.get("names") != names_digest(inv, node):
-            plan.reissue.append("the node's names changed")
+        plan.reissue += cluster_ca.reissue_reasons(r, ca_fp, names_digest(inv, node), now,
+                                                   inv.certs.renew_before_days)
         salt = f"{node.name}:{r.get('fp', '')}"
         if r.get("pw") != cluster_ca.secret_digest(inv.secrets.keystore_password, salt):
             plan.reissue.append("secrets.keystore_password changed")
-        try:
-            left = (dt.datetime.fromtimestamp(int(r.get("not_after", "0")), dt.timezone.utc)
-                    - now).days
-        except ValueError:
-            left = -1
-        if left <= inv.certs.renew_before_days:
-            plan.reissue.append(f"the certificate expires in {left} day(s) (renew_before_days "
-                                f"= {inv.certs.renew_before_days})")
-        elif f.keystore.owner != inv.cluster.service_user or f.keystore.mode != 0o600:
+        if not plan.reissue and (f.keystore.owner != inv.cluster.service_user
+                                 or f.keystore.mode != 0o600):
             plan.reissue.append("the keystore's owner/mode is not the service user's 0600")
     plan.write_ca = ca is None or f.ca is None or f.ca.sha256 != hashlib.sha256(ca.pem).hexdigest()
     stores = certs.truststores(inv)
@@ -134,13 +125,6 @@ def keys_files(inv: Inventory, node: Host, ca: "cluster_ca.Ca", now: dt.datetime
                      sensitive=True)], state
 
 
-def remember_script(path: str, text: str) -> str:
-    import base64
-    b64 = base64.b64encode(text.encode()).decode()
-    return (f"mkdir -p {remote.STATE_DIR}; (umask 077; echo {b64} | base64 -d > {q(path)}.tmp) "
-            f"&& mv -f {q(path)}.tmp {q(path)}\n")
-
-
 def keys_actions(run, s: HostSession, f: KeyFacts, plan: KeysPlan, ca) -> Plan:
     inv = run.inv
     out = Plan(noop="own key pair (cluster CA) and the CA in the truststore(s) as wanted "
@@ -167,7 +151,7 @@ def keys_actions(run, s: HostSession, f: KeyFacts, plan: KeysPlan, ca) -> Plan:
         def write(s: HostSession) -> None:
             script = remote.write_files_script(changes, run.stamp, keep=inv.cluster.backups_keep)
             if state:
-                script += remember_script(KEYS_STATE, state)
+                script += cluster_ca.remember_script(KEYS_STATE, state)
             # the JVM reads its keystore, and the JDBC driver the CA file, at start
             script += remote.pending_restart_script(
                 f"{run.stamp} {STEP}: {'new keystore' if state else 'cluster CA file'}")

@@ -116,7 +116,7 @@ def test_plan_keys_noop_and_each_reason(inv, ca):
     p = node_keys.plan_keys(inv, node, f, ca, NOW)
     assert (p.reissue, p.write_ca, p.trust, p.error) == ([], False, [], None)
     for change, reason in (({"ca": "other"}, "the cluster CA changed"),
-                           ({"names": "x"}, "the node's names changed"),
+                           ({"names": "x"}, "the host's names changed"),
                            ({"pw": "x"}, "secrets.keystore_password changed"),
                            ({"sha": "x"}, "not the one this tool wrote"),
                            ({"not_after": str(int((NOW + dt.timedelta(days=3)).timestamp()))},
