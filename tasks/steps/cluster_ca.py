@@ -128,6 +128,14 @@ def ensure_ca(inv: Inventory, check: bool = False) -> tuple[Ca | None, str]:
     return ca, ""
 
 
+def run_ca(run) -> Ca | None:
+    """ensure_ca for a run: says what it created (on the controller) once; raises CaError."""
+    ca, note = ensure_ca(run.inv, check=run.check)
+    if note:
+        run.rep.line(None, note)
+    return ca
+
+
 def _write(p: Path, data: bytes, mode: int) -> None:
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:

@@ -268,7 +268,7 @@ def db_tls_step(run, raw: dict, restart_cmd: str, admin_prelude: str) -> TlsPlan
     if not wanted(inv):
         run.rep.line(inv.db.name, "!!! database.tls = false: DB traffic is not encrypted", "warn")
     try:
-        ca, _ = cluster_ca.ensure_ca(inv, check=run.check) if inv.certs.cluster_ca else (None, "")
+        ca = cluster_ca.run_ca(run) if inv.certs.cluster_ca else None
     except cluster_ca.CaError as e:
         from ..engine.report import Status, StepResult
         run.rep.record(StepResult(inv.db.name, STEP, Status.FAILED, str(e)))

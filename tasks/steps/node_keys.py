@@ -192,14 +192,12 @@ def keys_step(run, outcome, nodes: list[Host]) -> None:
     if not inv.certs.cluster_ca:
         return
     try:
-        ca, note = cluster_ca.ensure_ca(inv, check=run.check)
+        ca = cluster_ca.run_ca(run)
     except cluster_ca.CaError as e:
         for n in nodes:
             run.rep.record(remote_fail(n.name, str(e)))
         outcome.ok = False
         return
-    if note:
-        run.rep.line(None, note)
     now = dt.datetime.now(dt.timezone.utc)
 
     def one(s: HostSession):

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import stat
 
 import pytest
@@ -25,7 +26,9 @@ KEYSTORE = f"{SEC}/bps-node.p12"
 
 @pytest.fixture(scope="module")
 def clab(lab_factory):
-    return lab_factory(int(os.environ.get("LAB_INDEX", "7")), nodes=2)
+    lab = lab_factory(int(os.environ.get("LAB_INDEX", "7")), nodes=2)
+    shutil.rmtree(lab.run_dir / "cluster-ca", ignore_errors=True)  # a new lab, a new CA
+    return lab
 
 
 def lb_https(lab) -> tuple[int, str]:
