@@ -157,33 +157,36 @@ def keys_actions(run, s: HostSession, f: KeyFacts, plan: KeysPlan, ca) -> Plan:
                 f"{run.stamp} {STEP}: {'new keystore' if state else 'cluster CA file'}")
             remote.run_script(s, script, check=True, what="node keystore")
         out.add(what, write, changes)
-    for path in plan.trust:
-        def trust(s: HostSession, path=path) -> str:
-            return _import_ca(run, s, path, f.stores.get(path), ca)
-        out.add(f"trust the cluster CA (alias {cluster_ca.CA_ALIAS}) in {path}", trust)
+    if plan.trust:
+        stores = list(plan.trust)
+        out.add(f"trust the cluster CA (alias {cluster_ca.CA_ALIAS}) in {', '.join(stores)}",
+                lambda s: _import_ca(run, s, stores, f.stores, ca))
     return out
 
 
-def _import_ca(run, s: HostSession, path: str, before: FileState | None, ca) -> str:
+def _import_ca(run, s: HostSession, paths: list[str], before: dict, ca) -> str:
+    """One keytool run for all stores (truststore_import.sh), its own record (TRUST_STATE)."""
     inv = run.inv
     script = certs.import_script(
-        [path], ca.pem, ca.fingerprint, cluster_ca.CA_ALIAS, inv.secrets.truststore_password,
+        paths, ca.pem, ca.fingerprint, cluster_ca.CA_ALIAS, inv.secrets.truststore_password,
         inv.cluster.service_user, inv.cluster.ei_home, run.stamp,
         f"{run.stamp} {STEP}: cluster CA imported into the truststore",
         inv.cluster.backups_keep, inv.cluster.java_home)
     script = script.replace("STATE_FILE=" + q(certs.TRUSTSTORE_STATE),
                             "STATE_FILE=" + q(TRUST_STATE), 1)
-    if before is not None:  # the LB certificate's record stays true: only our alias was added
-        fix = (f"new=$(sha256sum {q(path)} | cut -d' ' -f1); if [ -f {certs.TRUSTSTORE_STATE} ]; "
-               f"then sed -i \"s|^{before.sha256} \\(.*\\) {path}\\$|$new \\1 {path}|\" "
-               f"{certs.TRUSTSTORE_STATE}; fi\n")
-        head, sep, tail = script.rpartition("finish\n")
-        script = head + fix + sep + tail
-    res = remote.run_script(s, script, what="truststore import (cluster CA)")
+    fix = ""
+    for path in paths:  # the LB certificate's record stays true: only our alias was added
+        st = before.get(path)
+        if st is not None:  # the store read as the keytool user (as_kt: never root's reading)
+            fix += (f"new=$(as_kt sha256sum -- {q(path)} | cut -d' ' -f1); "
+                    f"[ -f {certs.TRUSTSTORE_STATE} ] && sed -i \"s|^{st.sha256} \\(.*\\) "
+                    f"{path}\\$|$new \\1 {path}|\" {certs.TRUSTSTORE_STATE}\n")
+    head, sep, tail = script.rpartition("finish\n")
+    res = remote.run_script(s, head + fix + sep + tail, what="truststore import (cluster CA)")
     errors = [ln[len("ERROR "):] for ln in res.stderr.splitlines() if ln.startswith("ERROR ")]
     if not res.ok:
         raise ActionFailed("; ".join(errors) or (res.stderr or res.stdout).strip()[-800:])
-    return "" if "IMPORTED" in res.stdout else f"the CA was already in {path}; checksum remembered"
+    return "" if "IMPORTED" in res.stdout else "the CA was already there; checksum remembered"
 
 
 def keys_step(run, outcome, nodes: list[Host]) -> None:

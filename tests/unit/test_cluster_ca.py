@@ -153,8 +153,9 @@ def test_keys_apply_writes_keystore_imports_ca_marks_restart(inv, monkeypatch):
     assert any("bps-node.p12" in sc and "pending-restart" in sc and "node-keys.state" in sc
                for sc in scripts)
     imports = [sc for sc in scripts if "import_store" in sc]
-    assert len(imports) == 2 and all("truststore-ca.state" in sc and "bps-cluster-ca" in sc
+    assert len(imports) == 1 and all("truststore-ca.state" in sc and "bps-cluster-ca" in sc
                                      for sc in imports)
+    assert "as_kt sha256sum" in imports[0] and "truststore.state" in imports[0]  # LB record kept
     assert all(inv.secrets.keystore_password not in sc for sc in scripts)  # only inside the p12
     assert node.name in out.restart and out.ok
 
