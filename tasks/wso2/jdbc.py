@@ -165,8 +165,9 @@ def url_style(info: DriverInfo, ca_pem: str | None = None) -> UrlStyle:
       checked against that CA, and its name against the URL's host: hostname verification is
       on unless disableSslHostnameVerification), autoReconnect.
     * MySQL Connector/J 8 from 8.0.13: `sslMode=VERIFY_IDENTITY` (CA and host name), the CA from
-      the JVM's truststore: WSO2's wso2server.sh points javax.net.ssl.trustStore at
-      client-truststore.jks, which trusts the cluster CA (Connector/J reads no PEM file).
+      the JVM's truststore (javax.net.ssl.trustStore: Carbon's client-truststore.jks, which
+      trusts the cluster CA; Connector/J reads no PEM file). Not proven in the lab, which runs
+      MariaDB Connector/J.
     * MySQL Connector/J 5.1 and 8 before 8.0.13: `useSSL=true&requireSSL=true&
       verifyServerCertificate=true` (the CA from the same truststore; 5.1 checks no host name).
     """
