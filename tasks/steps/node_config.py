@@ -19,7 +19,7 @@ from pathlib import Path
 
 from invoke import task
 
-from ..wso2 import ei_xml, jdbc, keystore_xml
+from ..wso2 import ei_xml, jdbc
 from ..engine import remote
 from . import cluster_ca, node_keys, services, systemd
 from ..engine.cli import COMMON_HELP, session
@@ -163,8 +163,7 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
 
 @functools.lru_cache(maxsize=1)
 def _edit_code() -> bytes:
-    return b"".join(Path(m.__file__).read_bytes() for m in (ei_xml, keystore_xml))\
-        + Path(__file__).read_bytes()
+    return ei_xml.code_bytes() + Path(__file__).read_bytes()
 
 
 def render_digest(inv: Inventory, node: Host) -> str:

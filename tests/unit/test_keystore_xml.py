@@ -4,7 +4,7 @@ from __future__ import annotations
 from lxml import etree
 
 from tests.paths import REPO
-from tasks.wso2 import ei_xml
+from tasks.engine.xmledit import Doc
 from tasks.wso2.keystore_xml import KeystoreXml
 
 CONF = REPO / "tests/fixtures/wso2-ei/wso2/business-process/conf"
@@ -12,7 +12,7 @@ KS = KeystoreXml("bps-node.p12", "PKCS12", "bps-node", "Ks-p&ss<word>")
 
 
 def render(name: str) -> bytes:
-    doc = ei_xml._Doc(name, (CONF / name).read_bytes())
+    doc = Doc(name, (CONF / name).read_bytes())
     from tasks.wso2 import keystore_xml
     keystore_xml.edit(name, doc, KS)
     return doc.to_bytes()
@@ -32,7 +32,7 @@ def test_carbon_primary_keystore_only():
 
 def render_again(name: str, data: bytes) -> bytes:
     from tasks.wso2 import keystore_xml
-    doc = ei_xml._Doc(name, data)
+    doc = Doc(name, data)
     keystore_xml.edit(name, doc, KS)
     return doc.to_bytes()
 
