@@ -115,6 +115,13 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class ArtifactSettings:
+    """[artifacts]: the local folder of BPEL/HumanTask/BPMN/Carbon app archives (fab artifacts)."""
+    dir: Path
+    wait: int = 120  # seconds a node may take to report each artifact deployed
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     hostname: str
     port: int
@@ -193,6 +200,7 @@ class Inventory:
     certs: CertSettings
     secrets: Secrets = field(repr=False)
     warnings: tuple[str, ...] = ()
+    artifacts: "ArtifactSettings | None" = None  # [artifacts]: `fab deploy` also deploys them
 
     @property
     def hosts(self) -> list[Host]:
@@ -322,6 +330,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "dir": (str, "/etc/nginx/ssl"), "key_bits": (int, 3072), "days": (int, 365),
         "renew_before_days": (int, 30), "cert_file": (str, None), "key_file": (str, None),
     },
+    "artifacts": {"dir": (str, REQ), "wait": (int, 120)},
     "secrets": {
         "db_password": (dict, REQ), "admin_password": (dict, None),
         "truststore_password": (dict, None), "db_admin_password": (dict, None),
@@ -329,7 +338,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
     },
 }
 TOP_LEVEL = {"ssh": dict, "lb": dict, "nodes": list, "db": dict, "cluster": dict,
-             "database": dict, "certs": dict, "secrets": dict}
+             "database": dict, "certs": dict, "secrets": dict, "artifacts": dict}
 
 
 def _suggest(key: str, options: list[str]) -> str:
@@ -652,6 +661,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     cl = ck.section("cluster", "cluster", raw.get("cluster", {}))
     dbs = ck.section("database", "database", raw.get("database", {}))
     certs = ck.section("certs", "certs", raw.get("certs", {}))
+    arts = ck.section("artifacts", "artifacts", raw["artifacts"]) if "artifacts" in raw else None
     sec = ck.section("secrets", "secrets", raw.get("secrets", {}))
     nodes_raw = raw.get("nodes", [])
     if not isinstance(nodes_raw, list):
@@ -839,6 +849,11 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     if values["admin_password"] is None:
         values["admin_password"] = "admin"
 
+    art_dir = None
+    if arts is not None:
+        art_dir = ck.local_path("artifacts.dir", arts["dir"], must_exist=False)
+        ck.positive("artifacts.wait", arts["wait"], 5, 3600)
+
     if ck.problems:
         raise InventoryError(path, ck.problems)
 
@@ -867,4 +882,5 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
                            certs["renew_before_days"], cert_file, key_file),
         secrets=Secrets(values),
         warnings=tuple(ck.warnings),
+        artifacts=ArtifactSettings(art_dir, arts["wait"]) if art_dir else None,
     )
