@@ -153,6 +153,7 @@ public class Deployer {
                 String cat = "org.wso2.carbon.bpel.core.ode.integration.store.TenantProcessStoreImpl";
                 StandIn.info(cat, "Deploying BPEL archive: " + name);
                 String bad = check(f, "deploy.xml", true);
+                if (bad == null) bad = processesDefined(f);
                 if (bad != null) {
                     fail(cat, f, "Error extracting BPEL archive " + f + ". " + bad, bad);
                     return;
@@ -256,7 +257,7 @@ public class Deployer {
                     found = true;
                     if (descriptor != null) {
                         try (InputStream in = z.getInputStream(e)) {
-                            DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(in);
+                            xml(in);
                         } catch (Exception x) {
                             return descriptor + " is not well-formed XML: " + x.getMessage();
                         }
@@ -272,9 +273,39 @@ public class Deployer {
         }
     }
 
+    // ODE compiles each <process name="p:N"> of deploy.xml from a .bpel in the package
+    static String processesDefined(Path f) {
+        try (ZipFile z = new ZipFile(f.toFile())) {
+            StringBuilder bpel = new StringBuilder();
+            Enumeration<? extends ZipEntry> en = z.entries();
+            while (en.hasMoreElements()) {
+                ZipEntry e = en.nextElement();
+                if (e.getName().endsWith(".bpel")) {
+                    try (InputStream in = z.getInputStream(e)) {
+                        bpel.append(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8));
+                    }
+                }
+            }
+            Document d;
+            try (InputStream in = z.getInputStream(z.getEntry("deploy.xml"))) {
+                d = xml(in);
+            }
+            for (Element p : StandIn.descendants(d, "process")) {
+                String n = p.getAttribute("name");
+                n = n.substring(n.indexOf(':') + 1);
+                if (!java.util.regex.Pattern.compile("<(\\w+:)?process[^>]*\\sname=\"" + java.util.regex.Pattern.quote(n) + "\"")
+                        .matcher(bpel).find())
+                    return "Process definition for " + n + " not found: no .bpel file in the package defines it";
+            }
+            return null;
+        } catch (Exception e) {
+            return "cannot read the package: " + e.getMessage();
+        }
+    }
+
     static String carName(Path f) {
         try (ZipFile z = new ZipFile(f.toFile()); InputStream in = z.getInputStream(z.getEntry("artifacts.xml"))) {
-            Document d = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(in);
+            Document d = xml(in);
             for (Element a : StandIn.descendants(d, "artifact")) {
                 if (!a.getAttribute("name").isEmpty() && !a.getAttribute("version").isEmpty())
                     return a.getAttribute("name") + "_" + a.getAttribute("version");
@@ -283,6 +314,12 @@ public class Deployer {
             return null;
         }
         return null;
+    }
+
+    static Document xml(InputStream in) throws Exception {
+        DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+        f.setNamespaceAware(true);  // StandIn.descendants matches local names in any namespace
+        return f.newDocumentBuilder().parse(in);
     }
 
     static String md5(Path f) throws Exception {
