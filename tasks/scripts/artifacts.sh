@@ -10,15 +10,44 @@
 #   WAIT      seconds to wait for the deployment lines (the product polls every 15 s)
 # shellcheck disable=SC2016
 
-# upload SHA REL < base64: a verified staged copy, $STAGE/SHA, written by the owner
-upload() {
-    base64 -d | as_owner "$OWNER" sh -c '
-        (umask 022 && mkdir -p "$1") && t=$(mktemp "$1/.part.XXXXXX") &&
-        { cat > "$t" || { rm -f "$t"; exit 1; }; } && chmod 644 "$t" && mv -f -- "$t" "$1/$2"' sh "$STAGE" "$1" ||
-        fail "cannot write $2 to $STAGE (disk full?)"
-    got=$(as_owner "$OWNER" sha256sum -- "$STAGE/$1" | cut -d' ' -f1)
-    [ "$got" = "$1" ] || fail "upload of $2 corrupted (sha256 $got)"
-    echo "staged $2"
+# receive DIR NAME SIZE SHA [NAME SIZE SHA ...]: the files DIR/NAME (sent by SFTP into DIR,
+# the SSH user's private 0700 folder) are checked (one sha256sum for all) and become staged
+# copies $STAGE/NAME written by the owner, in ONE process: a runuser or a few processes per
+# file cost more than the bytes. DIR is then removed.
+receive() {
+    _in=$1
+    shift
+    _files='' _sums='' _sizes='' _i=0
+    for _a in "$@"; do
+        case $((_i % 3)) in
+            0) case $_a in *[!a-z0-9]* | '') fail "bad staged name $_a" ;; esac
+               _name=$_a _files="$_files $_in/$_a" ;;
+            1) _sizes="$_sizes$_name $_a
+" ;;
+            2) _sums="$_sums$_a  $_in/$_name
+" ;;
+        esac
+        _i=$((_i + 1))
+    done
+    if ! printf '%s' "$_sums" | sha256sum -c --quiet - >/dev/null 2>&1; then
+        rm -rf -- "$_in"
+        fail "the upload arrived corrupted (sha256 differs)"
+    fi
+    # shellcheck disable=SC2086
+    _got=$(cat -- $_files | as_owner "$OWNER" sh -c '
+        s=$1; shift
+        (umask 022 && mkdir -p "$s") && find "$s" -mindepth 1 -maxdepth 1 -delete || exit 1
+        names=""
+        while [ $# -gt 0 ]; do
+            head -c "$2" > "$s/$1" || exit 1
+            names="$names $1"
+            shift 3
+        done
+        cd "$s" && chmod 644 $names && stat -c "%n %s" -- $names' sh "$STAGE" "$@")
+    rm -rf -- "$_in"
+    [ "$_got
+" = "$_sizes" ] || fail "cannot stage the artifacts in $STAGE (disk full?)"
+    echo "staged $(($# / 3))"
 }
 
 # clear_stage: remove what a stopped run left staged
@@ -41,12 +70,15 @@ keep_old() {
     prune_backups "$bak"
 }
 
-# put SHA REL [old]: move the staged file into its hot-deploy folder, one rename by the owner
+# put NAME SHA REL [old]: move the staged file NAME into its hot-deploy folder (one rename by
+# the owner) and record SHA as what we deployed there
 put() {
+    _name=$1
+    shift
     [ "$(stat -c %d -- "$STAGE")" = "$(stat -c %d -- "$SERVER/${2%%/*}")" ] ||
         fail "$STAGE and $SERVER are on different file systems: a move would be a copy the hot deployer could read half-written"
     if [ "${3:-}" = old ]; then keep_old "$2"; fi
-    as_owner "$OWNER" mv -f -- "$STAGE/$1" "$SERVER/$2" || fail "cannot move $2 into $SERVER"
+    as_owner "$OWNER" mv -f -- "$STAGE/$_name" "$SERVER/$2" || fail "cannot move $2 into $SERVER"
     manifest_set "$2" "$1"
 }
 

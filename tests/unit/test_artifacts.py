@@ -142,7 +142,11 @@ def _fact(out: str):
 # --------------------------------------------------------------------------- apply path
 
 
-def setup_hosts(inv, hosts, order, files=None, manifest=None):
+def setup_hosts(inv, hosts, order, files=None, manifest=None, monkeypatch=None):
+    sent = []
+    if monkeypatch is not None:  # SFTP: the bytes, by name, into a private folder
+        monkeypatch.setattr(artifacts, "send_files", lambda s, folder, files_: (
+            order.append((s.name, f"sftp {folder} {sorted(files_)}")), sent.append(files_)))
     for n in inv.nodes:
         h = hosts[n.name]
         h.answer(r"@@manifest", stdout=probe_out(inv, files or {}, manifest))
@@ -153,23 +157,26 @@ def setup_hosts(inv, hosts, order, files=None, manifest=None):
             order.append((_n, stdin.decode()))
             return _orig(command, stdin)
         h.exec = rec
+    return sent
 
 
 def test_apply_uploads_then_node1_first_then_the_others(inv, arts, monkeypatch):
     run, hosts = fake_run(inv, monkeypatch)
     order: list = []
-    setup_hosts(inv, hosts, order)
+    sent = setup_hosts(inv, hosts, order, monkeypatch=monkeypatch)
     for n in inv.nodes:
         hosts[n.name].answer(r"^wait_lines \"\$off\"", stdout="".join(f"ok {a.rel}\n" for a in arts))
     assert artifacts.artifacts_step(run, arts)
-    kinds = [(n, "upload" if "\nupload " in sc else "deploy" if "\nput " in sc else "read")
-             for n, sc in order]
+    kinds = [(n, "upload" if "\nreceive " in sc or sc.startswith("sftp") else
+              "deploy" if "\nput " in sc else "read") for n, sc in order]
     deploys = [n for n, k in kinds if k == "deploy"]
     assert deploys == ["node1", "node2"]
     last_upload = max(i for i, (_, k) in enumerate(kinds) if k == "upload")
     assert last_upload < kinds.index(("node1", "deploy"))
     script = next(sc for n, sc in order if n == "node1" and "\nput " in sc)
-    assert "put " + arts[0].sha256 in script and "wait_lines" in script
+    assert f"put a0 {arts[0].sha256} {arts[0].rel}" in script and "wait_lines" in script
+    assert sent and sorted(sent[0]) == ["a0", "a1", "a2", "a3"]
+    assert sent[0]["a0"] == arts[0].data  # the raw bytes, not base64
     assert "runuser" in script  # the owner moves the file in (files.sh as_owner)
 
 
@@ -185,7 +192,7 @@ def test_noop_with_the_configure_read_runs_no_command(inv, arts, monkeypatch):
 def test_check_mode_and_diff_list_without_uploading(inv, arts, monkeypatch):
     run, hosts = fake_run(inv, monkeypatch, check=True, diff=True)
     order: list = []
-    setup_hosts(inv, hosts, order)
+    setup_hosts(inv, hosts, order, monkeypatch=monkeypatch)
     assert artifacts.artifacts_step(run, arts)
     assert all("@@BPS-FACT-BEGIN" in sc for _, sc in order)  # fact reads only
     text = output(run)
@@ -196,7 +203,7 @@ def test_check_mode_and_diff_list_without_uploading(inv, arts, monkeypatch):
 def test_node1_failure_stops_before_the_others(inv, arts, monkeypatch):
     run, hosts = fake_run(inv, monkeypatch)
     order: list = []
-    setup_hosts(inv, hosts, order)
+    setup_hosts(inv, hosts, order, monkeypatch=monkeypatch)
     hosts["node1"].answer(r"^wait_lines \"\$off\"", exit=3, stdout=(
         "failed bpel/HelloWorld.zip\n  | [t] [EI-BPS] ERROR {x} - The HelloWorld.zip service, "
         "which is not valid, caused boom\n"))
@@ -206,13 +213,14 @@ def test_node1_failure_stops_before_the_others(inv, arts, monkeypatch):
     assert "which is not valid, caused boom" in str(e.value)
     node2 = [sc for n, sc in order if n == "node2"]
     assert not any("\nput " in sc for sc in node2)
+    assert any("\nreceive " in sc for sc in node2)  # staged in parallel, outside the folders
     assert "clear_stage" in node2[-1]  # what was staged there is removed
 
 
 def test_node1_down_deploys_nothing_anywhere(inv, arts, monkeypatch):
     run, hosts = fake_run(inv, monkeypatch)
     order: list = []
-    setup_hosts(inv, hosts, order)
+    setup_hosts(inv, hosts, order, monkeypatch=monkeypatch)
     hosts["node1"].rules.insert(0, (re.compile(r"ei_state; unit_state", re.M),
                                     hosts["node1"].rules[1][1].__class__("dead", "", 0)))
     with pytest.raises(Abort):
@@ -225,7 +233,7 @@ def test_prune_the_others_first_node1_last(inv, arts, monkeypatch):
     run, hosts = fake_run(inv, monkeypatch)
     order: list = []
     files = {a.rel: a.data for a in arts} | {"bpel/Old.zip": b"old"}
-    setup_hosts(inv, hosts, order, files, {"bpel/Old.zip": b"old"})
+    setup_hosts(inv, hosts, order, files, {"bpel/Old.zip": b"old"}, monkeypatch)
     for n in inv.nodes:
         hosts[n.name].answer(r"^wait_lines \"\$off\"", stdout="ok bpel/Old.zip\n")
     assert artifacts.artifacts_step(run, arts, prune=True)

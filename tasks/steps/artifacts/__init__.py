@@ -14,7 +14,8 @@ there is removed), showing node 1's own error lines.
 """
 from __future__ import annotations
 
-import base64
+import io
+import secrets
 from pathlib import Path
 
 from invoke import task
@@ -57,12 +58,36 @@ def _lib(inv: Inventory, stamp: str) -> str:
                             MANIFEST=remote.STATE_DIR + "/artifacts.manifest", WAIT=wait))
 
 
-def upload_script(inv: Inventory, p: ArtifactPlan, stamp: str) -> str:
-    parts = [_lib(inv, stamp), "clear_stage\n"]
-    for a in p.puts:
-        parts.append(f"upload {a.sha256} {q(a.rel)} <<'__BPS_EOF__'\n"
-                     f"{base64.encodebytes(a.data).decode()}__BPS_EOF__\n")
-    return "".join(parts)
+def staged_name(i: int) -> str:
+    return f"a{i}"
+
+
+def send_files(s: HostSession, folder: str, files: dict[str, bytes]) -> None:
+    """SFTP the raw bytes (no base64: a third fewer bytes, no shell parsing them) into a new
+    private folder of the SSH user: mkdir fails if the path exists, and 0700 keeps everyone
+    else out; root then reads it (the SSH user is root's equal through sudo anyway)."""
+    # a client of our own: Fabric's Connection.sftp() caches one, which `with` would close
+    sftp = s.c.client.open_sftp()
+    try:
+        sftp.mkdir(folder, 0o700)
+        for name, data in files.items():
+            sftp.putfo(io.BytesIO(data), f"{folder}/{name}", confirm=False)
+    except (OSError, EOFError) as e:
+        raise remote.RemoteError(f"SFTP upload to {folder} failed: {e or type(e).__name__} "
+                                 "(is the SFTP subsystem enabled in sshd?)") from None
+    finally:
+        sftp.close()
+    with s.lock:
+        s.bytes_sent += sum(len(d) for d in files.values())
+
+
+def upload(run: Run, s: HostSession, p: ArtifactPlan) -> None:
+    """Stage what the node needs: SFTP, then one script hands the bytes to the service user."""
+    folder = f"/tmp/.bps-upload-{secrets.token_hex(8)}"
+    send_files(s, folder, {staged_name(i): a.data for i, a in enumerate(p.puts)})
+    args = " ".join(f"{staged_name(i)} {len(a.data)} {a.sha256}" for i, a in enumerate(p.puts))
+    remote.run_script(s, _lib(run.inv, run.stamp) + f"receive {q(folder)} {args}\n",
+                      check=True, what="artifact upload")
 
 
 def _wait_block(rows: list[tuple[str, str, str]]) -> str:
@@ -75,8 +100,8 @@ def _wait_block(rows: list[tuple[str, str, str]]) -> str:
 def deploy_script(inv: Inventory, p: ArtifactPlan, stamp: str) -> str:
     """Rename each staged archive into place (the previous one kept), then wait for the
     node's deployment line of each; one round trip."""
-    moves = "".join(f"put {a.sha256} {q(a.rel)}{' old' if a in p.changed else ''}\n"
-                    for a in p.puts)
+    moves = "".join(f"put {staged_name(i)} {a.sha256} {q(a.rel)}"
+                    f"{' old' if a in p.changed else ''}\n" for i, a in enumerate(p.puts))
     moves += "".join(f"manifest_set {q(r)}\n" for r in p.forget)
     rows = [(a.rel, ok_pattern(a), fail_pattern(a.name)) for a in p.puts]
     return _lib(inv, stamp) + _wait_block(rows).replace("__ROWS__", moves)
@@ -124,8 +149,7 @@ def stage_plan(run: Run, s: HostSession, p: ArtifactPlan, running: bool, count: 
     if p.puts:
         mb = p.upload_bytes / 1e6
         plan.add(f"upload {len(p.puts)} artifact(s), {mb:.2f} MB, to {stage_dir(run.inv)}",
-                 lambda s_: remote.run_script(s_, upload_script(run.inv, p, run.stamp),
-                                              check=True, what="artifact upload") and None)
+                 lambda s_: upload(run, s_, p))
     elif p.removed or p.forget:
         plan.noop = "nothing to upload"
     return plan
@@ -213,7 +237,7 @@ def artifacts_step(run: Run, arts: list[Artifact], raw: dict[str, dict] | None =
 
 def _unstage(run: Run, hosts: list[Host]) -> None:
     """Remove what was staged on nodes that will not deploy it (best effort)."""
-    script = _lib(run.inv, run.stamp) + "clear_stage\n"
+    script = _lib(run.inv, run.stamp) + "clear_stage\n"  # also what an upload left behind
     for h in hosts:
         try:
             remote.run_script(run.session(h), script, what="clear staged artifacts")
