@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import secrets
+import threading
+import time
 from pathlib import Path
 
 from invoke import task
@@ -34,6 +36,7 @@ from .plan import (ArtifactPlan, NodeArtifacts, PROBE, fail_pattern, gone_patter
                    parse, plan_node, probes, server_dir, stage_dir)
 
 STEP = "artifacts"
+_TIMING = threading.Lock()
 
 
 def local_or_exit(inv: Inventory, folder: Path | None = None) -> list[Artifact]:
@@ -83,11 +86,15 @@ def send_files(s: HostSession, folder: str, files: dict[str, bytes]) -> None:
 
 def upload(run: Run, s: HostSession, p: ArtifactPlan) -> None:
     """Stage what the node needs: SFTP, then one script hands the bytes to the service user."""
+    t0 = time.monotonic()
     folder = f"/tmp/.bps-upload-{secrets.token_hex(8)}"
     send_files(s, folder, {staged_name(i): a.data for i, a in enumerate(p.puts)})
     args = " ".join(f"{staged_name(i)} {len(a.data)} {a.sha256}" for i, a in enumerate(p.puts))
     remote.run_script(s, _lib(run.inv, run.stamp) + f"receive {q(folder)} {args}\n",
                       check=True, what="artifact upload")
+    with _TIMING:  # bench/: the upload phase alone (all nodes at once: the slowest node)
+        key = STEP + "-upload"
+        run.step_seconds[key] = max(run.step_seconds.get(key, 0.0), time.monotonic() - t0)
 
 
 def _wait_block(rows: list[tuple[str, str, str]]) -> str:
