@@ -80,8 +80,6 @@ def send_files(s: HostSession, folder: str, files: dict[str, bytes]) -> None:
                                  "(is the SFTP subsystem enabled in sshd?)") from None
     finally:
         sftp.close()
-    with s.lock:
-        s.bytes_sent += sum(len(d) for d in files.values())
 
 
 def upload(run: Run, s: HostSession, p: ArtifactPlan) -> None:
