@@ -126,3 +126,141 @@ def test_deploy_hint_names_the_run_and_fab_rollback(inv, monkeypatch):
     hint = deploy.rollback_hint(run, cfg)
     assert run.stamp in hint and "`fab rollback`" in hint and "node2" in hint
     assert deploy.rollback_hint(run, deploy.node_config.ConfigureOutcome(True)) == ""
+
+
+# --------------------------------------------------------------------------- fab backup / restore
+
+import base64  # noqa: E402
+import gzip  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+
+from tasks.steps import db, services  # noqa: E402
+from tasks.steps.backup import archive, managed, restore, take  # noqa: E402
+
+DUMP_SQL = b"-- MariaDB dump\nDROP DATABASE IF EXISTS `BPS_DS`;\n-- Dump completed on 2026-12-01\n"
+DS = "/opt/wso2ei-6.6.0/wso2/business-process/conf/datasources/master-datasources.xml"
+
+
+def _cluster(hosts, dbs="BPS_DS WSO2_USER_DB"):
+    hosts["db"].answer(r"mariadb-dump", stdout=base64.b64encode(gzip.compress(DUMP_SQL)).decode(),
+                       stderr=f"@@SERVER 10.11.6-MariaDB\n@@DBS {dbs}\n@@DUMP rc=0\n")
+    hosts["db"].files["/etc/mysql/mariadb.conf.d/zz-bps-deploy.cnf"] = b"[mysqld]\n"
+    hosts["lb"].files["/etc/nginx/conf.d/ei.http.conf"] = b"server {}\n"
+    hosts["lb"].files["/etc/nginx/ssl/server.key"] = FakeFile(b"KEY", 0o600)
+    for n in ("node1", "node2"):
+        hosts[n].files[DS] = FakeFile(f"<pw>{n}</pw>".encode(), 0o600, "wso2", "wso2")
+        hosts[n].files[CARBON] = FakeFile(b"<carbon/>", 0o644, "wso2", "wso2")
+    hosts["lb"].answer(r"deploy\.lock", stdout="ACQUIRED\n")
+
+
+def test_managed_paths_cover_every_role(inv):
+    node = managed.managed_paths(inv, inv.nodes[0])
+    assert DS in node and CARBON in node and "/etc/systemd/system/wso2ei-bps.service" in node
+    assert any(p.endswith("client-truststore.jks") for p in node)
+    assert "/etc/nginx/conf.d/ei.https.conf" in managed.managed_paths(inv, inv.lb)
+    assert "/etc/mysql/mariadb.conf.d/zz-bps-deploy.cnf" in managed.managed_paths(inv, inv.db)
+
+
+def test_dump_script_keeps_the_login_off_argv_and_takes_one_snapshot(inv):
+    script = __import__("tasks.steps.backup.dbdump", fromlist=["x"]).dump_script(inv)
+    assert "--defaults-extra-file=/dev/fd/3" in script and "s3cret" not in script
+    assert "--single-transaction" in script and "--databases $dbs" in script
+    assert script.count("--databases") == 1  # one dump: one snapshot of every database
+
+
+def test_backup_writes_a_private_checksummed_folder(inv, monkeypatch, tmp_path):
+    run, hosts = fake_run(inv, monkeypatch)
+    _cluster(hosts)
+    folder = take.take_backup(run, root=tmp_path / "bk")
+    assert folder.name == run.stamp and (folder.stat().st_mode & 0o777) == 0o700
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files and all((p.stat().st_mode & 0o777) == 0o600 for p in files)
+    assert all((p.stat().st_mode & 0o777) == 0o700 for p in folder.rglob("*") if p.is_dir())
+    r = subprocess.run(["sha256sum", "-c", "--quiet", archive.SUMS], cwd=folder,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bk = archive.verify(folder)
+    m = bk.manifest
+    assert m["databases"]["names"] == ["BPS_DS", "WSO2_USER_DB"]
+    assert gzip.decompress(bk.dump) == DUMP_SQL
+    ds = next(f for f in m["files"] if f["host"] == "node2" and f["path"] == DS)
+    assert (ds["mode"], ds["owner"]) == ("0600", "wso2")
+    assert bk.file(ds["name"]) == b"<pw>node2</pw>"
+    assert {"host": "lb", "path": "/etc/nginx/conf.d/ei.https.conf"} in m["absent"]
+    # nothing written on any host
+    assert not any("commit " in sc for h in hosts.values() for sc in h.scripts)
+
+
+def test_backup_check_mode_writes_no_folder(inv, monkeypatch, tmp_path):
+    run, hosts = fake_run(inv, monkeypatch, check=True)
+    _cluster(hosts)
+    assert take.take_backup(run, root=tmp_path / "bk") is None
+    assert not (tmp_path / "bk").exists()
+
+
+def test_a_failed_dump_leaves_no_folder(inv, monkeypatch, tmp_path):
+    run, hosts = fake_run(inv, monkeypatch)
+    _cluster(hosts)
+    hosts["db"].rules.clear()
+    hosts["db"].answer(r"mariadb-dump", stderr="@@DBS BPS_DS\nmysqldump: Got error: 1045\n"
+                                               "@@DUMP rc=2\n")
+    with pytest.raises(Abort, match="mysqldump failed .exit 2.*1045"):
+        take.take_backup(run, root=tmp_path / "bk")
+    assert not [p for p in (tmp_path / "bk").iterdir()] if (tmp_path / "bk").exists() else True
+
+
+def test_db_init_drop_takes_a_backup_first_or_drops_nothing(inv, monkeypatch):
+    run, hosts = fake_run(inv, monkeypatch)  # the DB host answers no dump: the backup fails
+    with pytest.raises(Abort, match=r"so `db-init --drop BPS_DS` did not run"):
+        db.db_step(run, ("BPS_DS",))
+    assert not any("DROP DATABASE" in sc for sc in hosts["db"].scripts)
+
+
+def _backup(inv, monkeypatch, tmp_path):
+    run, hosts = fake_run(inv, monkeypatch)
+    _cluster(hosts)
+    return take.take_backup(run, root=tmp_path / "bk")
+
+
+def test_restore_refuses_without_the_flag_and_says_what_it_would_do(inv, monkeypatch, tmp_path):
+    folder = _backup(inv, monkeypatch, tmp_path)
+    run, hosts = fake_run(inv, monkeypatch)
+    with pytest.raises(Abort) as e:
+        restore.restore_step(run, folder, overwrite=False)
+    assert "--overwrite-cluster" in str(e.value) and "STOPS every node" in str(e.value)
+    assert "BPS_DS" in str(e.value) and all(h.scripts == [] for h in hosts.values())
+
+
+def test_a_corrupted_backup_is_refused_before_any_host_is_touched(inv, monkeypatch, tmp_path):
+    folder = _backup(inv, monkeypatch, tmp_path)
+    victim = folder / archive.stored_name("node1", DS)
+    os.chmod(victim, 0o600)
+    victim.write_bytes(b"<pw>tampered</pw>")
+    run, hosts = fake_run(inv, monkeypatch)
+    with pytest.raises(Abort, match="failed its checksums, so nothing was stopped"):
+        restore.restore_step(run, folder, overwrite=True)
+    assert all(h.scripts == [] for h in hosts.values())
+
+
+def test_restore_stops_then_databases_then_files_then_ordered_start(inv, monkeypatch, tmp_path):
+    folder = _backup(inv, monkeypatch, tmp_path)
+    run, hosts = fake_run(inv, monkeypatch)
+    _cluster(hosts)
+    hosts["node1"].files[DS] = FakeFile(b"<pw>changed</pw>", 0o600, "wso2", "wso2")
+    events = []
+    monkeypatch.setattr(services, "stop_node", lambda run, s: events.append(("stop", s.name))
+                        or __import__("tasks.engine.report", fromlist=["x"]).StepResult(
+                            s.name, "stop", "changed", "stopped"))
+    monkeypatch.setattr(deploy, "restart_nodes", lambda run, nodes, **kw: events.append(
+        ("start", [n.name for n in nodes], kw["rolling"])) or True)
+    assert restore.restore_step(run, folder, overwrite=True)
+    assert events == [("stop", "node2"), ("stop", "node1"), ("start", ["node1", "node2"], False)]
+    load = next(i for i, sc in enumerate(hosts["db"].scripts) if "gunzip -c | bps_sql" in sc)
+    safety = next(i for i, sc in enumerate(hosts["db"].scripts) if "mariadb-dump" in sc)
+    assert safety < load  # the current state is backed up before it is replaced
+    w = [sc for sc in hosts["node1"].scripts if "commit " in sc]
+    assert len(w) == 1 and "master-datasources.xml" in w[0] and "pending-restart" in w[0]
+    assert not any("commit " in sc for sc in hosts["node2"].scripts)  # nothing differs there
+    assert len(list((tmp_path / "bk").iterdir())) == 1  # the safety backup went beside hosts.toml
+    assert (inv.path.parent / "backups").is_dir()
