@@ -19,8 +19,15 @@ from ...engine import remote
 from ...engine.inventory import Inventory
 from .. import db
 
-DUMP_CLIENT = "BPS_CLIENT=$(command -v mariadb-dump || command -v mysqldump) || " \
-              "{ echo 'BPS-NO-DUMP: no mariadb-dump/mysqldump on this host' >&2; exit 127; }\n"
+# the dump client with db-init's login (BPS_CNF_B64 from db.client_prelude, on fd 3);
+# mysqldump has no --connect-timeout, so it is not db-init's bps_sql
+DUMP_CLIENT = (
+    "BPS_DUMP=$(command -v mariadb-dump || command -v mysqldump) || "
+    "{ echo 'BPS-NO-DUMP: no mariadb-dump/mysqldump on this host' >&2; exit 127; }\n"
+    "bps_dump() {\n"
+    "  \"$BPS_DUMP\" --defaults-extra-file=/dev/fd/3 \"$@\" "
+    "3<<__BPS_CNF__\n$(printf '%s' \"$BPS_CNF_B64\" | base64 -d)\n__BPS_CNF__\n"
+    "}\n")
 DUMP_OPTIONS = "--single-transaction --quick --hex-blob --add-drop-database --triggers"
 
 
@@ -37,7 +44,7 @@ def dump_script(inv: Inventory) -> str:
             + "[ -n \"$dbs\" ] || exit 0\n"
             + DUMP_CLIENT
             # the database names are checked SQL identifiers (hosts.toml), safe unquoted
-            + f"{{ bps_sql {DUMP_OPTIONS} --databases $dbs; echo \"@@DUMP rc=$?\" >&2; }} "
+            + f"{{ bps_dump {DUMP_OPTIONS} --databases $dbs; echo \"@@DUMP rc=$?\" >&2; }} "
               "| gzip -c | base64 -w0\n")
 
 
