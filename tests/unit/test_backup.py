@@ -264,3 +264,31 @@ def test_restore_stops_then_databases_then_files_then_ordered_start(inv, monkeyp
     assert not any("commit " in sc for sc in hosts["node2"].scripts)  # nothing differs there
     assert len(list((tmp_path / "bk").iterdir())) == 1  # the safety backup went beside hosts.toml
     assert (inv.path.parent / "backups").is_dir()
+
+
+def test_restore_check_mode_verifies_and_plans_but_changes_nothing(inv, monkeypatch, tmp_path):
+    folder = _backup(inv, monkeypatch, tmp_path)
+    run, hosts = fake_run(inv, monkeypatch, check=True, diff=True)
+    _cluster(hosts)
+    hosts["node1"].files[DS] = FakeFile(b"<pw>changed</pw>", 0o600, "wso2", "wso2")
+    assert restore.restore_step(run, folder, overwrite=False)  # check mode needs no flag
+    text = output(run)
+    assert "would drop and reload BPS_DS, WSO2_USER_DB" in text and "would start" in text
+    for h in hosts.values():
+        assert not [sc for sc in h.scripts if "@@BPS-FACT-BEGIN" not in sc], h.name
+    # a secret file (not world-readable) is never diffed in clear
+    assert "<pw>node1</pw>" not in text and "<pw>changed</pw>" not in text
+    assert len(list((tmp_path / "bk").iterdir())) == 1 and not (inv.path.parent / "backups").exists()
+
+
+def test_a_restored_lb_set_that_nginx_rejects_is_put_back_whole(inv, monkeypatch, tmp_path):
+    from tasks.steps.backup import put_back
+    run, hosts = fake_run(inv, monkeypatch)
+    hosts["lb"].answer(r"nginx -t", stderr="nginx: [emerg] bad in /etc/nginx/conf.d/ei.http.conf:1",
+                       exit=3)
+    conf = "/etc/nginx/conf.d/ei.http.conf"
+    plan = put_back.put_back_plan(run, inv.lb, [put_back.spec(conf, b"x", 0o644, "root", "root")],
+                                  {conf: None}, systemd=False, why="restore of X")
+    r = run.apply(run.session(inv.lb), "restore", plan)
+    assert r.status == "failed" and "nginx -t rejected" in r.msg and "ei.http.conf:1" in r.msg
+    assert not hosts["lb"].ran("reload")

@@ -67,7 +67,10 @@ def put_back_plan(run, host: Host, wanted: list[FileSpec], current: dict[str, Fi
             raise remote.CommandFailed(s.name, why, res)
 
     for i, ch in enumerate(changes):  # one write for the set, one change line per file
-        plan.add(ch.describe(), write if i == 0 else (lambda s: None), [ch])
+        # a secret file's bytes never reach a diff (a key, a datasource's password)
+        secret = ch.spec.sensitive and ch.content_changed
+        plan.add(ch.describe() + (" (not world-readable: no diff shown)" if secret else ""),
+                 write if i == 0 else (lambda s: None), [] if secret else [ch])
     if host.role == "lb":
         plan.add("reload nginx", lambda s: _run(s, lb.nginx_service_script("reload", systemd),
                                                 "reload nginx") and None)
