@@ -37,7 +37,8 @@ class Run:
         self.inv = inv
         self.opts = opts
         self.rep = reporter
-        self.stamp = remote.utc_stamp()
+        self.stamp = remote.utc_stamp()  # the run id: names its backups and run manifests
+        reporter.log_only(None, f"run id {self.stamp}")
         self._sessions: dict[str, HostSession] = {}
         self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in inv.hosts}
         self.dead: dict[str, str] = {}  # host -> why it left the run
