@@ -292,3 +292,17 @@ def test_a_restored_lb_set_that_nginx_rejects_is_put_back_whole(inv, monkeypatch
     r = run.apply(run.session(inv.lb), "restore", plan)
     assert r.status == "failed" and "nginx -t rejected" in r.msg and "ei.http.conf:1" in r.msg
     assert not hosts["lb"].ran("reload")
+
+
+def test_a_unit_file_put_back_is_reloaded_by_systemd(inv, monkeypatch):
+    from tasks.steps.backup import put_back
+    run, hosts = fake_run(inv, monkeypatch)
+    unit = "/etc/systemd/system/wso2ei-bps.service"
+    node = inv.nodes[0]
+    plan = put_back.put_back_plan(run, node, [put_back.spec(unit, b"[Unit]\n", 0o644, "root",
+                                                            "root")],
+                                  {unit: remote.FileState("x", 0o644, "root", "root")},
+                                  systemd=True, why="rollback of run X")
+    assert "systemctl daemon-reload" in plan.changes
+    r = run.apply(run.session(node), "rollback", plan)
+    assert r.status == "changed" and hosts[node.name].ran(r"(?s)commit .*daemon-reload")

@@ -17,7 +17,7 @@ from ...engine import remote
 from ...engine.inventory import Host
 from ...engine.plan import ActionFailed, Plan
 from ...engine.remote import FileSpec, FileState, HostSession
-from .. import lb
+from .. import lb, systemd as sd
 
 
 def spec(path: str, content: bytes, mode: int, owner: str, group: str) -> FileSpec:
@@ -51,11 +51,15 @@ def put_back_plan(run, host: Host, wanted: list[FileSpec], current: dict[str, Fi
             plan.add(f"{why}: nothing differs", lambda s: _run(s, after, why) and None, quiet=True)
         return plan
     validate = "nginx -t" if host.role == "lb" else None
+    reload_units = systemd and any(c.spec.path == sd.UNIT_PATH and c.content_changed
+                                   for c in changes)
     reason = f"{run.stamp} {why}: " + " ".join(c.spec.path.rsplit("/", 1)[-1] for c in changes)
 
     def write(s: HostSession) -> None:
         script = remote.write_files_script(changes, run.stamp, validate,
                                            run.inv.cluster.backups_keep)
+        if reload_units:
+            script += "systemctl daemon-reload\n"  # systemd reads a changed unit file then
         if host.role == "node":
             script += remote.pending_restart_script(reason)
         res = remote.run_script(s, script + after, what=why)
@@ -71,6 +75,8 @@ def put_back_plan(run, host: Host, wanted: list[FileSpec], current: dict[str, Fi
         secret = ch.spec.sensitive and ch.content_changed
         plan.add(ch.describe() + (" (not world-readable: no diff shown)" if secret else ""),
                  write if i == 0 else (lambda s: None), [] if secret else [ch])
+    if reload_units:
+        plan.add("systemctl daemon-reload", lambda s: None)  # in the write's script
     if host.role == "lb":
         plan.add("reload nginx", lambda s: _run(s, lb.nginx_service_script("reload", systemd),
                                                 "reload nginx") and None)
