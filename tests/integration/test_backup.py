@@ -158,3 +158,16 @@ def test_a_deploy_that_leaves_a_node_unhealthy_names_fab_rollback_which_puts_it_
     r = fab(blab, "deploy")
     assert r.returncode == 0, out(r)
     assert healthy(blab, "node1") and healthy(blab, "node2")
+
+
+def test_a_no_op_deploy_writes_no_run_manifest_and_stays_at_5_commands(blab, tmp_path):
+    import json
+    before = {h: blab.exec(h, "ls /var/backups/bps-deploy/runs 2>/dev/null").stdout
+              for h in blab.hosts}
+    stats = tmp_path / "stats.json"
+    r = fab(blab, "deploy", env={"BPS_STATS_FILE": str(stats)})
+    assert r.returncode == 0, out(r)
+    cmds = json.loads(stats.read_text())["commands"]
+    assert cmds and max(cmds.values()) <= 5, cmds
+    assert {h: blab.exec(h, "ls /var/backups/bps-deploy/runs 2>/dev/null").stdout
+            for h in blab.hosts} == before

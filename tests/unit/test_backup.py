@@ -99,13 +99,28 @@ def test_rollback_with_no_run_says_so(inv, monkeypatch):
     assert "nothing to roll back" in output(run)
 
 
-def test_rollback_of_an_unchanged_file_still_marks_the_run(inv, monkeypatch):
+def test_a_run_with_no_net_change_is_marked_and_the_one_before_it_rolled_back(inv, monkeypatch):
+    """A rolling restart drains and undrains (two writes, nothing differs after): rollback
+    marks it and goes on to the run before it, which is what the operator means."""
     run, hosts = fake_run(inv, monkeypatch)
-    h = _node_with_run(hosts, current=b"<old/>")
-    h.files[CARBON] = FakeFile(b"<old/>", 0o644, "wso2", "wso2")
-    monkeypatch.setattr(deploy, "restart_nodes", lambda *a, **kw: pytest.fail("no restart"))
+    h = hosts["node1"]
+    bak3 = BAK.replace(R2, R3)
+    h.answer(re.escape(runs.RUNS_DIR) + r".*@run",
+             stdout=manifest(R2, f"b 600 wso2 wso2 {BAK} {CARBON}")
+             + manifest(R3, f"b 644 wso2 wso2 {bak3} {CARBON}"))
+    h.files[BAK] = FakeFile(b"<before-r2/>", 0o600)
+    h.files[bak3] = FakeFile(b"<r2/>", 0o600)
+    h.files[CARBON] = FakeFile(b"<r2/>", 0o644, "wso2", "wso2")
+    restarted = []
+    monkeypatch.setattr(deploy, "restart_nodes",
+                        lambda run, nodes, **kw: restarted.append(nodes) or True)
     assert rollback.rollback_step(run)
-    assert h.ran(f"{R2}.undone") and not h.ran("commit ")
+    assert h.ran(f"{R3}.undone") and h.ran(f"{R2}.undone")
+    w = [sc for sc in h.scripts if "commit " in sc]
+    # secret (0600 before R2): no diff, but written, and the node restarted all the same
+    assert len(w) == 1 and re.search(r"^stage wso2 wso2 600 ", w[0], re.M)
+    assert [n.name for n in restarted[0]] == ["node1"]
+    assert f"run {R3}: every file it replaced is already as before it" in output(run)
 
 
 def test_lb_rollback_is_validated_and_reloaded(inv, monkeypatch):

@@ -76,7 +76,7 @@ def plan_files(run: Run, bk: archive.Backup) -> dict[str, Plan]:
             run, s.host, wanted, put_back.states(facts, paths),
             systemd=facts["systemd"].out.strip() == "yes", why=f"restore of {bk.folder.name}")
         return StepResult(s.name, "restore plan", "ok",
-                          f"{len(p.files)} file(s) to put back" if p.files else p.noop)
+                          f"{len(p.changes)} change(s)" if p.changes else p.noop)
 
     res = run.each([h for h in run.inv.hosts if h.name in bk.manifest["hosts"]],
                    "restore plan", one)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ...engine import remote
 from ...engine.cli import Abort
+from ...engine.plan import Plan
 from ...engine.remote import HostSession
 from ...engine.report import StepResult
 from ...engine.runner import Run
@@ -39,18 +40,9 @@ def find_runs(run: Run) -> dict[str, runs.HostRuns]:
     return found
 
 
-def rollback_step(run: Run) -> bool:
-    """Undo the newest run id; False when a host or a node failed."""
-    found = find_runs(run)
-    run_id = runs.pick_run(found)
-    if run_id is None:
-        run.rep.line(None, "nothing to roll back: no host has a run that replaced a file "
-                           f"(manifests in {runs.RUNS_DIR})")
-        return True
-    hosts = [h for h in run.inv.hosts if run_id in found[h.name].runs]
-    run.rep.line(None, f"rolling back run {run_id} (this run: {run.stamp}) on "
-                       + ", ".join(h.name for h in hosts))
-    plans = {}
+def plan_hosts(run: Run, found: dict[str, runs.HostRuns], run_id: str) -> dict[str, Plan]:
+    """Every host that run changed, read and planned; any refusal aborts before a change."""
+    plans: dict[str, Plan] = {}
 
     def plan_one(s: HostSession) -> StepResult:
         entries = runs.before_run(found[s.name].runs[run_id])
@@ -59,16 +51,45 @@ def rollback_step(run: Run) -> bool:
         if p.error:
             return StepResult(s.name, "rollback plan", "failed", p.error)
         return StepResult(s.name, "rollback plan", "ok",
-                          f"{len(p.changes)} file(s) to put back" if p.changes else p.noop)
+                          f"{len(p.changes)} change(s)" if p.changes else p.noop)
 
+    hosts = [h for h in run.inv.hosts if run_id in found[h.name].runs]
     planned = run.each(hosts, "rollback plan", plan_one)
     if any(r.status.bad for r in planned.values()):
         raise Abort(f"run {run_id} cannot be rolled back on every host (see above); nothing "
                     "was changed")
+    return plans
+
+
+def rollback_step(run: Run) -> bool:
+    """Undo the newest run id whose files differ from now; False when a host or node failed.
+
+    A run whose every file is already as before it (a rolling restart drains a node and puts
+    it back: two writes, no net change) is marked rolled back and skipped: the operator's
+    "previous set" is the newest one that still makes a difference."""
+    found = find_runs(run)
+    while True:
+        run_id = runs.pick_run(found)
+        if run_id is None:
+            run.rep.line(None, "nothing to roll back: no host has a run whose files differ from "
+                               f"now (manifests in {runs.RUNS_DIR})")
+            return True
+        plans = plan_hosts(run, found, run_id)
+        if any(p.changes for p in plans.values()):
+            break
+        run.rep.line(None, f"run {run_id}: every file it replaced is already as before it: "
+                           "marked rolled back, looking one run further back")
+        hosts = [h for h in run.inv.hosts if h.name in plans]
+        run.each(hosts, runs.STEP, lambda s: run.apply(s, runs.STEP, plans[s.name]))
+        for name in plans:
+            del found[name].runs[run_id]
+    run.rep.line(None, f"rolling back run {run_id} (this run: {run.stamp}) on "
+                       + ", ".join(plans))
+    hosts = [h for h in run.inv.hosts if h.name in plans]
     done = run.each(hosts, runs.STEP, lambda s: run.apply(s, runs.STEP, plans[s.name]))
     ok = all(not r.status.bad for r in done.values())
     nodes = [n for n in run.inv.nodes if n.name in done and done[n.name].status == "changed"
-             and plans[n.name].files]
+             and plans[n.name].changes]
     if nodes:
         ok = deploy.restart_nodes(run, nodes, rolling=False, step="restart") and ok
     return ok
