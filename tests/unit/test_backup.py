@@ -288,7 +288,7 @@ def test_restore_check_mode_verifies_and_plans_but_changes_nothing(inv, monkeypa
     hosts["node1"].files[DS] = FakeFile(b"<pw>changed</pw>", 0o600, "wso2", "wso2")
     assert restore.restore_step(run, folder, overwrite=False)  # check mode needs no flag
     text = output(run)
-    assert "would drop and reload BPS_DS, WSO2_USER_DB" in text and "would start" in text
+    assert "drop and reload BPS_DS, WSO2_USER_DB from the backup" in text and "would start" in text
     for h in hosts.values():
         assert not [sc for sc in h.scripts if "@@BPS-FACT-BEGIN" not in sc], h.name
     # a secret file (not world-readable) is never diffed in clear

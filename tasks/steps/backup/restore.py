@@ -87,25 +87,26 @@ def plan_files(run: Run, bk: archive.Backup) -> dict[str, Plan]:
     return plans
 
 
-def restore_databases(run: Run, bk: archive.Backup) -> None:
+def databases_plan(run: Run, bk: archive.Backup) -> Plan:
+    """The DB host's part: load the dump (it drops and recreates each database it holds)."""
+    names = bk.manifest["databases"]["names"]
+    plan = Plan(noop="the backup holds no database (none existed when it was taken)")
     if bk.dump is None:
-        run.rep.line(run.inv.db.name, "the backup holds no database (none existed then)")
-        return
+        return plan
 
-    def one(s: HostSession) -> StepResult:
-        names = bk.manifest["databases"]["names"]
-        if run.check:
-            return StepResult(s.name, STEP + " databases", "changed",
-                              "would drop and reload " + ", ".join(names))
+    def load(s: HostSession) -> str:
         t = time.monotonic()
         remote.run_script(s, dbdump.restore_script(run.inv, bk.dump), check=True,
                           what="loading the dump", timeout=max(s.timeout, 3600))
-        return StepResult(s.name, STEP + " databases", "changed",
-                          f"dropped and reloaded {', '.join(names)} "
-                          f"({time.monotonic() - t:.1f}s)", changes=[f"reload {n}" for n in names])
+        return f"loaded in {time.monotonic() - t:.1f}s"
 
-    r = run.each([run.inv.db], STEP + " databases", one)[run.inv.db.name]
-    if r.status.bad:
+    return plan.add(f"drop and reload {', '.join(names)} from the backup", load)
+
+
+def restore_databases(run: Run, bk: archive.Backup) -> None:
+    step = STEP + " databases"
+    r = run.each([run.inv.db], step, lambda s: run.apply(s, step, databases_plan(run, bk)))
+    if r[run.inv.db.name].status.bad:
         raise Abort("the databases were not restored; the nodes stay stopped. Fix the cause "
                     f"named above and run `fab restore {bk.folder} {FLAG}` again")
 
