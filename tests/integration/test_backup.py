@@ -29,7 +29,9 @@ ROW = "bps-backup-row-7f3a"
 
 @pytest.fixture(scope="module")
 def blab(lab_factory):
-    lab = lab_factory(int(os.environ.get("LAB_INDEX", "7")) + 8, nodes=2)
+    # BACKUP_LAB_KIND=systemd runs the same module on hosts that boot systemd (by hand)
+    lab = lab_factory(int(os.environ.get("LAB_INDEX", "7")) + 8, nodes=2,
+                      kind=os.environ.get("BACKUP_LAB_KIND", "netns"))
     r = fab(lab, "deploy")
     assert r.returncode == 0, out(r)
     lab.state = {}
