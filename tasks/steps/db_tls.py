@@ -42,6 +42,13 @@ def wanted(inv: Inventory) -> bool:
     return inv.database.tls and inv.certs.cluster_ca
 
 
+def managed_paths(inv: Inventory, conf_dirs: tuple[str, ...]) -> list[str]:
+    """For `fab backup` (backup/managed.py): the certificate, key, CA, record, drop-ins."""
+    if not wanted(inv):
+        return []
+    return [CERT, KEY, CA, STATE] + [f"{d}/{DROPIN_NAME}" for d in conf_dirs]
+
+
 def probes(inv: Inventory, admin_prelude: str, conf_dirs: tuple[str, ...]) -> dict[str, str]:
     """Added to db-init's fact read: the files, our drop-in, the server's TLS state, accounts."""
     sql = (f"SELECT 'tls', @@global.have_ssl, IFNULL(@@global.ssl_cert, ''), VERSION();\n"

@@ -31,6 +31,14 @@ KEYS_STATE = f"{remote.STATE_DIR}/node-keys.state"
 TRUST_STATE = f"{remote.STATE_DIR}/truststore-ca.state"
 
 
+def managed_paths(inv: Inventory) -> list[str]:
+    """For `fab backup` (backup/managed.py): the keystore, the CA file, their records."""
+    if not inv.certs.cluster_ca:
+        return []
+    return [cluster_ca.node_keystore_path(inv), cluster_ca.node_ca_path(inv), KEYS_STATE,
+            TRUST_STATE]
+
+
 def probes(inv: Inventory) -> dict[str, str]:
     """Added to configure's fact read (node_config.node_probes)."""
     if not inv.certs.cluster_ca:
