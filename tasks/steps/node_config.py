@@ -21,7 +21,8 @@ from invoke import task
 
 from ..wso2 import ei_xml, jdbc
 from ..engine import remote
-from . import services, systemd
+from . import cluster_ca, node_keys, services, systemd
+from .artifacts import plan as artifact_plan
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileSpec, FileState, HostSession, q
@@ -43,7 +44,8 @@ def jdbc_url(inv: Inventory, database: str) -> str:
     """Scheme and default options follow the driver in the jar (jdbc.url_style);
     database.jdbc_options replaces the default extras, never the tool's own TLS options."""
     d = inv.database
-    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options)
+    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options,
+                         cluster_ca.jdbc_ca(inv))
 
 
 def driver_info(inv: Inventory) -> jdbc.DriverInfo:
@@ -84,6 +86,7 @@ def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
         activiti_db=ds("ACTIVITI_DB", "jdbc/ActivitiDB", d.activiti_db, ""),
         admin_username=cl.admin_user,
         admin_password=inv.secrets.admin_password,
+        keystore=cluster_ca.keystore_xml_params(inv),
     )
 
 
@@ -134,6 +137,7 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
+    probes.update(node_keys.probes(inv))  # the node's own keystore and truststores
     return probes
 
 
@@ -379,6 +383,7 @@ class ConfigureOutcome:
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
+    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts, node_keys)
 
 
 def configure_step(run: Run, nodes: list[Host] | None = None,
@@ -393,7 +398,10 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         notes = []
         probes = node_probes(inv)
         probes.update(services.state_probes(inv, s.host.address, https=False))
+        if inv.artifacts:  # fab artifacts' facts ride on this read (steps/artifacts/plan.py)
+            probes.update(artifact_plan.probes(inv))
         raw = remote.read_facts(s, probes)
+        outcome.raw[s.name] = raw
         outcome.states[s.name] = services.parse_state(raw)
         facts = parse_node_facts(raw)
         outcome.admin_states[s.name] = facts.admin_state
@@ -462,6 +470,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
 
     results = run.each(nodes, step, one)
     outcome.ok = all(r.status in ("ok", "changed") for r in results.values())
+    node_keys.keys_step(run, outcome, run.alive(nodes))  # each node's own keys (cluster CA)
     return outcome
 
 

@@ -156,7 +156,7 @@ def test_rotation_picks_existing_accounts_with_another_password(inv3):
 
 def test_rotation_runs_node_by_node_through_the_rolling_restart(inv3, monkeypatch):
     run, hosts = fake_run(inv3, monkeypatch)
-    run.memo[rotation.KEY] = rotation.parse(accounts_out(inv3, {
+    run.shared[rotation.KEY] = rotation.parse(accounts_out(inv3, {
         "192.0.2.11": False, "192.0.2.12": False, "192.0.2.13": True}))
     calls = []
 
@@ -185,7 +185,7 @@ def test_rotation_stops_when_the_server_refuses(inv3, monkeypatch):
 
 def test_rotation_in_check_mode_shows_each_alter_and_runs_nothing(inv3, monkeypatch):
     run, hosts = fake_run(inv3, monkeypatch, check=True)
-    run.memo[rotation.KEY] = rotation.parse(accounts_out(inv3, {"192.0.2.12": False}))
+    run.shared[rotation.KEY] = rotation.parse(accounts_out(inv3, {"192.0.2.12": False}))
     assert rotation.rotate(run, lambda *a, **k: pytest.fail("no restart in check mode"))
     assert "set the password of 'wso2bps'@'192.0.2.12'" in output(run)
     assert not hosts["db"].ran("ALTER")
@@ -212,8 +212,6 @@ def test_remove_node_refusals(inv3):
         remove.check_request(res, listed, "node2", False, False)
     with pytest.raises(Abort, match="no recorded node named 'nodeX'"):
         remove.check_request(res, listed, "nodeX", False, False)
-    with pytest.raises(Abort, match="no `fab backup` step"):
-        remove.check_request(res, listed, "node3", True, False)
     assert remove.check_request(res, listed, "node3", False, False).number == 3
     res1 = identity.resolve(full, without(inv3, "node1").nodes)
     with pytest.raises(Abort, match="registry writer.*--move-writer"):
@@ -229,6 +227,18 @@ def test_remove_node_drops_only_its_account(inv3, monkeypatch):
     assert r.status == "changed" and "REGISTRY_LOCAL3 kept" in r.changes[0]
     assert hosts["db"].ran(r"DROP USER IF EXISTS 'wso2bps'@'192\.0\.2\.13';")
     assert not hosts["db"].ran("DROP DATABASE")
+
+
+def test_remove_node_purge_drops_its_local_registry_too(inv3, monkeypatch):
+    inv2 = without(inv3, "node3")
+    run, hosts = fake_run(inv2, monkeypatch)
+    gone = Identity("node3", "192.0.2.13", 3)
+    r = run.apply(run.session(inv2.db), remove.STEP, remove.drop_account_plan(run, gone, True))
+    assert r.status == "changed" and "DROP DATABASE REGISTRY_LOCAL3" in r.changes[0]
+    assert hosts["db"].ran("DROP DATABASE IF EXISTS .*REGISTRY_LOCAL3")
+    full = identity.resolve(None, inv3.nodes).wanted
+    assert identity.resolve(identity.retire(full, "node3", purge=True),
+                            inv3.nodes).wanted.number_of("node3") == 3  # the number is free
 
 
 def test_remove_node_reaches_the_removed_host_from_the_record(inv3, monkeypatch):

@@ -22,7 +22,7 @@ def preflight(run, raw: dict[str, remote.Fact]) -> None:
     record.ensure(run, raw)
     record.refuse_orphans(run)
     if "accounts" in raw:
-        run.memo[rotation.KEY] = rotation.parse(raw["accounts"].out)
+        run.shared[rotation.KEY] = rotation.parse(raw["accounts"].out)
 
 
 def before_db(run, restart_nodes) -> bool:

@@ -19,7 +19,7 @@ from .identity import Record, Resolution
 
 RECORD = f"{remote.STATE_DIR}/members.json"
 STEP = "members"
-KEY = "membership"  # Run.memo
+KEY = "membership"  # Run.shared
 
 
 @dataclass
@@ -46,7 +46,7 @@ def parse(raw: dict[str, remote.Fact], host: str) -> MemberFacts:
 def ensure(run, raw: dict[str, remote.Fact] | None = None) -> Resolution:
     """This run's identities: read once (or taken from `raw`, the preflight's facts), then every
     node of `run.inv` carries its registry number and writer flag."""
-    got = run.memo.get(KEY)
+    got = run.shared.get(KEY)
     if got is not None:
         return got
     inv = run.inv
@@ -55,8 +55,8 @@ def ensure(run, raw: dict[str, remote.Fact] | None = None) -> Resolution:
     facts = parse(raw, inv.db.name)
     res = identity.resolve(facts.record, inv.nodes)
     run.set_inventory(identity.with_identity(inv, res.wanted))
-    run.memo[KEY] = res
-    run.memo[KEY + ".facts"] = facts
+    run.shared[KEY] = res
+    run.shared[KEY + ".facts"] = facts
     if res.new and res.recorded is not None:
         run.rep.line(inv.db.name, "new node(s): " + ", ".join(
             f"{n} = REGISTRY_LOCAL{res.wanted.number_of(n)}" for n in res.new))
@@ -65,7 +65,7 @@ def ensure(run, raw: dict[str, remote.Fact] | None = None) -> Resolution:
 
 def facts_of(run) -> MemberFacts:
     ensure(run)
-    return run.memo[KEY + ".facts"]  # type: ignore[return-value]
+    return run.shared[KEY + ".facts"]  # type: ignore[return-value]
 
 
 def refuse_orphans(run) -> None:

@@ -24,9 +24,7 @@ from .. import db, deploy, lb, node_config, services, systemd
 from . import identity, record
 
 STEP = "remove-node"
-PURGE_REFUSED = ("--purge drops {db} for good and must take a backup first, but this version "
-                 "has no `fab backup` step yet: nothing was changed. Remove the node without "
-                 "--purge (its {db} is kept), and drop the database by hand after a backup")
+
 
 
 def check_request(res: identity.Resolution, listed: set[str], name: str, purge: bool,
@@ -40,10 +38,8 @@ def check_request(res: identity.Resolution, listed: set[str], name: str, purge: 
     if gone is None:
         known = ", ".join(res.wanted.nodes) or "none"
         raise Abort(f"no recorded node named {name!r} (recorded: {known}); nothing was changed")
-    if purge:
-        raise Abort(PURGE_REFUSED.format(db=f"REGISTRY_LOCAL{gone.number}"))
     if res.wanted.writer == name and not move_writer:
-        after = identity.retire(res.wanted, name, purge=False).writer or "none"
+        after = identity.retire(res.wanted, name, purge=purge).writer or "none"
         raise Abort(f"{name} is the registry writer (the one node that writes the shared "
                     f"registry; the others mount it read-only). Removing it moves that role to "
                     f"{after}: {name} is stopped first, then {after} is reconfigured and "
@@ -62,21 +58,28 @@ def disable_plan(run, s: HostSession) -> Plan:
         s, f"systemctl disable {q(unit)}\n", check=True, what="disable") and None)
 
 
-def drop_account_plan(run, gone: identity.Identity) -> Plan:
+def drop_account_plan(run, gone: identity.Identity, purge: bool = False) -> Plan:
+    """Its account; with purge also its REGISTRY_LOCALn (the backup was taken before)."""
     inv = run.inv
     acc = db.account(inv.database.user, gone.address)
+    local = inv.database.local_db(gone.number)
+    plan = Plan()
+    if purge:
+        plan.add(f"DROP DATABASE {local} (--purge; backed up first)", lambda s: _sql(
+            s, inv, f"DROP DATABASE IF EXISTS {db.ident(local)};", f"drop {local}"))
     if any(n.address == gone.address for n in inv.nodes):
-        return Plan(noop=f"'{inv.database.user}'@'{gone.address}' kept: another node has "
-                         "that address")
+        plan.noop = f"'{inv.database.user}'@'{gone.address}' kept: another node has that address"
+        return plan
+    return plan.add(f"drop the DB account '{inv.database.user}'@'{gone.address}'"
+                    + ("" if purge else f" ({local} kept)"),
+                    lambda s: _sql(s, inv, f"DROP USER IF EXISTS {acc};", f"drop {acc}"))
 
-    def drop(s: HostSession) -> None:
-        res = remote.run_script(s, db.admin_script(inv, [f"DROP USER IF EXISTS {acc};"]),
-                                what="DROP USER")
-        if not res.ok:
-            raise ActionFailed(f"could not drop {acc}: {(res.stderr or res.stdout).strip()[-300:]}",
-                               changes_done=False)
-    return Plan().add(f"drop the DB account '{inv.database.user}'@'{gone.address}' "
-                      f"(REGISTRY_LOCAL{gone.number} kept)", drop)
+
+def _sql(s: HostSession, inv, statement: str, what: str) -> None:
+    res = remote.run_script(s, db.admin_script(inv, [statement]), what=what)
+    if not res.ok:
+        raise ActionFailed(f"could not {what}: {(res.stderr or res.stdout).strip()[-300:]}",
+                           changes_done=False)
 
 
 def take_out(run, host: Host, reachable_ok: bool) -> None:
@@ -108,7 +111,7 @@ def roll_others(run, new_writer: str | None) -> bool:
 
 @task(name="remove-node",
       help={"name": "the node to remove (already taken out of hosts.toml)",
-            "purge": "also drop its REGISTRY_LOCALn (needs a backup step: refused for now)",
+            "purge": "also drop its REGISTRY_LOCALn (`fab backup` runs first)",
             "move_writer": "allowed to remove the registry writer (the role moves)",
             "unreachable_ok": "go on when the node cannot be reached (the machine is gone)",
             "check": COMMON_HELP["check"]})
@@ -118,19 +121,24 @@ def remove_node(c, name, purge=False, move_writer=False, unreachable_ok=False, c
         inv = run.inv
         res = record.ensure(run)
         gone = check_request(res, {n.name for n in inv.nodes}, name, purge, move_writer)
-        after = identity.retire(res.wanted, name, purge=False)
+        after = identity.retire(res.wanted, name, purge=purge)
         moved = after.writer if res.wanted.writer == name else None
         run.rep.line(None, f"removing {name} ({gone.address}, REGISTRY_LOCAL{gone.number} "
-                           "kept)" + (f"; registry writer moves to {moved}" if moved else ""))
+                           + ("dropped after a backup" if purge else "kept") + ")"
+                           + (f"; registry writer moves to {moved}" if moved else ""))
         if not run.check:
             deploy.acquire_lock(run)
         try:
             host = gone.host(len(inv.nodes) + 1, res.wanted.writer == name)
-            run.set_inventory(dataclasses.replace(inv, nodes=(*inv.nodes, host)))
+            run.set_inventory(identity.with_identity(
+                dataclasses.replace(inv, nodes=(*inv.nodes, host)), res.wanted))
+            if purge and not run.check:  # the backup holds its REGISTRY_LOCALn: taken first
+                run.before_data_loss(f"fab remove-node {name} --purge (drops "
+                                     f"REGISTRY_LOCAL{gone.number})")
             take_out(run, host, unreachable_ok)
             run.set_inventory(identity.with_identity(inv, after))
             r = run.each([inv.db], STEP,
-                         lambda s: run.apply(s, STEP, drop_account_plan(run, gone)))
+                         lambda s: run.apply(s, STEP, drop_account_plan(run, gone, purge)))
             if r[inv.db.name].status not in ("ok", "changed"):
                 raise Abort("the DB account was not dropped; run `fab remove-node` again")
             if not record.record_step(run, after, f"{name} retired; " + record.describe(after)):

@@ -19,7 +19,7 @@ from ...engine.remote import HostSession
 from .. import db, node_config
 
 STEP = "rotate-password"
-KEY = "accounts"  # Run.memo
+KEY = "accounts"  # Run.shared
 
 
 @dataclass
@@ -96,7 +96,7 @@ def rotate(run, restart_nodes) -> bool:
     """Rotate every node that needs it, one at a time (restart_nodes: deploy's rolling restart,
     given so this module does not import the deploy task). True when there was nothing to do
     or all went well; False leaves the rest for the next run."""
-    accounts = run.memo.get(KEY)
+    accounts = run.shared.get(KEY)
     if accounts is None:
         return True
     nodes = to_rotate(run.alive(run.inv.nodes), accounts)
