@@ -53,11 +53,19 @@ class DbPlan(Plan):
         return not self.actions
 
 
-def _sql(p: DbPlan, batch: SqlBatch, describe: str, statements: list[str]) -> None:
-    p.actions.append(SqlAction(describe, batch.add(statements), sql=tuple(statements)))
+class _Sql:
+    """The SQL actions, in run order: all in one batch (one client invocation)."""
+
+    def __init__(self, inv: Inventory, server: Server):
+        self.batch = SqlBatch(inv, server.label)
+        self.actions: list[SqlAction] = []
+
+    def __call__(self, describe: str, statements: list[str]) -> None:
+        self.actions.append(SqlAction(describe, self.batch.add(statements),
+                                      sql=tuple(statements)))
 
 
-def _accounts(p: DbPlan, batch: SqlBatch, facts: DbFacts, inv: Inventory, server: Server,
+def _accounts(p: DbPlan, sql: _Sql, facts: DbFacts, inv: Inventory, server: Server,
               app_hash: str) -> None:
     """The application user: one account per node address, its grants; revokes last."""
     d = inv.database
@@ -67,16 +75,16 @@ def _accounts(p: DbPlan, batch: SqlBatch, facts: DbFacts, inv: Inventory, server
     for node in inv.nodes:
         acc = account(user, node.address)
         if node.address not in facts.users:
-            _sql(p, batch, f"create user '{user}'@'{node.address}' ({node.name})",
+            sql(f"create user '{user}'@'{node.address}' ({node.name})",
                  [f"CREATE USER {acc} {identified(server, app_hash)};"])
         elif not facts.users[node.address]:
-            _sql(p, batch, f"set the password of '{user}'@'{node.address}' (hosts.toml has a "
+            sql(f"set the password of '{user}'@'{node.address}' (hosts.toml has a "
                            "different one)", [alter_password(server, acc, app_hash)])
         have = facts.grants.get(node.address, {})
         needed = node_databases(inv, node.index)
         lacking = [db for db in needed if not REQUIRED_PRIVS <= have.get(db, set())]
         if lacking:
-            _sql(p, batch, f"grant all on {', '.join(lacking)} to '{user}'@'{node.address}'",
+            sql(f"grant all on {', '.join(lacking)} to '{user}'@'{node.address}'",
                  [f"GRANT ALL PRIVILEGES ON {ident(db)}.* TO {acc};" for db in lacking])
         # another node's local registry: wider than this node needs
         wider = [db for db in kinds if db not in needed and have.get(db)]
@@ -86,7 +94,7 @@ def _accounts(p: DbPlan, batch: SqlBatch, facts: DbFacts, inv: Inventory, server
                             [f"REVOKE ALL PRIVILEGES ON {ident(db)}.* FROM {acc};"
                              for db in wider]))
     for describe, statements in revokes:  # after every GRANT
-        _sql(p, batch, describe, statements)
+        sql(describe, statements)
     others = sorted(set(facts.users) - {n.address for n in inv.nodes})
     if others:
         p.warnings.append(f"other accounts of {user} left alone: "
@@ -96,7 +104,7 @@ def _accounts(p: DbPlan, batch: SqlBatch, facts: DbFacts, inv: Inventory, server
         p.warnings.append(f"{user} also has grants on {', '.join(extra_dbs)} (left alone)")
 
 
-def _schemas(p: DbPlan, batch: SqlBatch, inv: Inventory, server: Server,
+def _schemas(p: DbPlan, sql: _Sql, inv: Inventory, server: Server,
              states: dict[str, tuple[str, list[str]]], drop: tuple[str, ...]) -> list[str]:
     """Which databases are loaded (and dropped first); the load change lines."""
     loads = []
@@ -114,7 +122,7 @@ def _schemas(p: DbPlan, batch: SqlBatch, inv: Inventory, server: Server,
             have = total - len(missing)
             if db in drop:
                 p.loads.append(Load(db, kind, scripts, drop_first=True))
-                _sql(p, batch, f"DROP partial database {db} ({have}/{total} tables, as --drop "
+                sql(f"DROP partial database {db} ({have}/{total} tables, as --drop "
                                f"{db} asks) and create it again",
                      [f"DROP DATABASE {ident(db)};",
                       f"CREATE DATABASE {ident(db)} CHARACTER SET {server.charset};"])
@@ -146,23 +154,22 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
         if name not in kinds:
             p.errors.append(f"--drop {name}: not one of this cluster's databases "
                             f"({', '.join(kinds)}); nothing dropped")
-    batch = SqlBatch(inv, server.label)
+    sql = _Sql(inv, server)
     settings = plan_settings(p, facts, inv, server)
     for describe, statement in settings.set_global:
-        _sql(p, batch, describe, [statement])
+        sql(describe, [statement])
     states = {db: classify(facts.tables.get(db), kind) for db, kind in kinds.items()}
     for db in kinds:
         if db not in facts.databases:
-            _sql(p, batch, f"create database {db} (character set {server.charset})",
+            sql(f"create database {db} (character set {server.charset})",
                  [f"CREATE DATABASE IF NOT EXISTS {ident(db)} CHARACTER SET {server.charset};"])
-    _accounts(p, batch, facts, inv, server, app_hash)
+    _accounts(p, sql, facts, inv, server, app_hash)
     # started at boot: the tool restarts this server, it must come back after a reboot
     p.enable, note = boot.boot_plan(boot.parse_boot(facts.boot_out, facts.service),
                                     facts.service)
     if note:
         p.warnings.append(note)
-    load_lines = _schemas(p, batch, inv, server, states, drop)
-    sql_actions, p.actions = p.actions, []  # they run after the settings and the boot fix
+    load_lines = _schemas(p, sql, inv, server, states, drop)
     if p.errors:
         p.error = f"{found}; nothing changed: " + "; ".join(p.errors)
         return p
@@ -177,7 +184,7 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
     if p.enable:
         p.add(f"start {facts.service} at boot: " + p.enable.split(" 2>")[0],
               shell(p.enable, f"enable {facts.service} at boot"))
-    p.actions += sql_actions
+    p.actions += sql.actions  # after the settings and the boot fix
     for describe in load_lines:
         p.add(describe, loads.run)
     if p.problems:
