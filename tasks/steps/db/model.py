@@ -1,10 +1,10 @@
 """db-init's model: what the cluster's databases hold, the server's facts, pure helpers."""
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ...engine import inventory
 from ...engine.inventory import Inventory
 from ...engine.remote import FileState
 
@@ -157,9 +157,7 @@ class Load:
 # --------------------------------------------------------------------------- helpers (pure)
 
 
-def native_hash(password: str) -> str:
-    """mysql_native_password hash: '*' + upper hex SHA1(SHA1(password))."""
-    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+native_hash = inventory.native_hash  # the app account's hash: inv.secrets.db_native_hash
 
 
 def ident(name: str) -> str:

@@ -23,7 +23,7 @@ from ...engine.plan import Plan
 from ...engine.remote import FileSpec, plan_files
 from .apply import Loads, Settings, SqlAction, SqlBatch, fail_with, shell
 from .model import (KIND_TABLES, REQUIRED_PRIVS, DbFacts, Load, Server, account, classify,
-                    db_kinds, ident, native_hash, node_databases, scripts_for)
+                    db_kinds, ident, node_databases, scripts_for)
 from .settings import plan_settings
 from .sql import alter_password, identified
 
@@ -149,7 +149,7 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
     p = DbPlan(noop=f"{found}; databases, users, grants, schemas and server settings already "
                     "as wanted", before={facts.dropin_path or "": facts.dropin})
     kinds = db_kinds(inv)
-    app_hash = app_hash or native_hash(inv.secrets.db_password or "")
+    app_hash = app_hash or inv.secrets.db_native_hash
     for name in drop:
         if name not in kinds:
             p.errors.append(f"--drop {name}: not one of this cluster's databases "

@@ -11,7 +11,7 @@ from ...engine.remote import HostSession
 from ...engine.report import StepResult
 from .. import hosts_file
 from .facts import fetch_scripts, read_db_facts, read_node_pools
-from .model import KIND_TABLES, STEP, classify, db_kinds, native_hash
+from .model import KIND_TABLES, STEP, classify, db_kinds
 from .plan import plan_db
 
 
@@ -26,7 +26,7 @@ def _validate_drop(inv: Inventory, drop: tuple[str, ...]) -> None:
 def _db_host_step(run, s: HostSession, drop: tuple[str, ...],
                   hosts_out: dict[str, str]) -> StepResult:
     inv = run.inv
-    app_hash = native_hash(inv.secrets.db_password or "")
+    app_hash = inv.secrets.db_native_hash
     run.rep.redact.add(app_hash)
     facts = read_db_facts(s, inv, app_hash)
     if not facts.running:
@@ -55,7 +55,7 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
 def db_status(run) -> dict:
     """For `fab status`: server version and each database complete / partial / missing."""
     inv = run.inv
-    app_hash = native_hash(inv.secrets.db_password or "")
+    app_hash = inv.secrets.db_native_hash
     out: dict = {"host": inv.db.name, "running": False, "server": None, "databases": {}}
     try:
         facts = read_db_facts(run.session(inv.db), inv, app_hash)
