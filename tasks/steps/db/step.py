@@ -45,6 +45,8 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
     inv = run.inv
     drop = tuple(x for x in drop if x)
     _validate_drop(inv, drop)
+    if drop:  # the step that deletes data: a backup first, or nothing is dropped
+        run.before_data_loss(f"db-init --drop {','.join(drop)}")
     hosts_out: dict[str, str] = {}  # each node's /etc/hosts, read with its pool sizes
     res = run.each([inv.db], STEP, lambda s: _db_host_step(run, s, drop, hosts_out))
     if res[inv.db.name].status.bad:
