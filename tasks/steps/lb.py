@@ -30,7 +30,7 @@ import jinja2
 from invoke import task
 
 from ..engine import boot, remote
-from . import cluster_ca, lb_rules, nginx_conf
+from . import cluster_ca, hosts_file, lb_rules, nginx_conf
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileChange, FileSpec, HostSession, q
@@ -43,7 +43,7 @@ VHOSTS = ("ei.http.conf", "ei.https.conf", "ui.ei.https.conf", "ei.default.conf"
 DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 DEBIAN_DEFAULT = "/etc/nginx/sites-available/default"  # nginx-common's conffile
 ETC_HOSTS = "/etc/hosts"
-HOSTS_MARKER = "bps-deploy lb-names"
+HOSTS_MARKER = hosts_file.MARKER  # the LB's and the nodes' one names block
 MAX_FAILS = 3
 FAIL_TIMEOUT = "30s"
 STEP = "lb"
@@ -238,15 +238,14 @@ def tidy(text: str) -> str:
 
 
 def hosts_block(inv: Inventory) -> list[str]:
-    cl = inv.cluster
-    return [f"{inv.lb.address}\t{cl.service_name} {cl.console_name}"]
+    """The LB's own /etc/hosts block (hosts_file owns the format)."""
+    return hosts_file.wanted_lines(inv, "lb")
 
 
 def plan_etc_hosts(current: bytes | None, state: remote.FileState | None,
                    inv: Inventory) -> list[FileChange]:
-    """Pure: the /etc/hosts change (managed block present when etc_hosts, absent otherwise)."""
-    block = hosts_block(inv) if inv.cluster.etc_hosts else []
-    return remote.block_change(ETC_HOSTS, current, state, block, HOSTS_MARKER)
+    """Pure: the LB's /etc/hosts change (hosts_file's block, absent when etc_hosts is off)."""
+    return hosts_file.changes(current, state, inv, "lb")
 
 
 # --------------------------------------------------------------------------- facts
@@ -536,15 +535,9 @@ def lb_actions(run, facts: LbFacts, lp: LbPlan) -> Plan:
 
 
 def node_hosts(run, s: HostSession) -> StepResult:
-    """A node's /etc/hosts: the managed block naming the LB's host names."""
-    content, state = remote.read_file(s, ETC_HOSTS)
-    changes = plan_etc_hosts(content, state, run.inv)
-    plan = Plan(noop="/etc/hosts already maps the LB names" if run.inv.cluster.etc_hosts
-                else "etc_hosts off: no LB names block", before={ETC_HOSTS: content})
-    if changes:
-        plan.add("; ".join(c.describe() + " (LB names block)" for c in changes),
-                 lambda s: run.apply_files(s, changes, what="/etc/hosts") and None, changes)
-    return run.apply(s, STEP, plan)
+    """A node's /etc/hosts: hosts_file's block (the LB names with the rest the nodes need);
+    not read again when an earlier step of this run settled it."""
+    return hosts_file.host_step(run, s, step=STEP)
 
 
 def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False,
