@@ -1,5 +1,7 @@
 """`fab lb`: pure planning and template rendering (no host)."""
 import dataclasses
+import hashlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ DEBIAN_SITE = dict(default_site=True, default_site_kind="link",
 
 
 def facts(**kw) -> lb.LbFacts:
-    base = dict(nginx_version=(1, 22, 1), nginx_running=True, systemd=False, cert_present=True,
+    base = dict(nginx_version=(1, 22, 1), nginx_running=True, cert_present=True,
                 key_present=True, default_site=False, files={}, hosts_content=b"127.0.0.1 localhost\n",
                 hosts_state=remote.FileState("x", 0o644, "root", "root"))
     base.update(kw)
@@ -145,7 +147,7 @@ def test_nginx_extra_in_service_vhosts(tmp_path):
 
 def test_undefined_value_names_template_and_line(inv, tmp_path, monkeypatch):
     (tmp_path / "bad.j2").write_text("a\nb {{ nope }}\n")
-    monkeypatch.setattr(lb, "TEMPLATES", tmp_path)
+    monkeypatch.setattr(lb.vhosts, "TEMPLATES", tmp_path)
     with pytest.raises(lb.RenderError) as e:
         lb.render("bad.j2", {})
     assert "templates/bad.j2:2" in str(e.value) and "nope" in str(e.value)
@@ -153,7 +155,7 @@ def test_undefined_value_names_template_and_line(inv, tmp_path, monkeypatch):
 
 def test_syntax_error_names_template_and_line(tmp_path, monkeypatch):
     (tmp_path / "bad.j2").write_text("a\n\n{% if x %}\n")
-    monkeypatch.setattr(lb, "TEMPLATES", tmp_path)
+    monkeypatch.setattr(lb.vhosts, "TEMPLATES", tmp_path)
     with pytest.raises(lb.RenderError) as e:
         lb.render("bad.j2", {"x": 1})
     assert "templates/bad.j2:" in str(e.value) and "syntax error" in str(e.value)
@@ -231,7 +233,7 @@ def test_etc_hosts_keeps_mode(inv):
 def test_parse_facts():
     raw = {
         "nginx": remote.Fact("nginx version: nginx/1.22.1", 0),
-        "running": remote.Fact("running", 0), "systemd": remote.Fact("no", 0),
+        "running": remote.Fact("running", 0),
         "cert": remote.Fact("present", 0), "key": remote.Fact("missing", 0),
         "default_site": remote.Fact("link /etc/nginx/sites-available/default\nmd5 abc\n"
                                     "pkg abc", 0),
@@ -242,7 +244,7 @@ def test_parse_facts():
     for v in lb.VHOSTS:
         raw[f"file:/etc/nginx/conf.d/{v}"] = remote.Fact("MISSING", 0)
     f = lb.parse_lb_facts(raw)
-    assert f.nginx_version == (1, 22, 1) and f.nginx_running and not f.systemd
+    assert f.nginx_version == (1, 22, 1) and f.nginx_running
     assert f.cert_present and not f.key_present and f.default_site
     assert (f.default_site_kind, f.default_site_target) == ("link", lb.DEBIAN_DEFAULT)
     assert f.default_site_md5 == f.default_site_pkg_md5 == "abc" and f.nginx_dump is None
@@ -260,10 +262,46 @@ def test_nginx_message_keeps_file_and_line():
 
 
 def test_service_script_variants():
-    assert "systemctl reload nginx" in lb.nginx_service_script("reload", True)
-    s = lb.nginx_service_script("reload", False)
-    assert "service nginx reload" in s and "nginx -s reload" in s
-    assert "else nginx; fi" in lb.nginx_service_script("start", False)
+    """One static script (shellcheck checks it) for every way nginx is run; the header picks."""
+    s = lb.nginx_service_script("reload")
+    assert s.startswith("ACTION=reload\nIF_RUNNING=0\nVALIDATE=0\n")
+    assert 'systemctl "$ACTION" nginx' in s and 'service nginx "$ACTION"' in s
+    assert "nginx -s reload" in s
+    assert lb.nginx_service_script("reload", if_running=True, validate=True).startswith(
+        "ACTION=reload\nIF_RUNNING=1\nVALIDATE=1\n")
+
+
+def _sh(script: str, tmp_path, path_dir) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                          env={"PATH": f"{path_dir}:/usr/bin:/bin"}, cwd=tmp_path)
+
+
+def test_default_site_probe_and_disable_on_local_files(tmp_path):
+    """The probe and the disable script against a scratch tree (no root): a link is described,
+    then moved to a backup; a failing nginx -t puts it back."""
+    site, pkg = tmp_path / "sites-enabled" / "default", tmp_path / "sites-available" / "default"
+    site.parent.mkdir()
+    pkg.parent.mkdir()
+    pkg.write_text("server {}\n")
+    site.symlink_to(pkg)
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "nginx").write_text("#!/bin/sh\nexit ${NGINX_RC:-0}\n")
+    (bin_ / "nginx").chmod(0o755)
+    probe = remote.script("nginx_default_site.sh", ACTION="probe", SITE=site, PACKAGE_SITE=pkg)
+    got = lb.parse_default_site(_sh(probe, tmp_path, bin_).stdout)
+    assert got["kind"] == "link" and got["target"] == str(pkg)
+    assert got["md5"] == hashlib.md5(b"server {}\n").hexdigest()
+    disable = (remote.script("backups.sh", BACKUP_DIR=tmp_path / "bak", STAMP="20260101T000000Z",
+                             KEEP=3)
+               + remote.script("nginx_default_site.sh", ACTION="disable", SITE=site,
+                               PACKAGE_SITE=""))
+    r = _sh("export NGINX_RC=1\n" + disable, tmp_path, bin_)
+    assert r.returncode == 3 and "default site restored" in r.stderr and site.is_symlink()
+    r = _sh(disable, tmp_path, bin_)
+    assert r.returncode == 0 and not site.exists() and not site.is_symlink(), r.stderr
+    [bak] = (tmp_path / "bak").iterdir()
+    assert bak.is_symlink() and bak.name.endswith("~") and "sites-enabled%default" in bak.name
 
 
 # --------------------------------------------------------------------- hostile input: item 3
@@ -416,7 +454,7 @@ def test_rendered_vhosts_are_well_formed(tmp_path, monkeypatch):
     for sp in lb.render_vhosts(inv, (1, 22, 1)):
         assert nginx_conf.structure_problem(sp.content.decode()) is None
     # a template that renders an unbalanced file is refused before anything is written
-    monkeypatch.setattr(lb, "tidy", lambda t: t + "}\n")
+    monkeypatch.setattr(lb.vhosts, "tidy", lambda t: t + "}\n")
     with pytest.raises(lb.RenderError, match="not well-formed"):
         lb.render_vhosts(inv, (1, 22, 1))
 
