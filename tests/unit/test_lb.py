@@ -638,3 +638,73 @@ def test_node_hosts_writes_the_lb_names_block_once(inv, monkeypatch):
     r = lb.node_hosts(run, run.session(node))
     assert r.status == "changed" and any("LB names block" in c for c in r.changes)
     assert len(hosts[node.name].scripts) == 2  # one fact read, one write
+
+
+# --------------------------------------------------------------------- lb_host_step, fake LB
+
+
+def fake_lb(inv, monkeypatch, *, running=True, site="absent\nmd5 \npkg \n", current=True,
+            **kw):
+    """A fake LB answering every probe of lb_probes; `current`: it holds what we render."""
+    run, hosts = fake_run(inv, monkeypatch, **kw)
+    h = hosts["lb"]
+    h.answer(r"nginx -v", stdout="nginx version: nginx/1.22.1")
+    h.answer(r"^ACTION=status$", stdout="running" if running else "stopped")
+    h.answer(r"^ACTION=probe$", stdout=site)
+    h.answer(r"\[ -s .*/server\.(crt|key)", stdout="present")
+    h.answer(r"/proc/1/comm", stdout="none bash")
+    hosts_text = remote.managed_block("127.0.0.1 localhost\n", lb.hosts_block(inv),
+                                      lb.HOSTS_MARKER).encode()
+    h.files["/etc/hosts"] = hosts_text
+    if current:
+        for sp in lb.render_vhosts(inv, (1, 22, 1)):
+            h.files[sp.path] = sp.content
+    return run, hosts
+
+
+def lb_scripts(hosts) -> list[str]:
+    return [s for s in hosts["lb"].scripts if "@@BPS-FACT-BEGIN" not in s]
+
+
+def test_lb_host_step_noop_is_one_fact_read(inv, monkeypatch):
+    run, hosts = fake_lb(inv, monkeypatch)
+    r = lb.lb_host_step(run)
+    assert r.status == "ok" and "no reload" in r.msg, r.msg
+    assert len(hosts["lb"].scripts) == 1
+
+
+def test_lb_host_step_disables_debian_site_first_then_writes_and_reloads(inv, monkeypatch):
+    site = f"link {lb.DEBIAN_DEFAULT}\nmd5 {PKG_MD5}\npkg {PKG_MD5}\n"
+    run, hosts = fake_lb(inv, monkeypatch, site=site, current=False)
+    r = lb.lb_host_step(run)
+    assert r.status == "changed", r.msg
+    steps = lb_scripts(hosts)
+    assert "\nACTION=disable\n" in steps[0] and "backup_name" in steps[0]
+    assert "nginx -t" in steps[1] and "\nACTION=reload\n" in steps[2]
+    assert any("disable Debian's default site" in c for c in r.changes)
+
+
+def test_default_site_that_fails_nginx_t_is_restored_and_named(inv, monkeypatch):
+    site = f"link {lb.DEBIAN_DEFAULT}\nmd5 {PKG_MD5}\npkg {PKG_MD5}\n"
+    run, hosts = fake_lb(inv, monkeypatch, site=site, current=False)
+    hosts["lb"].rules.insert(0, (re.compile(r"^ACTION=disable$", re.M), remote.CmdResult(
+        "", "nginx: [emerg] host not found in /etc/nginx/conf.d/x.conf:2\n"
+            "validation failed: default site restored\n", 3)))
+    r = lb.lb_host_step(run)
+    assert r.status == "failed" and "the site was restored" in r.msg
+    assert "/etc/nginx/conf.d/x.conf:2" in r.msg
+    assert r.changes == []  # nothing changed: the link is back
+    assert len(lb_scripts(hosts)) == 1  # no vhost written, no reload
+
+
+def test_stopped_nginx_is_started_not_reloaded_and_check_mode_runs_nothing(inv, monkeypatch):
+    run, hosts = fake_lb(inv, monkeypatch, running=False, check=True, diff=True)
+    r = lb.lb_host_step(run)
+    assert r.status == "changed" and "would change (check mode)" in r.msg
+    assert r.changes == ["start nginx (not running)"] and not lb_scripts(hosts)
+    run, hosts = fake_lb(inv, monkeypatch, running=False)
+    r = lb.lb_host_step(run)
+    assert r.status == "changed"
+    start, verify = lb_scripts(hosts)
+    assert "\nACTION=start\n" in start and "reload" not in start.split("# shellcheck")[0]
+    assert "nginx -T" in verify  # the live config checked for name conflicts
