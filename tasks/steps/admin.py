@@ -255,16 +255,15 @@ def node_actions(inv: Inventory, plan: AdminPlan, node: Host, state: str) -> Pla
 
 
 def read_states(run: Run, nodes: list[Host]) -> dict[str, str]:
-    """Standalone `fab admin-password`: each node's remembered hash (one command per node)."""
-    states: dict[str, str] = {}
-
+    """Standalone `fab admin-password`: each node's remembered hash (one command per node),
+    handed back as each result's value."""
     def one(s: HostSession) -> StepResult:
         f = remote.read_facts(s, {"admin_state": f"cat {ADMIN_STATE} 2>/dev/null || true"})
-        states[s.name] = f["admin_state"].out.strip()
-        return StepResult(s.name, "facts", "ok", "admin password state read")
+        return StepResult(s.name, "facts", Status.OK, "admin password state read",
+                          value=f["admin_state"].out.strip())
 
-    run.each(nodes, "facts", one)
-    return states
+    results = run.each(nodes, "facts", one)
+    return {name: r.value for name, r in results.items() if r.status == Status.OK}
 
 
 def admin_step(run: Run, states: dict[str, str] | None = None) -> bool:
