@@ -708,3 +708,10 @@ def test_stopped_nginx_is_started_not_reloaded_and_check_mode_runs_nothing(inv, 
     start, verify = lb_scripts(hosts)
     assert "\nACTION=start\n" in start and "reload" not in start.split("# shellcheck")[0]
     assert "nginx -T" in verify  # the live config checked for name conflicts
+
+
+def test_config_mistake_is_refused_through_the_runner(inv, monkeypatch):
+    run, hosts = fake_lb(inv, monkeypatch)
+    r = lb.lb_host_step(run, drain=frozenset({"node9"}))
+    assert r.status == "failed" and "cannot drain node9: no such node" in r.msg
+    assert len(hosts["lb"].scripts) == 1  # the fact read only

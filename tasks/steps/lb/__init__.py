@@ -28,8 +28,9 @@ from __future__ import annotations
 from invoke import task
 
 from ...engine.cli import COMMON_HELP, session
+from ...engine.plan import Plan
 from ...engine.remote import HostSession
-from ...engine.report import StepResult
+from ...engine.report import Status, StepResult
 from .apply import (disable_default_script, lb_actions, live_conflicts_script,  # noqa: F401
                     nginx_message, nginx_service_script)
 from .facts import (DEBIAN_DEFAULT, DEFAULT_SITE, LbFacts, default_site_probe,  # noqa: F401
@@ -59,11 +60,11 @@ def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool =
     def one(s: HostSession) -> StepResult:
         facts = read_lb_facts(s, inv)
         try:
-            plan = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check,
-                           frozenset(undraining))
-        except (RenderError, LbError) as e:
-            return StepResult(s.name, STEP, "failed", str(e))
-        return run.apply(s, STEP, lb_actions(run, facts, plan))
+            lp = plan_lb(facts, inv, frozenset(drain), certs_planned and run.check,
+                         frozenset(undraining))
+        except (RenderError, LbError) as e:  # a config mistake: refused, nothing written
+            return run.apply(s, STEP, Plan.refuse(str(e)))
+        return run.apply(s, STEP, lb_actions(run, facts, lp))
 
     return run.each([inv.lb], STEP, one)[inv.lb.name]
 
@@ -71,11 +72,11 @@ def lb_host_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool =
 def lb_step(run, drain: frozenset[str] = frozenset(), certs_planned: bool = False) -> bool:
     """Configure the LB (vhosts, default site, nginx) then the nodes' /etc/hosts. True = all ok."""
     inv = run.inv
-    if lb_host_step(run, drain, certs_planned).status in ("failed", "unreachable", "skipped"):
+    if lb_host_step(run, drain, certs_planned).status not in (Status.OK, Status.CHANGED):
         return False
     nodes = run.alive(inv.nodes)
     results = run.each(nodes, STEP, lambda s: node_hosts(run, s)) if nodes else {}
-    return all(r.status in ("ok", "changed") for r in results.values())
+    return all(r.status in (Status.OK, Status.CHANGED) for r in results.values())
 
 
 @task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
