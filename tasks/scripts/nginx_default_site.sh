@@ -4,7 +4,9 @@
 #   ACTION        probe | disable
 #   SITE          /etc/nginx/sites-enabled/default
 #   PACKAGE_SITE  /etc/nginx/sites-available/default, nginx-common's conffile
-# and, for disable, after backups.sh (the link is moved to a backup, restored if nginx -t fails).
+#   BACKUP        disable: where the link is moved (put back if nginx -t then fails). Not a
+#                 backups.sh backup on purpose: a run manifest lists files that `fab rollback`
+#                 rewrites, and this is a link (Debian's), which no file write may follow.
 # probe prints: "link <target>" | file | absent; "md5 <md5 of what SITE resolves to>";
 # "pkg <the md5 dpkg recorded for PACKAGE_SITE>". Only the planner decides what it means.
 
@@ -25,15 +27,16 @@ probe)
     ;;
 disable)
     set -e
-    bak=$(backup_name "$SITE")
-    mv -f -- "$SITE" "$bak"
+    umask 077
+    mkdir -p "$(dirname "$BACKUP")"
+    chmod 700 "$(dirname "$BACKUP")"
+    mv -f -- "$SITE" "$BACKUP"
     if ! vout=$(nginx -t 2>&1); then
-        mv -f -- "$bak" "$SITE"
+        mv -f -- "$BACKUP" "$SITE"
         echo "$vout" >&2
         echo 'validation failed: default site restored' >&2
         exit 3
     fi
-    prune_backups "$bak"
     echo "disabled $SITE"
     ;;
 *)

@@ -18,7 +18,7 @@ from tests.unit.inv_factory import make_inv
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
-# captured from LB_CERT_PROBE on a real certificate (PEM line shortened: parsed separately)
+# captured from tasks/scripts/lb_cert_probe.sh on a real certificate (PEM line shortened: parsed separately)
 CAPTURED = """CERT=present
 subject=CN=ei.example.com
 notAfter=Nov 25 13:23:11 2026 GMT

@@ -288,20 +288,20 @@ def test_default_site_probe_and_disable_on_local_files(tmp_path):
     bin_.mkdir()
     (bin_ / "nginx").write_text("#!/bin/sh\nexit ${NGINX_RC:-0}\n")
     (bin_ / "nginx").chmod(0o755)
-    probe = remote.script("nginx_default_site.sh", ACTION="probe", SITE=site, PACKAGE_SITE=pkg)
+    probe = remote.script("nginx_default_site.sh", ACTION="probe", SITE=site, PACKAGE_SITE=pkg,
+                          BACKUP="")
     got = lb.parse_default_site(_sh(probe, tmp_path, bin_).stdout)
     assert got["kind"] == "link" and got["target"] == str(pkg)
     assert got["md5"] == hashlib.md5(b"server {}\n").hexdigest()
-    disable = (remote.script("backups.sh", BACKUP_DIR=tmp_path / "bak", STAMP="20260101T000000Z",
-                             KEEP=3)
-               + remote.script("nginx_default_site.sh", ACTION="disable", SITE=site,
-                               PACKAGE_SITE=""))
+    bak = tmp_path / "bak" / "sites-enabled%default.20260101T000000Z~"
+    disable = remote.script("nginx_default_site.sh", ACTION="disable", SITE=site,
+                            PACKAGE_SITE=pkg, BACKUP=bak)
     r = _sh("export NGINX_RC=1\n" + disable, tmp_path, bin_)
     assert r.returncode == 3 and "default site restored" in r.stderr and site.is_symlink()
     r = _sh(disable, tmp_path, bin_)
     assert r.returncode == 0 and not site.exists() and not site.is_symlink(), r.stderr
-    [bak] = (tmp_path / "bak").iterdir()
-    assert bak.is_symlink() and bak.name.endswith("~") and "sites-enabled%default" in bak.name
+    # a link, kept apart from the run manifests (fab rollback rewrites files, never links)
+    assert bak.is_symlink() and not (tmp_path / "bak" / "runs").exists()
 
 
 # --------------------------------------------------------------------- hostile input: item 3
@@ -679,7 +679,7 @@ def test_lb_host_step_disables_debian_site_first_then_writes_and_reloads(inv, mo
     r = lb.lb_host_step(run)
     assert r.status == "changed", r.msg
     steps = lb_scripts(hosts)
-    assert "\nACTION=disable\n" in steps[0] and "backup_name" in steps[0]
+    assert "\nACTION=disable\n" in steps[0] and "sites-enabled%default." in steps[0]
     assert "nginx -t" in steps[1] and "\nACTION=reload\n" in steps[2]
     assert any("disable Debian's default site" in c for c in r.changes)
 

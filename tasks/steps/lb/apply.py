@@ -7,7 +7,7 @@ import re
 from ...engine import remote
 from ...engine.plan import ActionFailed, Plan
 from ...engine.remote import HostSession
-from .facts import DEFAULT_SITE, LbFacts
+from .facts import DEBIAN_DEFAULT, DEFAULT_SITE, LbFacts
 from .hosts import ETC_HOSTS
 from .plan import LbPlan, name_conflicts
 
@@ -20,10 +20,13 @@ def nginx_service_script(action: str, if_running: bool = False, validate: bool =
                          VALIDATE=int(validate))
 
 
-def disable_default_script(stamp: str, keep: int = remote.BACKUPS_KEEP) -> str:
-    """Move Debian's default site link to the backups; put it back if nginx -t then fails."""
-    return remote.backups_lib(stamp, keep) + remote.script(
-        "nginx_default_site.sh", ACTION="disable", SITE=DEFAULT_SITE, PACKAGE_SITE="")
+def disable_default_script(stamp: str) -> str:
+    """Move Debian's default site link aside; put it back if nginx -t then fails. The link
+    goes to its own name in the backups folder, outside the run manifests: `fab rollback`
+    rewrites files, and this is a link (see tasks/scripts/nginx_default_site.sh)."""
+    return remote.script("nginx_default_site.sh", ACTION="disable", SITE=DEFAULT_SITE,
+                         PACKAGE_SITE=DEBIAN_DEFAULT,
+                         BACKUP=f"{remote.BACKUP_DIR}/sites-enabled%default.{stamp}~")
 
 
 _NGINX_MSG = re.compile(r"^nginx: \[(emerg|alert|crit|error)\].*$", re.M)
@@ -51,8 +54,8 @@ def lb_actions(run, facts: LbFacts, lp: LbPlan) -> Plan:
     if lp.disable_default:
         def disable_default(s: HostSession) -> None:
             # first: Debian's site is a default_server on :80, as is our catch-all
-            script = disable_default_script(run.stamp, run.inv.cluster.backups_keep)
-            res = remote.run_script(s, script, what="disable default site")
+            res = remote.run_script(s, disable_default_script(run.stamp),
+                                    what="disable default site")
             if not res.ok:
                 raise ActionFailed("failed (the site was restored):\n"
                                    + nginx_message(res.stderr + res.stdout), changes_done=False)

@@ -42,7 +42,7 @@ def nginx_running_probe() -> str:
 def default_site_probe() -> str:
     """What sites-enabled/default is (tasks/scripts/nginx_default_site.sh): parse_default_site."""
     return remote.script("nginx_default_site.sh", ACTION="probe", SITE=DEFAULT_SITE,
-                         PACKAGE_SITE=DEBIAN_DEFAULT)
+                         PACKAGE_SITE=DEBIAN_DEFAULT, BACKUP="")
 
 
 def parse_default_site(out: str) -> dict[str, str]:
