@@ -72,7 +72,7 @@ def lb_facts(inv, drain=frozenset()):
     specs = lb.render_vhosts(inv, (1, 22, 1), drain)
     marks = "".join(sorted({f"# {n} (drained)\n" for n in drain}))
     return lb.LbFacts(
-        nginx_version=(1, 22, 1), nginx_running=True, systemd=False, cert_present=True,
+        nginx_version=(1, 22, 1), nginx_running=True, cert_present=True,
         key_present=True, default_site=False,
         files={sp.path: remote.FileState(sp.sha256, 0o644, "root", "root") for sp in specs},
         hosts_content=remote.managed_block("", lb.hosts_block(inv), lb.HOSTS_MARKER).encode(),
