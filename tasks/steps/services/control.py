@@ -103,8 +103,10 @@ def start_plan(run: Run, st: NodeState) -> Plan:
     """Pure: (re)start the node and hold until it is healthy (always one action)."""
     what = "restart" if st.running else "start"
     pending = f" (pending: {st.pending.splitlines()[-1]})" if st.pending else ""
-    return Plan().add(f"{what} EI, healthy before the next node{pending}",
-                      lambda s: _start(run, s, st))
+    # the work is a quiet action and the change line follows it: a failed gate then reads
+    # "restart: failed: not healthy after start: ..." (the gate's own words, not the line's)
+    return Plan().add("", lambda s: _start(run, s, st), quiet=True) \
+        .add(f"{what} EI, healthy before the next node{pending}", lambda s: None)
 
 
 def start_and_wait(run: Run, s: HostSession, step: str = "restart") -> StepResult:
