@@ -46,9 +46,7 @@ class StepResult:
     diffs: list[str] = field(default_factory=list)
     restarted: bool = False
     killed: bool = False  # a JVM got SIGKILL: it did not stop within cluster.stop_timeout
-    # what the step learnt on this host for the steps after it (a typed value of the step's
-    # own, e.g. preflight's "needs install"): never parsed out of msg
-    value: object = None
+    value: object = field(default=None, repr=False)  # what the step hands on (engine/plan.py)
 
     def __post_init__(self):
         self.status = Status(self.status)  # ValueError for a status that does not exist
