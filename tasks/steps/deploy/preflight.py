@@ -10,6 +10,7 @@ from ...engine.remote import HostSession
 from ...engine.report import Status, StepResult
 from ...engine.runner import Run
 from .. import services
+from ..adhoc import ping_probes
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ def path_targets(inv: Inventory, h: Host) -> list[tuple[str, str, int]]:
 
 
 def preflight_probes(inv: Inventory, h: Host) -> dict[str, str]:
-    from ..adhoc import ping_probes  # adhoc imports services; kept lazy as before
     probes = ping_probes(inv, h.role)
     targets = path_targets(inv, h)
     if targets:
