@@ -1,7 +1,7 @@
 """`fab status`: one row per host, for people and for monitoring scripts.
 
 Columns: role, reachable, service (EI JVM / nginx / DB server), healthy, restart pending,
-drained at the LB, config drift (what `fab deploy` would change), certificate days left, schema
+drained at the LB, config drift (what `fab deploy` is to change), certificate days left, schema
 state. Exit code 0 when all is well; 1 when any host is unreachable, unhealthy, drifted, pending
 or drained (or the LB / DB is not right); 2 for a bad hosts.toml. `--json` prints the rows as
 JSON on stdout (the host lines then go to stderr).
@@ -36,7 +36,7 @@ class Row:
     healthy: str = "-"  # yes / NO
     pending: str = "-"  # no / YES (a restart the next deploy will make)
     drained: str = "-"  # no / YES (out of the LB's rotation)
-    drift: str = "-"  # no / YES (`fab deploy` would change the node's configuration)
+    drift: str = "-"  # no / YES (`fab deploy` is to change the node's configuration)
     cert_days: int | None = None  # the LB certificate's days left
     schema: str = "-"  # complete / INCOMPLETE (names) / -
     problems: list[str] = field(default_factory=list)
@@ -155,7 +155,7 @@ def drift_of(run: Run, s: HostSession) -> StepResult:
                           + planned.plan.error)
     if planned.drift:
         return StepResult(s.name, "drift", Status.FAILED, "configuration DRIFT: `fab deploy` "
-                          "would change it", changes=planned.plan.changes, value=True)
+                          "changes it", changes=planned.plan.changes, value=True)
     return StepResult(s.name, "drift", Status.OK, "configuration as deployed", value=False)
 
 

@@ -88,8 +88,8 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
 def _edit_code() -> bytes:
     """The code the edit depends on: the XML editor and this package's parameters and plan."""
     here = Path(__file__).parent
-    return b"".join(p.read_bytes() for p in (Path(ei_xml.__file__), here / "params.py",
-                                             here / "plan.py"))
+    return ei_xml.code_bytes() + b"".join(p.read_bytes() for p in (here / "params.py",
+                                                                    here / "plan.py"))
 
 
 def render_digest(inv: Inventory, node: Host) -> str:

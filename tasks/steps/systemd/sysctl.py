@@ -110,7 +110,7 @@ def sysctl_decision(apply_sysctl: bool, host: HostInit) -> tuple[bool, str]:
 
     Many of these settings (net.core.*, fs.file-max) are not per network namespace: a host that
     shares its kernel with the machine (a container, or a namespace host without an init of
-    its own such as the lab's) would change the machine's own settings for everyone on it."""
+    its own such as the lab's) would alter the machine's own settings for everyone on it."""
     if not apply_sysctl:
         return False, "cluster.apply_sysctl is false"
     if host.container not in ("", "none"):
