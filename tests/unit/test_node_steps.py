@@ -349,3 +349,20 @@ def test_unlock_removes_a_held_lock_and_check_mode_only_says_so(inv, monkeypatch
         assert r.status == Status.CHANGED
         assert r.changes == ["remove the deploy lock of bob@m pid=1 boot=b since=t"]
         assert hosts["lb"].ran(r"^lock_break$") is not check
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_status_drift_is_planned_never_applied(inv, monkeypatch):
+    from tasks.steps import status
+    run, hosts = fake_run(inv, monkeypatch)  # not a check run: status must not need one
+    n1, n2 = inv.nodes
+    node_host(inv, hosts[n1.name], shipped())
+    as_deployed(inv, n2, hosts[n2.name], inv.cluster.jdbc_driver.read_bytes())
+    drifted = status.drift_of(run, run.session(n1))
+    assert drifted.status == Status.FAILED and drifted.value is True
+    assert any("axis2.xml" in c for c in drifted.changes)
+    clean = status.drift_of(run, run.session(n2))
+    assert clean.status == Status.OK and clean.value is False
+    assert not writes(hosts[n1.name]) and not writes(hosts[n2.name])
