@@ -15,7 +15,8 @@ from .lock import (BOOT_ID, LOCK_DIR, LockOwner, _boot_id, _lock_owner, _pid_ali
                    deploy_lock, lock_lib, release_lock, stale_lock, unlock_host, unlock_plan)
 from .preflight import (Preflight, identity_problem, parse_paths, path_targets, paths_probe,
                         preflight, preflight_host, preflight_probes)
-from .restarts import _drain_failed, _lb_configured, nodes_needing_restart, restart_nodes
+from .restarts import (_drain_failed, _lb_configured, nodes_needing_restart, restart_nodes,
+                       rollback_hint)
 from .tasks import deploy, logs, restart, stop, unlock
 
 __all__ = [n for n in dir() if not n.startswith("__") and n != "annotations"]

@@ -64,6 +64,14 @@ def _drain_failed(run: Run, left: list[Host], step: str, done: list[str], lb_res
                 f"not restarted: {', '.join(n.name for n in left) or 'none'}")
 
 
+def rollback_hint(run: Run, cfg: node_config.ConfigureOutcome) -> str:
+    """How to go back when this run's changes left a node unhealthy (fab rollback)."""
+    return (f"\nthis run (run id {run.stamp}) changed the configuration of "
+            f"{', '.join(sorted(cfg.changed))}; to put back the files it replaced on every host "
+            "and restart the nodes in order: `fab rollback` (then fix hosts.toml, or the next "
+            "deploy makes the same change again)") if cfg.changed else ""
+
+
 def nodes_needing_restart(run: Run, cfg: node_config.ConfigureOutcome) -> list[Host]:
     """Nodes whose config changed, that carry a pending mark, or that are not running."""
     todo = []

@@ -9,7 +9,7 @@ from ...engine.report import Status, StepResult
 from .. import admin, certs, db, lb, node_config, services
 from .lock import deploy_lock, unlock_host
 from .preflight import preflight
-from .restarts import nodes_needing_restart, restart_nodes
+from .restarts import nodes_needing_restart, restart_nodes, rollback_hint
 
 
 @task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
@@ -36,7 +36,8 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                 full = cfg.membership_changed
                 if not restart_nodes(run, todo if not full else list(run.inv.nodes),
                                      rolling=True, full=full):
-                    raise Abort("a node failed its health check; the LB was left as it was")
+                    raise Abort("a node failed its health check; the LB was left as it was"
+                                + rollback_hint(run, cfg))
             lb.lb_step(run, certs_planned=True)
             # last, on healthy nodes: the admin password where it lives (the user store)
             if not admin.admin_step(run, cfg.admin_states):
