@@ -51,7 +51,7 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
         # read here so a no-op deploy's admin step needs no command of its own (tasks/admin.py)
         "admin_state": f"cat {ADMIN_STATE} 2>/dev/null || true",
         # the host's init, limits and kernel settings, the unit and the sysctl drop-in
-        # (tasks/systemd.py): in this same read, so a no-op deploy spends nothing on them
+        # (tasks/steps/systemd/): in this same read, so a no-op deploy spends nothing on them
         "init": systemd.INIT_PROBE,
         "sysctl_now": systemd.sysctl_probe(),
         "unit_file": remote.probe_file(systemd.UNIT_PATH, content=True),
