@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import certs, db, node_config, lb, services, systemd
+from . import artifacts, certs, db, node_config, lb, services, systemd
 from ..engine import remote
 from ..engine.cli import session
 from ..engine.remote import HostSession
@@ -24,7 +24,7 @@ from ..engine.report import Status, StepResult
 from ..engine.runner import Run
 
 COLUMNS = ("host", "role", "reachable", "service", "healthy", "pending", "drained", "drift",
-           "cert_days", "schema")
+           "cert_days", "schema", "artifacts")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Row:
     drift: str = "-"  # no / YES (`fab deploy` is to change the node's configuration)
     cert_days: int | None = None  # the LB certificate's days left
     schema: str = "-"  # complete / INCOMPLETE (names) / -
+    artifacts: str = "-"  # archives in the hot-deploy folders; "N DIFFERS" from node 1's
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +49,8 @@ class Row:
     def cells(self) -> list[str]:
         return [self.host, self.role, "yes" if self.reachable else "NO", self.service,
                 self.healthy, self.pending, self.drained, self.drift,
-                "-" if self.cert_days is None else str(self.cert_days), self.schema]
+                "-" if self.cert_days is None else str(self.cert_days), self.schema,
+                self.artifacts]
 
 
 def table(rows: list[Row]) -> list[str]:
@@ -147,16 +149,17 @@ def db_row(run: Run, s: HostSession, row: Row) -> StepResult:
 
 
 def drift_of(run: Run, s: HostSession) -> StepResult:
-    """Would `fab deploy` change this node's configuration? Planned, never applied: its value
-    is True (drift), False (as deployed) or None (could not be planned)."""
+    """Would `fab deploy` change this node's configuration? Planned, never applied: the value
+    is the node's NodeConfigured (its `drift`, and the fact read the artifacts column reuses),
+    None when the node could not be planned."""
     planned = node_config.plan_configure(run, s)
     if planned.plan.error:
         return StepResult(s.name, "drift", Status.FAILED, "configuration could not be planned: "
                           + planned.plan.error)
     if planned.drift:
         return StepResult(s.name, "drift", Status.FAILED, "configuration DRIFT: `fab deploy` "
-                          "changes it", changes=planned.plan.changes, value=True)
-    return StepResult(s.name, "drift", Status.OK, "configuration as deployed", value=False)
+                          "changes it", changes=planned.plan.changes, value=planned)
+    return StepResult(s.name, "drift", Status.OK, "configuration as deployed", value=planned)
 
 
 def collect(run: Run) -> list[Row]:
@@ -165,15 +168,22 @@ def collect(run: Run) -> list[Row]:
     rows = {h.name: Row(h.name, h.role) for h in inv.hosts}
     res = run.each(inv.nodes, "status", lambda s: node_row(run, s, rows[s.name]))
     drift = run.each(run.alive(inv.nodes), "drift", lambda s: drift_of(run, s))
+    planned = {name: r.value for name, r in drift.items()
+               if isinstance(r.value, node_config.NodeConfigured)}
     for n in inv.nodes:
-        got = drift[n.name].value if n.name in drift else None
-        if got is True:
+        got = planned.get(n.name)
+        if got is not None and got.drift:
             rows[n.name].drift = "YES"
             rows[n.name].problems.append("configuration drift")
-        elif got is False:
+        elif got is not None:
             rows[n.name].drift = "no"
         elif n.name not in run.dead:
             rows[n.name].problems.append("configuration could not be read")
+    for name, (cell, problem) in artifacts.status_cells(
+            inv, {name: got.raw for name, got in planned.items()}).items():
+        rows[name].artifacts = cell
+        if problem:
+            rows[name].problems.append(problem)
     res.update(run.each([inv.lb], "status", lambda s: lb_row(run, s, rows[s.name], rows)))
     res.update(run.each([inv.db], "status", lambda s: db_row(run, s, rows[s.name])))
     for name, r in res.items():

@@ -361,8 +361,8 @@ def test_status_drift_is_planned_never_applied(inv, monkeypatch):
     node_host(inv, hosts[n1.name], shipped())
     as_deployed(inv, n2, hosts[n2.name], inv.cluster.jdbc_driver.read_bytes())
     drifted = status.drift_of(run, run.session(n1))
-    assert drifted.status == Status.FAILED and drifted.value is True
+    assert drifted.status == Status.FAILED and drifted.value.drift is True
     assert any("axis2.xml" in c for c in drifted.changes)
     clean = status.drift_of(run, run.session(n2))
-    assert clean.status == Status.OK and clean.value is False
+    assert clean.status == Status.OK and clean.value.drift is False
     assert not writes(hosts[n1.name]) and not writes(hosts[n2.name])

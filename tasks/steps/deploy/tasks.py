@@ -6,7 +6,7 @@ from invoke import task
 from ...engine.cli import COMMON_HELP, Abort, session, targets
 from ...engine.remote import HostSession
 from ...engine.report import Status, StepResult
-from .. import admin, certs, db, lb, node_config, services
+from .. import admin, artifacts, certs, db, lb, node_config, services
 from .lock import deploy_lock, unlock_host
 from .preflight import preflight
 from .restarts import nodes_needing_restart, restart_nodes, rollback_hint
@@ -19,6 +19,8 @@ from .restarts import nodes_needing_restart, restart_nodes, rollback_hint
 def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=False):
     """Deploy the whole cluster: db-init, certs, configure, ordered restarts, LB."""
     with session(c, check=check, diff=diff, parallel=parallel, title="DEPLOY") as run:
+        # [artifacts]: checked here, before any host is touched (a bad archive: exit 2)
+        arts = artifacts.local_or_exit(run.inv) if run.inv.artifacts else None
         to_install = preflight(run)
         with deploy_lock(run, break_lock):
             if to_install:
@@ -42,6 +44,9 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
             # last, on healthy nodes: the admin password where it lives (the user store)
             if not admin.admin_step(run, cfg.admin_states):
                 raise Abort("the admin password was not applied (see the admin lines above)")
+            # on healthy nodes, with the facts of the configure read (a no-op costs nothing)
+            if arts is not None and not artifacts.artifacts_step(run, arts, cfg.raw):
+                raise Abort("artifacts were not deployed on every node (see above)")
 
 
 @task(help={"rolling": "drain each node from NGINX while it restarts (zero downtime)",

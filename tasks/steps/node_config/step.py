@@ -23,6 +23,7 @@ from ...engine.report import Status, StepResult
 from ...engine.runner import Run
 from ...wso2 import ei_xml
 from .. import services, systemd
+from ..artifacts import plan as artifact_plan
 from .facts import (CONFIG_STATE, NodeFacts, node_probes, parse_node_facts, remembered_state,
                     render_digest, unchanged_since_last_render)
 from .files import apply_script, remember_script
@@ -39,6 +40,7 @@ class NodeConfigured:
     drift: bool = False  # the node's configuration is not what a deploy would make it
     restart: bool = False  # ... in what a running node reads (files, unit, moved jars)
     membership_changed: bool = False
+    raw: dict = field(default_factory=dict)  # the fact read itself (artifacts reuse it)
 
 
 @dataclass
@@ -50,22 +52,25 @@ class ConfigureOutcome:
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
+    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts reuse it)
 
 
-def _read(run: Run, s: HostSession) -> tuple[NodeFacts, services.NodeState]:
+def _read(run: Run, s: HostSession) -> tuple[NodeFacts, services.NodeState, dict]:
     probes = node_probes(run.inv)
     probes.update(services.state_probes(run.inv, s.host.address, https=False))
+    if run.inv.artifacts:  # fab artifacts' facts ride on this read (steps/artifacts/plan.py)
+        probes.update(artifact_plan.probes(run.inv))
     raw = remote.read_facts(s, probes)
-    return parse_node_facts(raw), services.parse_state(raw)
+    return parse_node_facts(raw), services.parse_state(raw), raw
 
 
 def plan_configure(run: Run, s: HostSession) -> NodeConfigured:
     """Read a node's facts and plan its configuration; changes nothing on the node."""
     inv = run.inv
-    facts, state = _read(run, s)
+    facts, state, raw = _read(run, s)
 
     def done(plan: Plan, **kw) -> NodeConfigured:
-        return NodeConfigured(state, facts.admin_state, plan, **kw)
+        return NodeConfigured(state, facts.admin_state, plan, raw=raw, **kw)
 
     jdk = services.jdk_problem(facts.java, inv.cluster.java_home)
     if jdk:  # before anything is installed or written
@@ -169,6 +174,7 @@ def configure_outcome(results: dict[str, StepResult]) -> ConfigureOutcome:
             continue  # unreachable, or failed before its facts were read
         out.states[name] = got.state
         out.admin_states[name] = got.admin_state
+        out.raw[name] = got.raw
         if got.drift and r.status == Status.CHANGED:
             out.changed.add(name)
             out.restart |= {name} if got.restart else set()
