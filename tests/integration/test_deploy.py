@@ -6,9 +6,8 @@ day would.
 """
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import os
 import signal
 import subprocess
@@ -116,7 +115,7 @@ def test_status_is_all_well(dlab):
     lines = r.stdout.splitlines()
     i = next(i for i, ln in enumerate(lines) if ln.startswith("host "))
     assert lines[i].split() == ["host", "role", "reachable", "service", "healthy", "pending",
-                                "drained", "drift", "cert_days", "schema"]
+                                "drained", "drift", "cert_days", "schema", "artifacts"]
     table = {ln.split()[0]: ln.split() for ln in lines[i + 1:i + 5]}
     assert set(table) == {"lb", "node1", "node2", "db"}
     assert table["node1"][1:9] == ["node", "yes", "running", "yes", "no", "no", "no", "-"]
