@@ -19,6 +19,13 @@ NO_INIT = "none\npid1 sh\ncontainer none\nnofile 1048576 1048576"
 SYSTEMD_INIT = "systemd\npid1 systemd\ncontainer none\nnofile 1048576 1048576"
 
 
+@pytest.fixture(autouse=True)
+def no_node_keys(monkeypatch):
+    """The cluster CA's node keys step after configure has its own tests (test_node_keys)."""
+    from tasks.steps import node_keys
+    monkeypatch.setattr(node_keys, "keys_step", lambda run, outcome, nodes: None)
+
+
 @pytest.fixture
 def inv(tmp_path):
     return make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver")

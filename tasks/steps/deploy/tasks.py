@@ -6,7 +6,7 @@ from invoke import task
 from ...engine.cli import COMMON_HELP, Abort, session, targets
 from ...engine.remote import HostSession
 from ...engine.report import Status, StepResult
-from .. import admin, artifacts, certs, db, lb, node_config, services
+from .. import admin, artifacts, certs, db, db_tls, lb, node_config, services
 from .lock import deploy_lock, unlock_host
 from .preflight import preflight
 from .restarts import nodes_needing_restart, restart_nodes, rollback_hint
@@ -41,6 +41,9 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                     raise Abort("a node failed its health check; the LB was left as it was"
                                 + rollback_hint(run, cfg))
             lb.lb_step(run, certs_planned=True)
+            # the nodes now connect over TLS: their DB accounts may REQUIRE it
+            if not db_tls.require_step(run, run.shared.get("db_tls"), db.client_prelude(run.inv)):
+                raise Abort("REQUIRE SSL on the node accounts failed (see the db-tls line)")
             # last, on healthy nodes: the admin password where it lives (the user store)
             if not admin.admin_step(run, cfg.admin_states):
                 raise Abort("the admin password was not applied (see the admin lines above)")

@@ -12,7 +12,7 @@ from ...engine import remote
 from ...engine.inventory import Host, Inventory
 from ...engine.remote import FileState, q
 from ...wso2 import ei_xml, jdbc
-from .. import services, systemd
+from .. import node_keys, services, systemd
 from .params import conf_dir, node_params
 
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
@@ -59,6 +59,7 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
+    probes.update(node_keys.probes(inv))  # the node's own keystore and truststores
     return probes
 
 

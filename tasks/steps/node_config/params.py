@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ...engine.inventory import Host, Inventory
 from ...wso2 import ei_xml, jdbc
+from .. import cluster_ca
 
 # files holding passwords: never world-readable (WSO2 needs them in clear without secure vault)
 SECRET_FILES = {"datasources/master-datasources.xml", "datasources/bps-datasources.xml",
@@ -18,7 +19,8 @@ def jdbc_url(inv: Inventory, database: str) -> str:
     """Scheme and default options follow the driver in the jar (jdbc.url_style);
     database.jdbc_options replaces the default extras, never the tool's own TLS options."""
     d = inv.database
-    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options)
+    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options,
+                         cluster_ca.jdbc_ca(inv))
 
 
 def driver_info(inv: Inventory) -> jdbc.DriverInfo:
@@ -59,4 +61,5 @@ def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
         activiti_db=ds("ACTIVITI_DB", "jdbc/ActivitiDB", d.activiti_db, ""),
         admin_username=cl.admin_user,
         admin_password=inv.secrets.admin_password,
+        keystore=cluster_ca.keystore_xml_params(inv),
     )

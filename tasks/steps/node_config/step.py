@@ -22,7 +22,7 @@ from ...engine.remote import HostSession
 from ...engine.report import Status, StepResult
 from ...engine.runner import Run
 from ...wso2 import ei_xml
-from .. import services, systemd
+from .. import node_keys, services, systemd
 from ..artifacts import plan as artifact_plan
 from .facts import (CONFIG_STATE, NodeFacts, node_probes, parse_node_facts, remembered_state,
                     render_digest, unchanged_since_last_render)
@@ -52,7 +52,7 @@ class ConfigureOutcome:
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
-    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts reuse it)
+    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts, node_keys)
 
 
 def _read(run: Run, s: HostSession) -> tuple[NodeFacts, services.NodeState, dict]:
@@ -185,7 +185,9 @@ def configure_outcome(results: dict[str, StepResult]) -> ConfigureOutcome:
 def configure_step(run: Run, nodes: list[Host] | None = None,
                    step: str = "configure") -> ConfigureOutcome:
     nodes = nodes or list(run.inv.nodes)
-    return configure_outcome(run.each(nodes, step, lambda s: configure_node(run, s, step)))
+    out = configure_outcome(run.each(nodes, step, lambda s: configure_node(run, s, step)))
+    node_keys.keys_step(run, out, run.alive(nodes))  # each node's own keys (cluster CA)
+    return out
 
 
 @task(help={"check": COMMON_HELP["check"], "diff": COMMON_HELP["diff"],
