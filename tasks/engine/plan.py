@@ -35,10 +35,13 @@ from .report import Status  # noqa: F401  (part of the contract)
 class ActionFailed(Exception):
     """An action could not do its work; the message names the cause and the fix."""
 
-    def __init__(self, message: str, *, changes_done: bool = True):
+    def __init__(self, message: str, *, changes_done: bool = True, restarted: bool = False,
+                 killed: bool = False):
         super().__init__(message)
         self.message = message
         self.changes_done = changes_done  # False: the action restored what it had changed
+        # a start that failed its health gate did restart the node (the recap says so)
+        self.restarted, self.killed = restarted, killed
 
 
 @dataclass

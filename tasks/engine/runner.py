@@ -139,6 +139,8 @@ class Run:
             except (ActionFailed, RemoteError) as e:
                 text = e.message if isinstance(e, ActionFailed) else str(e)
                 keep = not isinstance(e, ActionFailed) or e.changes_done
+                if isinstance(e, ActionFailed):
+                    restarted, killed = restarted or e.restarted, killed or e.killed
                 head = f"{action.describe}: {text}" if not action.quiet else text
                 if done:
                     head += "\n(done before this: " + "; ".join(done) + ")"

@@ -307,13 +307,8 @@ def admin_step(run: Run, states: dict[str, str] | None = None) -> bool:
 @task(help={"check": COMMON_HELP["check"], "parallel": COMMON_HELP["parallel"]})
 def admin_password(c, check=False, parallel=16):
     """Apply secrets.admin_password in the user store (needs secrets.admin_password_old)."""
-    from .deploy import acquire_lock, release_lock  # deploy imports this module
+    from .deploy.lock import deploy_lock  # the lock alone: deploy's tasks import this module
     with session(c, check=check, parallel=parallel, title="ADMIN PASSWORD") as run:
-        if not run.check:
-            acquire_lock(run)
-        try:
+        with deploy_lock(run):
             if not admin_step(run):
                 raise Abort("the admin password was not applied (see the lines above)")
-        finally:
-            if not run.check:
-                release_lock(run)
