@@ -295,6 +295,7 @@ def preflight_ready(inv, hosts, ei: str = "present"):
         f.answer(r"^nginx -v", stdout="1.22.1")
         f.answer(r"^openssl version", stdout="OpenSSL 3")
         f.answer(r"^command -v ", stdout="/usr/bin/x")
+        f.answer(r"^# Where keytool is on a node", stdout="/usr/bin/keytool")
         f.answer(r"mysqld --version", stdout="mariadbd 10.11")
         f.answer(r"^test -d .*business-process", stdout=ei)
         f.answer(r"^JAVA_HOME_WANTED=", stdout=JAVA)
