@@ -126,9 +126,7 @@ def remove_node(c, name, purge=False, move_writer=False, unreachable_ok=False, c
         run.rep.line(None, f"removing {name} ({gone.address}, REGISTRY_LOCAL{gone.number} "
                            + ("dropped after a backup" if purge else "kept") + ")"
                            + (f"; registry writer moves to {moved}" if moved else ""))
-        if not run.check:
-            deploy.acquire_lock(run)
-        try:
+        with deploy.deploy_lock(run):
             host = gone.host(len(inv.nodes) + 1, res.wanted.writer == name)
             run.set_inventory(identity.with_identity(
                 dataclasses.replace(inv, nodes=(*inv.nodes, host)), res.wanted))
@@ -148,6 +146,3 @@ def remove_node(c, name, purge=False, move_writer=False, unreachable_ok=False, c
                 raise Abort("a node failed while taking the new member list; `fab deploy` "
                             "completes it")
             lb.lb_step(run)
-        finally:
-            if not run.check:
-                deploy.release_lock(run)

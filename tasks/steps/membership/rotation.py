@@ -17,6 +17,7 @@ from ...engine.inventory import Host, Inventory
 from ...engine.plan import ActionFailed, Plan
 from ...engine.remote import HostSession
 from .. import db, node_config
+from ..db.sql import alter_password
 
 STEP = "rotate-password"
 KEY = "accounts"  # Run.shared
@@ -60,7 +61,7 @@ def to_rotate(nodes: tuple[Host, ...] | list[Host], accounts: Accounts) -> list[
 
 def alter_sql(inv: Inventory, server: db.Server | None, node: Host) -> str:
     acc = db.account(inv.database.user, node.address)
-    return db._alter_password(server or db.Server("MariaDB", (10, 11, 0)), acc,
+    return alter_password(server or db.Server("MariaDB", (10, 11, 0)), acc,
                               inv.secrets.db_native_hash)
 
 
