@@ -225,7 +225,7 @@ def test_remove_node_drops_only_its_account(inv3, monkeypatch):
     gone = Identity("node3", "192.0.2.13", 3)
     r = run.apply(run.session(inv2.db), remove.STEP, remove.drop_account_plan(run, gone))
     assert r.status == "changed" and "REGISTRY_LOCAL3 kept" in r.changes[0]
-    assert hosts["db"].ran(r"DROP USER IF EXISTS 'wso2bps'@'192\.0\.2\.13';")
+    assert hosts["db"].ran(r"DROP USER IF EXISTS .*wso2bps.*@.*192\.0\.2\.13")
     assert not hosts["db"].ran("DROP DATABASE")
 
 
