@@ -1175,8 +1175,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         # each file would re-key the nodes on every such run)
         ca = self.hosts_toml.parent / "cluster-ca"
         certs = data.setdefault("certs", {})
-        certs.setdefault("ca_key", str(ca / "ca.key"))
-        certs.setdefault("ca_cert", str(ca / "ca.crt"))
+        certs["ca_key"], certs["ca_cert"] = str(ca / "ca.key"), str(ca / "ca.crt")
         # keep the schema's section order
         order = ["ssh", "lb", "nodes", "db", "cluster", "database", "certs", "secrets"]
         data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items()
