@@ -260,6 +260,7 @@ public class Deployer {
                     if (master) sql("BPS_DS", "UPDATE HT_DEPLOYMENT_UNIT SET STATUS='UNDEPLOYED' WHERE PACKAGE_NAME=?", pkg);
                     return;
                 case "bpmn":
+                    if (!master) return;  // BPMNDeployer.undeploy: a worker node undeploys nothing
                     StandIn.info("org.wso2.carbon.bpmn.core.deployment.BPMNDeployer",
                             "Undeploying BPMN archive " + f + " for tenant: -1234");
                     return;

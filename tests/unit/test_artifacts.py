@@ -128,8 +128,8 @@ def test_patterns_match_the_products_lines_and_only_that_file(arts):
     for kind, line in wrong.items():
         assert not re.search(P.ok_pattern(by[kind]), line), kind
     assert by["bpel"].logged == "HelloWorld" and by["humantask"].logged == "ApproveTaskService"
-    assert not P.waits_on(by["bpmn"], node1=False) and P.waits_on(by["bpmn"], node1=True)
-    assert P.waits_on(by["bpel"], node1=False)
+    assert not P.waits_on("bpmn/OneTask.bar", node1=False) and P.waits_on("bpmn/OneTask.bar", True)
+    assert P.waits_on("bpel/HelloWorld.zip", node1=False)
     sql = P.bpmn_rows_sql("ACT_DB", ["OneTask", "O'x"])
     assert "`ACT_DB`.ACT_RE_DEPLOYMENT" in sql and "'O''x'" in sql and "CATEGORY_ = '-1234'" in sql
     fail = P.fail_pattern("HelloWorld.zip")

@@ -109,13 +109,14 @@ def deploy_script(inv: Inventory, p: ArtifactPlan, stamp: str, node1: bool = Tru
     moves = "".join(f"put {staged_name(i)} {a.sha256} {q(a.rel)}"
                     f"{' old' if a in p.changed else ''}\n" for i, a in enumerate(p.puts))
     moves += "".join(f"manifest_set {q(r)}\n" for r in p.forget)
-    rows = [(a.rel, ok_pattern(a), fail_pattern(a.name)) for a in p.puts if waits_on(a, node1)]
+    rows = [(a.rel, ok_pattern(a), fail_pattern(a.name)) for a in p.puts if waits_on(a.rel, node1)]
     return _lib(inv, stamp) + _wait_block(rows).replace("__ROWS__", moves)
 
 
-def prune_script(inv: Inventory, p: ArtifactPlan, stamp: str) -> str:
+def prune_script(inv: Inventory, p: ArtifactPlan, stamp: str, node1: bool = True) -> str:
     takes = "".join(f"take {q(r)}\n" for r in p.removed)
-    rows = [(r, gone_pattern(r), fail_pattern(r.rsplit("/", 1)[-1])) for r in p.removed]
+    rows = [(r, gone_pattern(r), fail_pattern(r.rsplit("/", 1)[-1])) for r in p.removed
+            if waits_on(r, node1)]
     return _lib(inv, stamp) + _wait_block(rows).replace("__ROWS__", takes)
 
 
@@ -260,7 +261,8 @@ def artifacts_step(run: Run, arts: list[Artifact], raw: dict[str, dict] | None =
     def prune_one(s: HostSession) -> StepResult:
         p = st.plans[s.name]
         plan = Plan().add("; ".join(p.lines()[len(p.puts):]),
-                          lambda s_: _run_checked(s_, prune_script(inv, p, run.stamp),
+                          lambda s_: _run_checked(s_, prune_script(inv, p, run.stamp,
+                                                                   s_.name == node1.name),
                                                   "artifact undeployment"))
         return run.apply(s, STEP + "-prune", plan)
 

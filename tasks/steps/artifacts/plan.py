@@ -163,11 +163,11 @@ def ok_pattern(a: Artifact) -> str:
     return _OK[a.kind].format(n=_name(n))
 
 
-def waits_on(a: Artifact, node1: bool) -> bool:
-    """Whether a node logs anything for this artifact: a worker node (read-only registry)
-    leaves a .bar alone (BPMNDeployer.deploy returns before its first line); the process is
-    in the shared Activiti database node 1 wrote."""
-    return node1 or a.kind != "bpmn"
+def waits_on(rel: str, node1: bool) -> bool:
+    """Whether a node logs anything for the archive at rel: a worker node (read-only
+    registry) leaves a .bar alone (BPMNDeployer.deploy and .undeploy return before their
+    first line); the process lives in the shared Activiti database node 1 wrote."""
+    return node1 or not rel.startswith("bpmn/")
 
 
 def bpmn_rows_sql(activiti_db: str, names: list[str]) -> str:
