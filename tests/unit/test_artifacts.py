@@ -41,6 +41,9 @@ def sha(b: bytes) -> str:
     ("NoArt.car", S._zip({"a.txt": b"x"}), "a .car without artifacts.xml"),
     ("Bad.zip", S._zip({"deploy.xml": b"<deploy"}), "deploy.xml is not well-formed"),
     ("bad name.zip", S.bpel_zip(), "file name must be"),
+    ("NoProc.zip", S._zip({"deploy.xml": b"<deploy/>"}), "deploy.xml has no <process name"),
+    ("NoSvc.zip", S._zip({"htconfig.xml": b"<c><task><callback><service name='a:B'/></callback>"
+                                          b"</task></c>"}), "htconfig.xml has no <publish>"),
 ])
 def test_each_bad_archive_is_named_with_its_reason(tmp_path, name, data, why):
     (tmp_path / name).write_bytes(data)

@@ -2,7 +2,7 @@
 
 Checked before any host is touched (a refusal names every bad file and why): a zip that is not
 whole (bad central directory or CRC), a BPEL zip without deploy.xml, a HumanTask zip without
-htconfig.xml, a .bar without a process definition (.bpmn / .bpmn20.xml), a .car without
+htconfig.xml (or one that names no process / publishes no service), a .bar without a process definition (.bpmn / .bpmn20.xml), a .car without
 artifacts.xml (or without its application's name and version), and two archives that would be
 one package on the nodes (the product names a BPEL/HumanTask package after its file, so
 HelloWorld.zip in bpel/ and a HelloWorld.zip that is HumanTask cannot both live; and two .car
