@@ -51,7 +51,11 @@ def humantask_zip(name: str = "ApproveTask", version: int = 1, pad: int = 0) -> 
 <!-- version {version} -->
 <hic:HumanInteractionsConfiguration xmlns:hic="http://wso2.org/ht/schema/humantask/config"
     xmlns:ns="http://www.example.com/claims/">
-  <hic:task><hic:name>ns:{name}</hic:name></hic:task>
+  <hic:task>
+    <hic:name>ns:{name}</hic:name>
+    <hic:publish><hic:service name="ns:{name}Service" port="{name}Port"/></hic:publish>
+    <hic:callback><hic:service name="ns:{name}CallbackService" port="{name}CallbackPort"/></hic:callback>
+  </hic:task>
 </hic:HumanInteractionsConfiguration>
 """
     ht = f"""<?xml version="1.0" encoding="UTF-8"?>

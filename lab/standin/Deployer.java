@@ -13,11 +13,27 @@
 // and fails the artifact when there is none (the product warns "deploy ... in Master node
 // first"), so a node deployed before node 1 is caught.
 //
-// Log lines: the product's own where known ("Deploying BPEL archive: X", "Deploying HumanTask
-// archive [ X ]", "Deploying BPMN archive X for tenant: -1234", "Successfully Deployed Carbon
-// Application : N_V{super-tenant}", "Error deploying HumanTask package : X", Axis2's "The X
-// service, which is not valid, caused ..."). A BPEL/HumanTask/BPMN success is one line,
-// "Successfully deployed <kind> ... from X", the stand-in's (the product says it over several).
+// Log lines: the product's own, with its logger names (sources: the README's Artifacts section):
+//   BPEL  TenantProcessStoreImpl "Deploying BPEL archive: X", "Starting deployment of processes
+//         from directory D" (node 1) or "Looking for BPEL package in file system for deployment
+//         unit P-v" (a reload: the other nodes), then ODE's BpelServerImpl "Registered process
+//         {ns}Name-v." per process (carbon-business-process TenantProcessStoreImpl.deploy /
+//         deployBPELPackageInODE / findBPELPackageInFileSystem; wso2-ode BpelServerImpl.register,
+//         apache/ode Messages.msgProcessRegistered); error: BPELDeployer "Error deploying BPEL
+//         package: X". No per-package success line exists.
+//   HumanTask  HumanTaskDeployer "Deploying HumanTask archive [ X ]", then Carbon's
+//         DeploymentInterceptor "Deploying Axis2 service: S {super-tenant}" per published task
+//         service (HumanTaskStore.deploy -> DeploymentEngine.addServiceGroup; carbon-kernel
+//         DeploymentInterceptor.serviceUpdate); error: "Error deploying HumanTask package : X".
+//         HumanTaskStore logs no success line (DEBUG only).
+//   BPMN  BPMNDeployer "Deploying BPMN archive X for tenant: -1234" and Activiti's BpmnDeployer
+//         "Processing resource R" on node 1 only: a node with a read-only registry returns
+//         before logging anything (BPMNDeployer.deploy); error: TenantRepository then
+//         BPMNDeployer "Failed to deploy the archive: ...". No success line: the proof is the
+//         ACT_RE_DEPLOYMENT row (NAME_ = base name, CATEGORY_ = tenant id).
+//   Carbon app  ApplicationManager "Deploying Carbon Application : X...", "Successfully
+//         Deployed Carbon Application : N_V{super-tenant}"; Axis2's "The X service, which is
+//         not valid, caused ..." for a broken archive.
 import java.io.InputStream;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -159,10 +175,18 @@ public class Deployer {
                     return;
                 }
                 try {
-                    long v = bpelVersion(pkg, update);
-                    StandIn.info(cat, "Successfully deployed BPEL package " + pkg + "-" + v + " from " + name);
+                    long[] v = bpelVersion(pkg, update);
+                    if (v[1] == 1) {
+                        StandIn.info(cat, "Starting deployment of processes from directory "
+                                + StandIn.carbonHome.resolve("repository/bpel/-1234/" + pkg + "-" + v[0]));
+                    } else {
+                        StandIn.info(cat, "Looking for BPEL package in file system for deployment unit " + pkg + "-" + v[0]);
+                    }
+                    for (String pid : processIds(f)) {
+                        StandIn.info("org.apache.ode.bpel.engine.BpelServerImpl", "Registered process " + pid + "-" + v[0] + ".");
+                    }
                 } catch (Exception e) {
-                    fail(cat, f, "Error deploying BPEL package " + name + ": " + e.getMessage(), e.getMessage());
+                    fail("org.wso2.carbon.bpel.deployer.BPELDeployer", f, "Error deploying BPEL package: " + name, e.getMessage());
                 }
                 return;
             }
@@ -172,8 +196,11 @@ public class Deployer {
                 String bad = check(f, "htconfig.xml", true);
                 if (bad == null) {
                     try {
-                        long v = htVersion(pkg, md5(f));
-                        StandIn.info(cat, "Successfully deployed HumanTask package " + pkg + "-" + v + " from " + name);
+                        htVersion(pkg, md5(f));
+                        for (String svc : published(f)) {
+                            StandIn.info("org.wso2.carbon.core.deployment.DeploymentInterceptor",
+                                    "Deploying Axis2 service: " + svc + " {super-tenant}");
+                        }
                         return;
                     } catch (Exception e) {
                         bad = e.getMessage();
@@ -183,18 +210,22 @@ public class Deployer {
                 return;
             }
             case "bpmn": {
+                if (!master) return;  // BPMNDeployer.deploy: a worker node deploys no BPMN package
                 String cat = "org.wso2.carbon.bpmn.core.deployment.BPMNDeployer";
                 StandIn.info(cat, "Deploying BPMN archive " + name + " for tenant: -1234");
                 String bad = check(f, null, false);
                 if (bad == null) {
                     try {
-                        String id = bpmnDeployment(pkg, update);
-                        StandIn.info(cat, "Successfully deployed BPMN archive " + name + " as deployment " + id);
+                        for (String r : bpmnResources(f)) {
+                            StandIn.info("org.activiti.engine.impl.bpmn.deployer.BpmnDeployer", "Processing resource " + r);
+                        }
+                        bpmnDeployment(pkg, update);
                         return;
                     } catch (Exception e) {
                         bad = e.getMessage();
                     }
                 }
+                StandIn.log("ERROR", "org.wso2.carbon.bpmn.core.deployment.TenantRepository", "Failed to deploy the archive: " + name);
                 fail(cat, f, "Failed to deploy the archive: " + f + " (" + bad + ")", bad);
                 return;
             }
@@ -229,6 +260,7 @@ public class Deployer {
                     if (master) sql("BPS_DS", "UPDATE HT_DEPLOYMENT_UNIT SET STATUS='UNDEPLOYED' WHERE PACKAGE_NAME=?", pkg);
                     return;
                 case "bpmn":
+                    if (!master) return;  // BPMNDeployer.undeploy: a worker node undeploys nothing
                     StandIn.info("org.wso2.carbon.bpmn.core.deployment.BPMNDeployer",
                             "Undeploying BPMN archive " + f + " for tenant: -1234");
                     return;
@@ -303,6 +335,46 @@ public class Deployer {
         }
     }
 
+    // "{ns}Name" of each <process name="p:Name"> of deploy.xml, in its order (ODE's process ids)
+    static java.util.List<String> processIds(Path f) throws Exception {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        try (ZipFile z = new ZipFile(f.toFile()); InputStream in = z.getInputStream(z.getEntry("deploy.xml"))) {
+            for (Element p : StandIn.descendants(xml(in), "process")) {
+                String n = p.getAttribute("name");
+                int i = n.indexOf(':');
+                String ns = p.lookupNamespaceURI(i < 0 ? null : n.substring(0, i));
+                out.add("{" + (ns == null ? "" : ns) + "}" + n.substring(i + 1));
+            }
+        }
+        return out;
+    }
+
+    // the local names of the services htconfig.xml publishes (<publish><service name="p:S">)
+    static java.util.List<String> published(Path f) throws Exception {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        try (ZipFile z = new ZipFile(f.toFile()); InputStream in = z.getInputStream(z.getEntry("htconfig.xml"))) {
+            for (Element p : StandIn.descendants(xml(in), "publish")) {
+                for (Element sv : StandIn.descendants(p, "service")) {
+                    String n = sv.getAttribute("name");
+                    out.add(n.substring(n.indexOf(':') + 1));
+                }
+            }
+        }
+        return out;
+    }
+
+    static java.util.List<String> bpmnResources(Path f) throws Exception {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        try (ZipFile z = new ZipFile(f.toFile())) {
+            Enumeration<? extends ZipEntry> en = z.entries();
+            while (en.hasMoreElements()) {
+                String n = en.nextElement().getName();
+                if (n.endsWith(".bpmn") || n.endsWith(".bpmn20.xml")) out.add(n);
+            }
+        }
+        return out;
+    }
+
     static String carName(Path f) {
         try (ZipFile z = new ZipFile(f.toFile()); InputStream in = z.getInputStream(z.getEntry("artifacts.xml"))) {
             Document d = xml(in);
@@ -367,21 +439,22 @@ public class Deployer {
             + "hence processes cannot be directly deployed in this node. Please deploy the process in Master node first.";
 
     // ODE: one sequence for all packages (STORE_VERSIONS), a DU per version named <pkg>-<version>
-    static long bpelVersion(String pkg, boolean update) throws Exception {
+    // {version, 1 when this node created it (a new deployment), 0 when it loaded it}
+    static long[] bpelVersion(String pkg, boolean update) throws Exception {
         try (Connection c = connect("BPS_DS")) {
             long last = one(c, "SELECT MAX(CAST(SUBSTRING(NAME, ?) AS UNSIGNED)) FROM STORE_DU WHERE NAME LIKE ?",
                     pkg.length() + 2, pkg + "-%");
             if (!master) {
                 if (last <= 0) throw new Exception(SLAVE);
-                return last;
+                return new long[] {last, 0};
             }
-            if (last > 0 && !update) return last;  // a reload (at start): the version it has
+            if (last > 0 && !update) return new long[] {last, 0};  // a reload (at start): the version it has
             long v = Math.max(one(c, "SELECT MAX(VERSION) FROM STORE_VERSIONS"), 0) + 1;
             exec(c, "DELETE FROM STORE_VERSIONS");
             exec(c, "INSERT INTO STORE_VERSIONS (id, VERSION) VALUES (1, ?)", v);
             exec(c, "INSERT INTO STORE_DU (NAME, DEPLOYDT, DEPLOYER, DIR) VALUES (?, ?, ?, ?)",
                     pkg + "-" + v, new Timestamp(System.currentTimeMillis()), StandIn.nodeName, pkg + "-" + v);
-            return v;
+            return new long[] {v, 1};
         }
     }
 
@@ -412,7 +485,7 @@ public class Deployer {
             }
             if (last > 0 && !update) return String.valueOf(last);
             long id = Math.max(one(c, "SELECT MAX(CAST(ID_ AS UNSIGNED)) FROM ACT_RE_DEPLOYMENT"), 0) + 1;
-            exec(c, "INSERT INTO ACT_RE_DEPLOYMENT (ID_, NAME_, TENANT_ID_, DEPLOY_TIME_) VALUES (?, ?, '-1234', ?)",
+            exec(c, "INSERT INTO ACT_RE_DEPLOYMENT (ID_, NAME_, CATEGORY_, TENANT_ID_, DEPLOY_TIME_) VALUES (?, ?, '-1234', '', ?)",
                     String.valueOf(id), name, new Timestamp(System.currentTimeMillis()));
             return String.valueOf(id);
         }

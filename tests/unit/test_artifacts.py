@@ -41,6 +41,9 @@ def sha(b: bytes) -> str:
     ("NoArt.car", S._zip({"a.txt": b"x"}), "a .car without artifacts.xml"),
     ("Bad.zip", S._zip({"deploy.xml": b"<deploy"}), "deploy.xml is not well-formed"),
     ("bad name.zip", S.bpel_zip(), "file name must be"),
+    ("NoProc.zip", S._zip({"deploy.xml": b"<deploy/>"}), "deploy.xml has no <process name"),
+    ("NoSvc.zip", S._zip({"htconfig.xml": b"<c><task><callback><service name='a:B'/></callback>"
+                                          b"</task></c>"}), "htconfig.xml has no <publish>"),
 ])
 def test_each_bad_archive_is_named_with_its_reason(tmp_path, name, data, why):
     (tmp_path / name).write_bytes(data)
@@ -109,12 +112,29 @@ def test_parse_and_plan(inv, arts):
 
 def test_patterns_match_the_products_lines_and_only_that_file(arts):
     by = {a.kind: a for a in arts}
-    ok = {"bpel": "INFO {x} - Successfully deployed BPEL package HelloWorld-3 from HelloWorld.zip",
-          "humantask": "Successfully deployed HumanTask package ApproveTask-2 from ApproveTask.zip",
-          "bpmn": "Successfully deployed BPMN archive OneTask.bar as deployment 4",
-          "carbonapp": "Successfully Deployed Carbon Application : HelloCApp_1.0.0{super-tenant}"}
+    # the product's own lines (its log4j2 layout: "[t] [EI-Business-Process]  INFO {class} -  m")
+    ok = {"bpel": "[t] [EI-Business-Process]  INFO {org.apache.ode.bpel.engine.BpelServerImpl} -  "
+                  "Registered process {http://ode/bpel/unit-test}HelloWorld-3.",
+          "humantask": "[t] [EI-BPS]  INFO {org.wso2.carbon.core.deployment.DeploymentInterceptor} - "
+                       "Deploying Axis2 service: ApproveTaskService {super-tenant}",
+          "bpmn": "[t] [EI-BPS]  INFO {org.wso2.carbon.bpmn.core.deployment.BPMNDeployer} -  "
+                  "Deploying BPMN archive OneTask.bar for tenant: -1234",
+          "carbonapp": "Successfully Deployed Carbon Application : HelloCApp_1.0.0 {super-tenant}"}
     for kind, line in ok.items():
         assert re.search(P.ok_pattern(by[kind]), line), kind
+    wrong = {"bpel": "INFO {org.apache.ode.bpel.engine.BpelServerImpl} - Registered process "
+                     "{http://ode/bpel/unit-test}HelloWorld2-3.",
+             "humantask": "INFO {org.wso2.carbon.core.deployment.DeploymentInterceptor} - "
+                          "Deploying Axis2 service: ApproveTaskCallbackService {super-tenant}",
+             "bpmn": "INFO {org.wso2.carbon.bpmn.core.deployment.BPMNDeployer} - "
+                     "Undeploying BPMN archive OneTask.bar for tenant: -1234"}
+    for kind, line in wrong.items():
+        assert not re.search(P.ok_pattern(by[kind]), line), kind
+    assert by["bpel"].logged == "HelloWorld" and by["humantask"].logged == "ApproveTaskService"
+    assert not P.waits_on("bpmn/OneTask.bar", node1=False) and P.waits_on("bpmn/OneTask.bar", True)
+    assert P.waits_on("bpel/HelloWorld.zip", node1=False)
+    sql = P.bpmn_rows_sql("ACT_DB", ["OneTask", "O'x"])
+    assert "`ACT_DB`.ACT_RE_DEPLOYMENT" in sql and "'O''x'" in sql and "CATEGORY_ = '-1234'" in sql
     fail = P.fail_pattern("HelloWorld.zip")
     assert re.search(fail, "[t] [EI-BPS] ERROR {a} - The HelloWorld.zip service, which is not valid")
     assert re.search(fail, "[t] [EI-BPS] ERROR {a} - Error extracting BPEL archive /x/HelloWorld.zip. y")
@@ -166,7 +186,12 @@ def test_apply_uploads_then_node1_first_then_the_others(inv, arts, monkeypatch):
     sent = setup_hosts(inv, hosts, order, monkeypatch=monkeypatch)
     for n in inv.nodes:
         hosts[n.name].answer(r"^wait_lines \"\$off\"", stdout="".join(f"ok {a.rel}\n" for a in arts))
+    rows = iter([{"OneTask": 2}, {"OneTask": 2}, {"OneTask": 3}])  # before node 1, then polled
+    monkeypatch.setattr(artifacts, "_bpmn_rows", lambda run_, names: next(rows))
     assert artifacts.artifacts_step(run, arts)
+    assert next(rows, None) is None  # node 1's BPMN archive proven by its new row, once
+    waits = {n: next(sc for n_, sc in order if n_ == n and "\nput " in sc) for n in ("node1", "node2")}
+    assert "bpmn/OneTask.bar\t" in waits["node1"] and "bpmn/OneTask.bar\t" not in waits["node2"]
     kinds = [(n, "upload" if "\nreceive " in sc or sc.startswith("sftp") else
               "deploy" if "\nput " in sc else "read") for n, sc in order]
     deploys = [n for n, k in kinds if k == "deploy"]
@@ -240,3 +265,10 @@ def test_prune_the_others_first_node1_last(inv, arts, monkeypatch):
     takes = [n for n, sc in order if "\ntake " in sc]
     assert takes == ["node2", "node1"]
     assert "undeploy bpel/Old.zip" in output(run)
+
+
+def test_bpmn_rows_are_read_on_the_db_host(inv, monkeypatch):
+    run, hosts = fake_run(inv, monkeypatch)
+    hosts[inv.db.name].answer(r"ACT_RE_DEPLOYMENT", stdout="OneTask\t4\n")
+    assert artifacts._bpmn_rows(run, ["OneTask", "Other"]) == {"OneTask": 4, "Other": 0}
+    assert hosts[inv.db.name].ran(r"ACT_RE_DEPLOYMENT WHERE NAME_ IN .*OneTask.*Other")

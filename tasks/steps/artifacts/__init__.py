@@ -24,6 +24,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from .. import services
+from ..db.sql import sql_script
 from ...engine import remote
 from ...engine.cli import COMMON_HELP, Abort, session
 from ...engine.inventory import Host, Inventory
@@ -32,8 +33,8 @@ from ...engine.remote import HostSession, q
 from ...engine.report import StepResult
 from ...engine.runner import Run
 from .local import Artifact, ArtifactError, load_folder
-from .plan import (ArtifactPlan, NodeArtifacts, PROBE, fail_pattern, gone_pattern, ok_pattern,
-                   parse, plan_node, probes, server_dir, stage_dir)
+from .plan import (ArtifactPlan, NodeArtifacts, PROBE, bpmn_rows_sql, fail_pattern, gone_pattern,
+                   ok_pattern, parse, plan_node, probes, server_dir, stage_dir, waits_on)
 
 STEP = "artifacts"
 _TIMING = threading.Lock()
@@ -102,19 +103,20 @@ def _wait_block(rows: list[tuple[str, str, str]]) -> str:
             f"{body}__BPS_WAIT__\n")
 
 
-def deploy_script(inv: Inventory, p: ArtifactPlan, stamp: str) -> str:
+def deploy_script(inv: Inventory, p: ArtifactPlan, stamp: str, node1: bool = True) -> str:
     """Rename each staged archive into place (the previous one kept), then wait for the
-    node's deployment line of each; one round trip."""
+    node's deployment line of each it logs one for; one round trip."""
     moves = "".join(f"put {staged_name(i)} {a.sha256} {q(a.rel)}"
                     f"{' old' if a in p.changed else ''}\n" for i, a in enumerate(p.puts))
     moves += "".join(f"manifest_set {q(r)}\n" for r in p.forget)
-    rows = [(a.rel, ok_pattern(a), fail_pattern(a.name)) for a in p.puts]
+    rows = [(a.rel, ok_pattern(a), fail_pattern(a.name)) for a in p.puts if waits_on(a.rel, node1)]
     return _lib(inv, stamp) + _wait_block(rows).replace("__ROWS__", moves)
 
 
-def prune_script(inv: Inventory, p: ArtifactPlan, stamp: str) -> str:
+def prune_script(inv: Inventory, p: ArtifactPlan, stamp: str, node1: bool = True) -> str:
     takes = "".join(f"take {q(r)}\n" for r in p.removed)
-    rows = [(r, gone_pattern(r), fail_pattern(r.rsplit("/", 1)[-1])) for r in p.removed]
+    rows = [(r, gone_pattern(r), fail_pattern(r.rsplit("/", 1)[-1])) for r in p.removed
+            if waits_on(r, node1)]
     return _lib(inv, stamp) + _wait_block(rows).replace("__ROWS__", takes)
 
 
@@ -130,6 +132,39 @@ def _run_checked(s: HostSession, script: str, what: str) -> str:
                            f"{(res.stderr.strip() or res.stdout.strip())[-1500:]}")
     return f"{len([ln for ln in res.stdout.splitlines() if ln.startswith('ok ')])} verified " \
            "in the node's log"
+
+
+def _bpmn_rows(run: Run, names: list[str]) -> dict[str, int]:
+    """ACT_RE_DEPLOYMENT rows per archive name, read on the DB host (the admin client)."""
+    res = remote.run_script(run.session(run.inv.db),
+                            sql_script(run.inv, bpmn_rows_sql(run.inv.database.activiti_db, names)),
+                            check=True, what="BPMN deployment check")
+    rows = dict(ln.split("\t", 1) for ln in res.stdout.splitlines() if "\t" in ln)
+    return {n: int(rows.get(n, "0") or 0) for n in names}
+
+
+def _deploy_verified(run: Run, s: HostSession, p: ArtifactPlan) -> str:
+    """Deploy on one node, verified by its log lines; on node 1 a BPMN archive is proven by its
+    new ACT_RE_DEPLOYMENT row in the shared Activiti database (the product logs no success
+    line for it), polled on the DB host until [artifacts] wait runs out."""
+    node1 = s.name == run.inv.nodes[0].name
+    bars = [a.package for a in p.puts if a.kind == "bpmn"] if node1 else []
+    before = _bpmn_rows(run, bars) if bars else {}
+    msg = _run_checked(s, deploy_script(run.inv, p, run.stamp, node1), "artifact deployment")
+    if bars:
+        end = time.monotonic() + (run.inv.artifacts.wait if run.inv.artifacts else 120)
+        while True:
+            now = _bpmn_rows(run, bars)
+            missing = [n for n in bars if now[n] <= before[n]]
+            if not missing:
+                break
+            if time.monotonic() > end:
+                raise ActionFailed(f"no new ACT_RE_DEPLOYMENT row in {run.inv.database.activiti_db} "
+                                   f"for {', '.join(missing)}: node 1 took the archive up but did "
+                                   "not deploy it (see its log)")
+            time.sleep(1)
+        msg += f"; {len(bars)} BPMN deployment(s) in ACT_RE_DEPLOYMENT"
+    return msg
 
 
 # --------------------------------------------------------------------------- the step
@@ -204,8 +239,7 @@ def artifacts_step(run: Run, arts: list[Artifact], raw: dict[str, dict] | None =
         if p.puts or p.forget:
             plan.add("deploy: " + "; ".join(p.lines()[:len(p.puts)]) if p.puts
                      else f"forget {len(p.forget)} artifact(s) removed by hand",
-                     lambda s_: _run_checked(s_, deploy_script(inv, p, run.stamp),
-                                             "artifact deployment"))
+                     lambda s_: _deploy_verified(run, s_, p))
         return run.apply(s, STEP + "-deploy", plan)
 
     todo = [n for n in nodes if n.name in st.plans and (st.plans[n.name].puts
@@ -227,7 +261,8 @@ def artifacts_step(run: Run, arts: list[Artifact], raw: dict[str, dict] | None =
     def prune_one(s: HostSession) -> StepResult:
         p = st.plans[s.name]
         plan = Plan().add("; ".join(p.lines()[len(p.puts):]),
-                          lambda s_: _run_checked(s_, prune_script(inv, p, run.stamp),
+                          lambda s_: _run_checked(s_, prune_script(inv, p, run.stamp,
+                                                                   s_.name == node1.name),
                                                   "artifact undeployment"))
         return run.apply(s, STEP + "-prune", plan)
 

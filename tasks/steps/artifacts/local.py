@@ -2,7 +2,7 @@
 
 Checked before any host is touched (a refusal names every bad file and why): a zip that is not
 whole (bad central directory or CRC), a BPEL zip without deploy.xml, a HumanTask zip without
-htconfig.xml, a .bar without a process definition (.bpmn / .bpmn20.xml), a .car without
+htconfig.xml (or one that names no process / publishes no service), a .bar without a process definition (.bpmn / .bpmn20.xml), a .car without
 artifacts.xml (or without its application's name and version), and two archives that would be
 one package on the nodes (the product names a BPEL/HumanTask package after its file, so
 HelloWorld.zip in bpel/ and a HelloWorld.zip that is HumanTask cannot both live; and two .car
@@ -40,6 +40,10 @@ class Artifact:
     name: str  # the file name, as on the node
     data: bytes
     app: str = ""  # a Carbon app's name_version (what the product logs)
+    # the name in the node's own success line (plan.ok_pattern): BPEL, the local name of the
+    # last <process> of deploy.xml (ODE registers them in that order); HumanTask, the last
+    # service htconfig.xml publishes (Carbon logs each Axis2 service it deploys)
+    logged: str = ""
 
     @property
     def folder(self) -> str:
@@ -56,6 +60,15 @@ class Artifact:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+# kind -> (the elements whose name= a success line carries, what they are)
+_LOGGED = {"bpel": (".//{*}process", "<process name=...>"),
+           "humantask": (".//{*}publish/{*}service", "<publish><service name=...>")}
+
+
+def _local(qname: str) -> str:
+    return qname.rsplit(":", 1)[-1]
 
 
 def _kind_of(names: list[str], ext: str) -> str | None:
@@ -98,13 +111,19 @@ def read_artifact(path: Path, data: bytes | None = None) -> tuple[Artifact | Non
                 root = etree.fromstring(z.read(desc))
             except etree.XMLSyntaxError as e:
                 return None, f"{desc} is not well-formed XML: {e}"
-            app = ""
+            app, logged = "", ""
+            if kind in _LOGGED:
+                tag, what = _LOGGED[kind]
+                found = [_local(e.get("name")) for e in root.iterfind(tag) if e.get("name")]
+                if not found:
+                    return None, f"{desc} has no {what}: the product would deploy nothing"
+                logged = found[-1]
             if kind == "carbonapp":
                 arts = [a for a in root.iter("artifact") if a.get("name") and a.get("version")]
                 if not arts:
                     return None, "artifacts.xml names no <artifact> with a name and version"
                 app = f"{arts[0].get('name')}_{arts[0].get('version')}"
-            return Artifact(kind, path.name, data, app), None
+            return Artifact(kind, path.name, data, app, logged), None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         return None, f"corrupt archive (not a whole zip: {e})"
 

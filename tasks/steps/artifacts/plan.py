@@ -132,13 +132,51 @@ def _name(s: str) -> str:
     return re.escape(s).replace("\\-", "-")
 
 
+# The product's own lines (wso2/carbon-business-process at the 4.4.x/4.5.x used by EI 6.x,
+# wso2/wso2-ode, apache/ode, wso2/carbon-kernel; see the README's Artifacts section):
+# BPEL: no per-package success line; ODE logs each process it registers, new (node 1) or
+# reloaded from the version node 1 made (the others):
+#   org.apache.ode.bpel.engine.BpelServerImpl.register: "Registered process {ns}Name-<ver>."
+#   (msgProcessRegistered in org/apache/ode/bpel/engine/Messages.java)
+# HumanTask: no success line of its own (HumanTaskStore.deploy logs at DEBUG); each task's
+# Axis2 service, deployed by HumanTaskStore.deploy(HumanTaskBaseConfiguration) through
+# DeploymentEngine.addServiceGroup, is logged by Carbon's
+#   org.wso2.carbon.core.deployment.DeploymentInterceptor: "Deploying Axis2 service: S {super-tenant}"
+# Carbon app: ApplicationManager "Successfully Deployed Carbon Application : N_V {super-tenant}".
+# BPMN: none (see BPMN_STARTED): BPMNDeployer logs only "Deploying BPMN archive X for tenant: T"
+# before it deploys, and a worker (read-only registry) returns at once, logging nothing.
+_OK = {
+    "bpel": r"\{{org\.apache\.ode\.bpel\.engine\.BpelServerImpl\}} - +Registered process "
+            r"\{{[^}}]*\}}{n}-[0-9]+\.$",
+    "humantask": r"\{{org\.wso2\.carbon\.core\.deployment\.DeploymentInterceptor\}} - +"
+                 r"Deploying Axis2 service: {n} \{{super-tenant\}}$",
+    "bpmn": r"\{{org\.wso2\.carbon\.bpmn\.core\.deployment\.BPMNDeployer\}} - +"
+            r"Deploying BPMN archive {n} for tenant: ",
+    "carbonapp": r"Successfully Deployed Carbon Application : {n} ?[{{]",
+}
+
+
 def ok_pattern(a: Artifact) -> str:
-    """grep -E: the node's line that says this artifact deployed."""
-    n = _name(a.name)
-    return {"bpel": f"Successfully deployed BPEL package .* from {n}$",
-            "humantask": f"Successfully deployed HumanTask package .* from {n}$",
-            "bpmn": f"Successfully deployed BPMN archive {n} as deployment",
-            "carbonapp": f"Successfully Deployed Carbon Application : {_name(a.app)}[{{]"}[a.kind]
+    """grep -E: the node's line that says this artifact deployed (for BPMN: that node 1 took
+    it up; the proof is its row in ACT_RE_DEPLOYMENT, see bpmn_rows_sql)."""
+    n = {"bpel": a.logged, "humantask": a.logged, "bpmn": a.name, "carbonapp": a.app}[a.kind]
+    return _OK[a.kind].format(n=_name(n))
+
+
+def waits_on(rel: str, node1: bool) -> bool:
+    """Whether a node logs anything for the archive at rel: a worker node (read-only
+    registry) leaves a .bar alone (BPMNDeployer.deploy and .undeploy return before their
+    first line); the process lives in the shared Activiti database node 1 wrote."""
+    return node1 or not rel.startswith("bpmn/")
+
+
+def bpmn_rows_sql(activiti_db: str, names: list[str]) -> str:
+    """The real product state of a BPMN deployment: TenantRepository.deploy creates one
+    ACT_RE_DEPLOYMENT row per deployment, NAME_ = the archive's base name, CATEGORY_ = the
+    tenant id (repositoryService.setDeploymentCategory). Counted before and after node 1."""
+    ins = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+    return (f"SELECT NAME_, COUNT(*) FROM `{activiti_db}`.ACT_RE_DEPLOYMENT WHERE NAME_ IN "
+            f"({ins}) AND CATEGORY_ = '-1234' GROUP BY NAME_;")
 
 
 def fail_pattern(name: str) -> str:
