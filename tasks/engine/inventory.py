@@ -20,6 +20,7 @@ from ..wso2 import jdbc as jdbc_mod
 from ..steps import lb_rules, nginx_conf
 
 DEFAULT_TRUSTSTORE_PASSWORD = "wso2carbon"  # WSO2's shipped default
+DEFAULT_KEYSTORE_PASSWORD = "wso2carbon"  # of WSO2's shipped wso2carbon.jks
 
 
 class InventoryError(Exception):
@@ -90,6 +91,7 @@ class ClusterSettings:
     jvm_heap: str = "2048m"  # -Xms = -Xmx (WSO2's production advice: 2 GB); "2g", "2048m"
     nofile: int = 65535  # open files of the EI process (LimitNOFILE), WSO2's guidance
     apply_sysctl: bool = True  # apply the kernel settings drop-in where the host has its own kernel
+    secure_vault: bool = True  # passwords in the nodes' files as WSO2 Secure Vault aliases
 
     @property
     def jvm_mem_opts(self) -> str:
@@ -276,6 +278,7 @@ _SECRET_SINKS = {
     "truststore_password": "it is written to keytool's store password file, which is line based",
     "db_admin_password": "it is written to a MySQL client option file, which is line based",
     "sudo_password": "it is sent to sudo as one line on stdin",
+    "keystore_password": "it is given to the server in its password-tmp file, which is line based",
 }
 _CONTROL_NAMES = {"\n": "LF (line feed)", "\r": "CR (carriage return)", "\t": "TAB",
                   "\x1b": "ESC", "\x00": "NUL", "\x7f": "DEL"}
@@ -309,7 +312,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
         "expose_on_service": (list, []), "backups_keep": (int, 10),
         "stop_timeout": (int, 120),
         "java_home": (str, None), "jvm_heap": (str, "2048m"), "nofile": (int, 65535),
-        "apply_sysctl": (bool, True),
+        "apply_sysctl": (bool, True), "secure_vault": (bool, True),
     },
     "database": {
         "user": (str, "wso2bps"), "user_db": (str, "WSO2_USER_DB"),
@@ -325,7 +328,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple, Any]]] = {
     "secrets": {
         "db_password": (dict, REQ), "admin_password": (dict, None),
         "truststore_password": (dict, None), "db_admin_password": (dict, None),
-        "admin_password_old": (dict, None),
+        "admin_password_old": (dict, None), "keystore_password": (dict, None),
     },
 }
 TOP_LEVEL = {"ssh": dict, "lb": dict, "nodes": list, "db": dict, "cluster": dict,
@@ -833,6 +836,13 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.warnings.append("secrets.truststore_password not set: using WSO2's default "
                            "'wso2carbon' for client-truststore.jks")
         values["truststore_password"] = DEFAULT_TRUSTSTORE_PASSWORD
+    if values["keystore_password"] is None:
+        # the node's primary keystore as shipped (wso2carbon.jks); Secure Vault encrypts with it
+        values["keystore_password"] = DEFAULT_KEYSTORE_PASSWORD
+    if not cl["secure_vault"]:
+        ck.warnings.append("!!! cluster.secure_vault = false: the nodes keep the DB and admin "
+                           "passwords in clear in their configuration files (0600); set it to "
+                           "true (the default) to encrypt them with WSO2 Secure Vault")
     if sec["admin_password"] is None and not cl["allow_default_admin"]:
         ck.err("secrets.admin_password: not set, which would leave WSO2's default admin/admin "
                "on a console the LB exposes; set it, or set cluster.allow_default_admin = true")
@@ -856,7 +866,8 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             tuple(admin_extra), tuple(dict.fromkeys(exposed)), cl["backups_keep"],
             cl["stop_timeout"],
             cl["java_home"].rstrip("/") if cl["java_home"] else None,
-            cl["jvm_heap"].strip().lower(), cl["nofile"], cl["apply_sysctl"]),
+            cl["jvm_heap"].strip().lower(), cl["nofile"], cl["apply_sysctl"],
+            cl["secure_vault"]),
         database=DatabaseSettings(
             db["hostname"] or db["address"], db["port"], dbs["user"], dbs["user_db"],
             dbs["registry_db"], dbs["local_registry_prefix"], dbs["bps_db"],

@@ -21,7 +21,8 @@ from invoke import task
 
 from ..wso2 import ei_xml, jdbc
 from ..engine import remote
-from . import services, systemd
+from . import services, systemd, vault
+from ..wso2 import vault as wso2_vault
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileSpec, FileState, HostSession, q
@@ -102,6 +103,7 @@ class NodeFacts:
     remembered: str = ""  # CONFIG_STATE: what we rendered last time, and from which inputs
     admin_state: str = ""  # admin.ADMIN_STATE: a hash of the admin password last applied
     system: systemd.SystemFacts | None = None  # init, limits, unit file, kernel settings
+    vault: vault.VaultFacts | None = None  # Secure Vault's files and digests (steps/vault)
 
 
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
@@ -133,6 +135,7 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
+    probes.update(vault.probes(inv, contents))
     return probes
 
 
@@ -155,12 +158,14 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
             systemd.parse_init(facts["init"].out), facts["java"].out.strip(),
             systemd.parse_sysctl(facts["sysctl_now"].out),
             remote.parse_file_probe(facts["unit_file"].out),
-            remote.parse_file_probe(facts["sysctl_file"].out)) if "init" in facts else None)
+            remote.parse_file_probe(facts["sysctl_file"].out)) if "init" in facts else None,
+        vault=vault.parse_facts(facts) if "vault_state" in facts else None)
 
 
 @functools.lru_cache(maxsize=1)
 def _edit_code() -> bytes:
-    return Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+    return (Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+            + Path(wso2_vault.__file__).read_bytes())
 
 
 def render_digest(inv: Inventory, node: Host) -> str:
@@ -170,7 +175,8 @@ def render_digest(inv: Inventory, node: Host) -> str:
     code = _edit_code()
     # asdict, not repr: the dataclasses hide passwords from repr, and a changed password
     # must change the digest
-    params = json.dumps(dataclasses.asdict(node_params(inv, node)), sort_keys=True).encode()
+    params = json.dumps([dataclasses.asdict(node_params(inv, node)), vault.enabled(inv)],
+                        sort_keys=True).encode()
     return hashlib.sha256(code + b"\0" + params).hexdigest()
 
 
@@ -256,6 +262,8 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
             raise ei_xml.XmlConfigError(missing[0], "", f"{conf_dir(inv)}/{missing[0]} is "
                                         "missing on the node: is EI_HOME a complete EI 6.x install?")
         wanted = ei_xml.render_node_config(dict(f.conf), node_params(inv, node))
+        if vault.enabled(inv):  # the passwords as Secure Vault aliases (steps/vault)
+            wanted = wso2_vault.alias_config(wanted)
         specs = [FileSpec(f"{conf_dir(inv)}/{rel}", data, user, user, _wanted_mode(rel),
                           rel in SECRET_FILES) for rel, data in wanted.items()]
         states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}
@@ -282,6 +290,13 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
                     rendered=rendered, seed_only=seed_only)
 
 
+def _carbon_xml(inv: Inventory, plan: NodePlan, f: NodeFacts) -> bytes | None:
+    """carbon.xml as this run leaves it (None when the files were not fetched)."""
+    path = f"{conf_dir(inv)}/carbon.xml"
+    return next((c.spec.content for c in plan.files if c.spec.path == path),
+                f.conf.get("carbon.xml"))
+
+
 def _members(axis2: bytes | None) -> tuple:
     """(domain, members) of an axis2.xml, to tell a membership change from other edits."""
     if not axis2:
@@ -305,7 +320,8 @@ def remember_script(state: str) -> str:
             f"{CONFIG_STATE}.tmp && mv -f {CONFIG_STATE}.tmp {CONFIG_STATE}\n")
 
 
-def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "") -> str:
+def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "",
+                 vplan: vault.VaultPlan | None = None) -> str:
     cl = inv.cluster
     user, home = q(cl.service_user), q(cl.ei_home)
     lines = ["set -e"]
@@ -322,9 +338,12 @@ def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "")
                      f"runuser -u {user} -- cat -- {src} > {dst}; "
                      f"runuser -u {user} -- rm -f -- {src}")
     script = "\n".join(lines) + "\n"
-    if plan.files:
-        script += remote.write_files_script(plan.files, stamp, keep=inv.cluster.backups_keep)
-    reasons = plan.restart_reasons
+    vplan = vplan or vault.VaultPlan()
+    if plan.files or vplan.files:  # one write: the aliases and their cipher texts roll back together
+        script += remote.write_files_script(plan.files + vplan.files, stamp,
+                                            keep=inv.cluster.backups_keep)
+    script += vault.apply_script(inv, vplan)
+    reasons = plan.restart_reasons + vplan.restart_reasons
     if reasons:
         script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")
     if remember:
@@ -407,7 +426,8 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
                                   changes=["configure the unpacked EI (after install)"])
             facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
         digest = render_digest(inv, s.host)
-        if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)):
+        if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)
+                and (facts.vault is None or vault.up_to_date(inv, facts.vault))):
             # something differs from what we wrote last time: fetch the files and edit them
             full = parse_node_facts(remote.read_facts(s, node_probes(inv, contents=True)))
             full.remembered = facts.remembered
@@ -417,28 +437,34 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         except ei_xml.XmlConfigError as e:
             return StepResult(s.name, step, "failed", f"{e} (nothing written)")
         remember = remembered_state(digest, plan.rendered) if plan.rendered else ""
+        vplan = vault.plan_vault(inv, s.host, facts.vault, _carbon_xml(inv, plan, facts)) \
+            if facts.vault else vault.VaultPlan()
+        if vplan.error:
+            return StepResult(s.name, step, "failed", vplan.error)
         sysplan = systemd.plan_system(inv, s.host, facts.system, outcome.states[s.name].unit) \
             if facts.system else systemd.SystemPlan()
         if sysplan.error:
             return StepResult(s.name, step, "failed", f"{sysplan.error} (nothing written)")
         for w in sysplan.warnings:
             run.rep.line(s.name, f"  !!! {w}", "warn")
-        if plan.empty and remember and remember.strip() != facts.remembered and not run.check:
+        if plan.empty and vplan.empty and remember and remember.strip() != facts.remembered \
+                and not run.check:
             remote.run_script(s, remember_script(remember), check=True, what="remember")
         jdk = facts.java.replace('"', "")
         said = "".join(f"; {n}" for n in sysplan.notes + [f"!!! {w}" for w in sysplan.warnings])
         if plan.membership_changed:
             outcome.membership_changed = True
-        if plan.empty and sysplan.empty:
+        if plan.empty and sysplan.empty and vplan.empty:
             msg = "configuration up to date" + (f"; {jdk}" if jdk else "") + said
             if facts.pending:
                 msg += "; restart still pending from an earlier run"
             return StepResult(s.name, step, "ok", msg)
-        diffs = run.diffs_for(s, plan.files + sysplan.files,
+        diffs = run.diffs_for(s, plan.files + sysplan.files + vplan.files,
                               {**plan.originals, **sysplan.originals})
-        changes = notes + plan.describe(inv) + sysplan.describe()
+        changes = notes + plan.describe(inv) + vplan.describe() + sysplan.describe()
         if not run.check:
-            script = apply_script(inv, plan, run.stamp, remember) if not plan.empty else ""
+            script = apply_script(inv, plan, run.stamp, remember, vplan) \
+                if not (plan.empty and vplan.empty) else ""
             script += systemd.system_script(sysplan, run.stamp, inv.cluster.backups_keep)
             if sysplan.restart_reasons:
                 script += remote.pending_restart_script(
@@ -450,7 +476,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
                     said += (f"; !!! the kernel did not take every setting of "
                              f"{systemd.SYSCTL_PATH}: " + "; ".join(left))
         outcome.changed.add(s.name)  # in check mode: would change
-        if plan.restart_reasons or sysplan.restart_reasons:
+        if plan.restart_reasons or sysplan.restart_reasons or vplan.restart_reasons:
             outcome.restart.add(s.name)
         return StepResult(s.name, step, "changed",
                           ("would change" if run.check else "changed") + f"; {jdk}" + said,
