@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from ..engine import remote
-from . import systemd
+from . import systemd, vault
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import HostSession, q
 from ..engine.report import StepResult
@@ -181,7 +181,8 @@ def _as_service_user(inv: Inventory, action: str) -> str:
     find = f"jh={q(jh)}\n" if jh else (
         "jh=${JAVA_HOME:-}; if [ -z \"$jh\" ]; then jb=$(readlink -f \"$(command -v java)\")"
         "; jh=${jb%/bin/java}; fi\n")
-    return (find +
+    start = vault.password_tmp_script(inv) if action == "start" else ""
+    return (find + start +
             f"runuser -u {q(inv.cluster.service_user)} -- env JAVA_HOME=\"$jh\" "
             f"JVM_MEM_OPTS={q(inv.cluster.jvm_mem_opts)} LANG={EI_LOCALE} LC_ALL={EI_LOCALE} "
             f"sh {q(p['ctl'])} {action} </dev/null >/dev/null 2>&1\n")
