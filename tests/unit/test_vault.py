@@ -1,0 +1,217 @@
+"""Secure Vault: the XML aliases on WSO2's shipped files, the cipher tool's encryption, the
+keystore check, and the plan (first switch, no-op by digest, which changes restart)."""
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import struct
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from tasks.engine import remote
+from tasks.engine.remote import FileState
+from tasks.steps import node_config, vault
+from tasks.wso2 import ei_xml
+from tasks.wso2 import vault as wv
+from tests.paths import PROFILE_CONF as CONF
+from tests.unit.inv_factory import make_inv
+
+PW = "wso2carbon"
+
+
+@pytest.fixture(scope="module")
+def key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _cert(key) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+         .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+         .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return c.public_bytes(Encoding.DER)
+
+
+def _utf(s: str) -> bytes:
+    return struct.pack(">H", len(s)) + s.encode()
+
+
+def make_jks(cert: bytes, password: str = PW, alias: str = "wso2carbon") -> bytes:
+    """A JKS (version 2) with one trusted-certificate entry, digest keyed as keytool does."""
+    body = b"\xfe\xed\xfe\xed" + struct.pack(">II", 2, 1) + struct.pack(">I", 2) + _utf(alias) \
+        + struct.pack(">Q", 0) + _utf("X.509") + struct.pack(">I", len(cert)) + cert
+    return body + hashlib.sha1(password.encode("utf-16-be") + b"Mighty Aphrodite" + body).digest()
+
+
+def _inv(tmp_path, **cluster):
+    return make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver", cluster=cluster or None)
+
+
+def _rendered(inv) -> dict[str, bytes]:
+    shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
+    return ei_xml.render_node_config(shipped, node_config.node_params(inv, inv.nodes[0]))
+
+
+# --------------------------------------------------------------------------- XML
+
+
+def test_aliases_replace_every_password_like_the_cipher_tool(tmp_path):
+    inv = _inv(tmp_path)
+    done = wv.alias_config(_rendered(inv))
+    assert wv.alias_config(done) == done  # idempotent
+    for rel, data in done.items():
+        for secret in (inv.secrets.db_password, inv.secrets.admin_password):
+            assert secret.encode() not in data, rel
+    assert done["user-mgt.xml"].count(
+        b'<Password svns:secretAlias="UserManager.AdminUser.Password">password</Password>') == 1
+    assert b'<UserManager xmlns:svns="http://org.wso2.securevault/configuration">' \
+        in done["user-mgt.xml"]
+    cat = done["tomcat/catalina-server.xml"].decode()
+    assert 'keystorePass="password"\n                   svns:secretAlias=' \
+           '"Server.Service.Connector.keystorePass"' in cat
+    # re-rendering with clear passwords then aliasing again gives the same bytes: a no-op
+    again = ei_xml.render_node_config(done, node_config.node_params(inv, inv.nodes[0]))
+    assert wv.alias_config(again) == done
+
+
+def test_every_alias_of_the_shipped_cipher_tool_properties_is_secured():
+    shipped = (CONF / "security/cipher-tool.properties").read_text()
+    aliases = {ln.split("=", 1)[0] for ln in shipped.splitlines()
+               if ln and not ln.startswith("#")}
+    assert aliases <= {s.alias for s in wv.SECURED}
+
+
+def test_secret_conf_has_the_cipher_tools_keys(tmp_path):
+    inv = _inv(tmp_path)
+    loc, typ, alias = wv.keystore_info(_rendered(inv)["carbon.xml"], inv.cluster.profile_home)
+    assert loc == vault.keystore_path(inv) and (typ, alias) == ("JKS", "wso2carbon")
+    text = wv.render_secret_conf(inv.cluster.profile_home, loc, typ, alias).decode()
+    assert "keystore.identity.store.secretProvider=org.wso2.carbon.securevault." \
+           "DefaultSecretCallbackHandler" in text
+    assert "secretRepositories.file.provider=org.wso2.securevault.secret.repository." \
+           "FileBaseSecretRepositoryProvider" in text
+
+
+# --------------------------------------------------------------------------- keystore, cipher
+
+
+def test_encryption_is_rsa_pkcs1_base64_that_the_private_key_opens(key):
+    cert = wv.keystore_certificate(make_jks(_cert(key)), PW, "wso2carbon")
+    ct = wv.encrypt(cert, "pä$$=word")
+    assert key.decrypt(base64.b64decode(ct), padding.PKCS1v15()).decode() == "pä$$=word"
+    assert wv.encrypt(cert, "x") != wv.encrypt(cert, "x")  # randomized
+    props = wv.render_cipher_text({"A.B": "xy=="}).decode()
+    assert "A.B=xy\\=\\=" in props  # as java.util.Properties.store writes it
+
+
+def test_a_wrong_keystore_password_or_alias_is_refused(key):
+    jks = make_jks(_cert(key))
+    with pytest.raises(wv.VaultError, match="password was incorrect"):
+        wv.keystore_certificate(jks, "wrong", "wso2carbon")
+    with pytest.raises(wv.VaultError, match="no entry 'other'"):
+        wv.keystore_certificate(jks, PW, "other")
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _facts(inv, jks: bytes | None, state=None, cipher=None, secret_conf=None, password=None):
+    ks = FileState(hashlib.sha256(jks).hexdigest(), 0o644, "wso2", "wso2", content=jks) \
+        if jks is not None else None
+    return vault.VaultFacts(state, secret_conf, cipher, password, ks)
+
+
+def _after(inv, f, plan) -> vault.VaultFacts:
+    """The facts a node gives after `plan` was applied (the state and files it wrote)."""
+    files = {c.spec.path: FileState(c.spec.sha256, c.spec.mode, c.spec.owner, c.spec.group)
+             for c in plan.files}
+    ks = FileState(f.keystore.sha256, 0o644, "wso2", "wso2")  # a no-op read: no bytes
+    return vault.VaultFacts(vault.parse_state(plan.state),
+                            files.get(vault.conf_path(inv, wv.SECRET_CONF), f.secret_conf),
+                            files.get(vault.conf_path(inv, wv.CIPHER_TEXT), f.cipher_text),
+                            files.get(vault.PASSWORD_FILE, f.password), ks)
+
+
+def test_first_switch_then_noop_by_digest(tmp_path, key):
+    inv = _inv(tmp_path)
+    f = _facts(inv, make_jks(_cert(key)))
+    carbon = wv.alias_config(_rendered(inv))["carbon.xml"]
+    plan = vault.plan_vault(inv, inv.nodes[0], f, carbon, new_salt="ab")
+    assert plan.error is None
+    paths = {c.spec.path: c.spec for c in plan.files}
+    assert set(paths) == {vault.PASSWORD_FILE, vault.conf_path(inv, wv.SECRET_CONF),
+                          vault.conf_path(inv, wv.CIPHER_TEXT)}
+    assert (paths[vault.PASSWORD_FILE].owner, paths[vault.PASSWORD_FILE].mode) == ("root", 0o600)
+    ct = paths[vault.conf_path(inv, wv.CIPHER_TEXT)]
+    assert ct.sensitive and ct.mode == 0o600 and ct.owner == "wso2"
+    assert inv.secrets.db_password.encode() not in ct.content
+    assert plan.restart_reasons and plan.scrub
+    assert inv.secrets.db_password not in plan.state  # digests only
+    after = _after(inv, f, plan)
+    assert vault.up_to_date(inv, after)
+    noop = vault.plan_vault(inv, inv.nodes[0], after, None)
+    assert noop.empty and noop.error is None
+
+
+def test_an_admin_password_change_reencrypts_without_restart(tmp_path, key):
+    inv = _inv(tmp_path)
+    f = _facts(inv, make_jks(_cert(key)))
+    carbon = wv.alias_config(_rendered(inv))["carbon.xml"]
+    after = _after(inv, f, vault.plan_vault(inv, inv.nodes[0], f, carbon))
+    (tmp_path / "new_admin").write_text("another-admin-pw\n")
+    (tmp_path / "new_admin").chmod(0o600)
+    inv2 = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
+                    secrets={"admin_password": {"file": "new_admin"}})
+    assert vault.changed_aliases(inv2, after) == [wv.ADMIN_ALIAS]
+    after.keystore = f.keystore  # configure re-reads with the keystore's bytes
+    plan = vault.plan_vault(inv2, inv2.nodes[0], after, carbon)
+    assert [c.spec.path for c in plan.files] == [vault.conf_path(inv, wv.CIPHER_TEXT)]
+    assert plan.restart_reasons == []
+
+
+def test_a_new_keystore_reencrypts_everything(tmp_path, key):
+    inv = _inv(tmp_path)
+    f = _facts(inv, make_jks(_cert(key)))
+    carbon = wv.alias_config(_rendered(inv))["carbon.xml"]
+    after = _after(inv, f, vault.plan_vault(inv, inv.nodes[0], f, carbon))
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    after.keystore = _facts(inv, make_jks(_cert(other))).keystore
+    assert set(vault.changed_aliases(inv, after)) == {s.alias for s in wv.SECURED}
+    plan = vault.plan_vault(inv, inv.nodes[0], after, carbon)
+    assert plan.restart_reasons == ["cipher-text.properties"]
+
+
+def test_a_wrong_keystore_password_is_refused_before_any_write(tmp_path, key):
+    inv = _inv(tmp_path)
+    f = _facts(inv, make_jks(_cert(key), password="something-else"))
+    plan = vault.plan_vault(inv, inv.nodes[0], f, wv.alias_config(_rendered(inv))["carbon.xml"])
+    assert plan.error and "password was incorrect" in plan.error and "nothing written" in plan.error
+    missing = vault.plan_vault(inv, inv.nodes[0], _facts(inv, None), b"<x/>")
+    assert "keystore" in missing.error and "secure_vault = false" in missing.error
+
+
+def test_off_after_on_restores_a_plain_secret_conf_and_warns(tmp_path, key):
+    inv = _inv(tmp_path, secure_vault=False)
+    assert any("!!! cluster.secure_vault = false" in w for w in inv.warnings)
+    assert vault.plan_vault(inv, inv.nodes[0], _facts(inv, None), None).empty  # never on
+    was_on = _facts(inv, None, state=vault.State(salt="ab"))
+    plan = vault.plan_vault(inv, inv.nodes[0], was_on, None)
+    assert [c.spec.content for c in plan.files] == [wv.VAULT_OFF]
+    assert plan.state == vault.OFF and "rm -f" in vault.apply_script(inv, plan)
+
+
+def test_scripts_keep_the_password_off_argv(tmp_path):
+    inv = _inv(tmp_path)
+    s = vault.password_tmp_script(inv)
+    assert inv.secrets.keystore_password not in s and f"< {vault.PASSWORD_FILE}" in s
+    assert "runuser -u wso2" in s
+    scrub = vault.apply_script(inv, vault.VaultPlan(scrub=True))
+    assert remote.BACKUP_DIR in scrub and "svns:secretAlias" in scrub
