@@ -262,8 +262,7 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
             raise ei_xml.XmlConfigError(missing[0], "", f"{conf_dir(inv)}/{missing[0]} is "
                                         "missing on the node: is EI_HOME a complete EI 6.x install?")
         wanted = ei_xml.render_node_config(dict(f.conf), node_params(inv, node))
-        if vault.enabled(inv):  # the passwords as Secure Vault aliases (steps/vault)
-            wanted = wso2_vault.alias_config(wanted)
+        wanted = vault.config_files(inv, wanted)  # the passwords as Secure Vault aliases
         specs = [FileSpec(f"{conf_dir(inv)}/{rel}", data, user, user, _wanted_mode(rel),
                           rel in SECRET_FILES) for rel, data in wanted.items()]
         states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}

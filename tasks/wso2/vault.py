@@ -30,7 +30,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from .ei_xml import XmlConfigError, _Doc, _El
+from .ei_xml import _ATTR, XmlConfigError, _Doc, _El
 
 NS = "http://org.wso2.securevault/configuration"
 NS_ATTR = "xmlns:svns"
@@ -133,6 +133,36 @@ def alias_config(originals: dict[str, bytes]) -> dict[str, bytes]:
             doc.set_attr(doc.root, NS_ATTR, NS)
         out[file] = doc.to_bytes()
     return out
+
+
+def unalias_config(originals: dict[str, bytes], plaintexts: dict[str, str]) -> dict[str, bytes]:
+    """Pure: the reverse, for `secure_vault = false` after it was on: each value that carries an
+    alias gets its clear value back (`plaintexts`: alias -> value) and loses the alias (the
+    server would otherwise use the text `password`). Files without aliases are unchanged."""
+    out = dict(originals)
+    for file in VAULTED_FILES:
+        doc = _Doc(file, out[file])
+        for s in (x for x in SECURED if x.file == file):
+            for i in range(len(_targets(doc, s))):
+                el = _targets(doc, s)[i]
+                if doc.attr(el, ALIAS_ATTR) is None:
+                    continue
+                if s.attr:
+                    doc.set_attr(el, s.attr, plaintexts[s.alias])
+                else:
+                    doc.set_text(el, plaintexts[s.alias])
+                _drop_attr(doc, _targets(doc, s)[i], ALIAS_ATTR)
+        # WSO2 ships the declaration in the datasources files only; the rest get theirs back
+        if not file.startswith("datasources/") and "svns:" not in doc.text:
+            _drop_attr(doc, doc.root, NS_ATTR)
+        out[file] = doc.to_bytes()
+    return out
+
+
+def _drop_attr(doc: _Doc, el: _El, name: str) -> None:
+    for m in _ATTR.finditer(doc.text, el.start + 1 + len(el.qname), el.start_end):
+        if m.group("name") == name:
+            return doc._splice(m.start(), m.end(), "")
 
 
 def keystore_info(carbon_xml: bytes, carbon_home: str) -> tuple[str, str, str]:

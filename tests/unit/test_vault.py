@@ -215,3 +215,12 @@ def test_scripts_keep_the_password_off_argv(tmp_path):
     assert "runuser -u wso2" in s
     scrub = vault.apply_script(inv, vault.VaultPlan(scrub=True))
     assert remote.BACKUP_DIR in scrub and "svns:secretAlias" in scrub
+
+
+def test_off_after_on_puts_every_clear_value_back(tmp_path):
+    on, off = _inv(tmp_path), _inv(tmp_path, secure_vault=False)
+    clear = _rendered(off)
+    aliased = vault.config_files(on, _rendered(on))
+    assert vault.config_files(off, ei_xml.render_node_config(
+        aliased, node_config.node_params(off, off.nodes[0]))) == clear
+    assert vault.config_files(off, clear) == clear  # never on: nothing to undo

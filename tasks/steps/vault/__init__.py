@@ -117,6 +117,14 @@ def plaintexts(inv: Inventory) -> dict[str, str]:
     return {s.alias: getattr(inv.secrets, s.secret) for s in wv.SECURED}
 
 
+def config_files(inv: Inventory, wanted: dict[str, bytes]) -> dict[str, bytes]:
+    """The node's rendered configuration with the passwords as aliases (on), or with any alias
+    left from an earlier run turned back into its clear value (off)."""
+    if enabled(inv):
+        return wv.alias_config(wanted)
+    return wv.unalias_config(wanted, plaintexts(inv))
+
+
 def _password_spec(inv: Inventory) -> FileSpec:
     return FileSpec(PASSWORD_FILE, (inv.secrets.keystore_password + "\n").encode(),
                     "root", "root", 0o600, sensitive=True)
