@@ -224,3 +224,65 @@ def test_off_after_on_puts_every_clear_value_back(tmp_path):
     assert vault.config_files(off, ei_xml.render_node_config(
         aliased, node_config.node_params(off, off.nodes[0]))) == clear
     assert vault.config_files(off, clear) == clear  # never on: nothing to undo
+
+
+# --------------------------------------------------------------------------- apply (fake hosts)
+
+from tests.fakes import FakeFile, fake_run, output  # noqa: E402
+
+
+def _node(inv, host, jks: bytes, conf: dict[str, bytes] | None = None):
+    """A fake node with WSO2's shipped files (or `conf`), the keystore, JDK 11, no systemd."""
+    user = inv.cluster.service_user
+    for rel in ei_xml.CONF_FILES:
+        data = (conf or {}).get(rel) or (CONF / rel).read_bytes()
+        host.files[f"{node_config.conf_dir(inv)}/{rel}"] = FakeFile(
+            data, 0o600 if rel in node_config.SECRET_FILES else 0o644, user, user)
+    host.files[vault.keystore_path(inv)] = FakeFile(jks, 0o644, user, user)
+    host.answer(r"^test -d", stdout="yes")
+    host.answer(r"^id -u \S+ >/dev/null 2>&1 && echo yes", stdout="yes")
+    host.answer(r"JAVA_VERSION", stdout="java 11.0.13 (/opt/jdk-11)")
+    host.answer(r"/proc/1/comm", stdout="none\npid1 sshd\ncontainer none")
+    host.answer(r"^ei_state|PROFILE_HOME=", stdout="dead\nnone")
+    return host
+
+
+def _configure(inv, monkeypatch, key, check=False, diff=False, conf=None):
+    run, hosts = fake_run(inv, monkeypatch, check=check, diff=diff)
+    node = inv.nodes[0]
+    _node(inv, hosts[node.name], make_jks(_cert(key)), conf)
+    outcome = node_config.configure_step(run, [node])
+    return run, hosts[node.name], outcome
+
+
+def test_configure_switches_to_the_vault_in_one_write(tmp_path, monkeypatch, key):
+    inv = _inv(tmp_path)
+    run, host, outcome = _configure(inv, monkeypatch, key, diff=True)
+    text = output(run)
+    assert outcome.ok and inv.nodes[0].name in outcome.restart, text
+    writes = [s for s in host.scripts if "__BPS_EOF__" in s]
+    assert len(writes) == 1  # the aliases and the cipher texts roll back together
+    w = writes[0]
+    assert "security/cipher-text.properties" in w and vault.PASSWORD_FILE in w
+    assert vault.STATE_FILE in w and "svns:secretAlias" in w  # state written, old backups scrubbed
+    for secret in (inv.secrets.db_password, inv.secrets.admin_password):
+        assert secret not in w and secret not in text  # base64 in the script, masked in diffs
+    assert "create /var/lib/bps-deploy/keystore-password" in text
+
+
+def test_configure_check_mode_writes_nothing(tmp_path, monkeypatch, key):
+    inv = _inv(tmp_path)
+    run, host, outcome = _configure(inv, monkeypatch, key, check=True)
+    assert outcome.ok and not any("__BPS_EOF__" in s for s in host.scripts)
+    assert "cipher-text.properties" in output(run)
+
+
+def test_configure_refuses_a_wrong_keystore_password_before_writing(tmp_path, monkeypatch, key):
+    (tmp_path / "ks").write_text("not-the-keystore-password\n")
+    (tmp_path / "ks").chmod(0o600)
+    inv = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
+                   secrets={"keystore_password": {"file": "ks"}})
+    run, host, outcome = _configure(inv, monkeypatch, key)
+    assert not outcome.ok
+    assert "password was incorrect" in output(run) and "nothing written" in output(run)
+    assert not any("__BPS_EOF__" in s for s in host.scripts)
