@@ -104,3 +104,35 @@ def test_secure_vault_off_is_loud_and_back_on_is_clean(vlab, tmp_path):
     assert r.returncode == 0, out(r)
     assert _served(vlab) == {"node1", "node2"}
     assert _clear_hits(vlab) == []
+
+
+# --------------------------------------------------------------------------- systemd hosts
+
+
+def test_systemd_supplies_the_keystore_password_at_every_start(lab_factory):
+    """Hosts that boot systemd: the unit hands root's password file over as a credential and
+    copies it into password-tmp as the service user before each start, so a JVM killed with
+    -9 comes back through the aliases with no fab command."""
+    import time
+    slab = lab_factory(BASE + 1, nodes=2, kind="systemd")
+    r = fab(slab, "deploy")
+    assert r.returncode == 0, out(r)
+    unit = slab.exec("node1", "systemctl cat wso2ei-bps.service").stdout
+    assert f"LoadCredential=keystore-password:{PWFILE}" in unit
+    assert _served(slab) == {"node1", "node2"}
+    log = f"{PROFILE}/repository/logs/wso2carbon.log"
+    starts = slab.exec("node1", f"grep -c 'Secure Vault: 10 secret' {log}").stdout.strip()
+    pid = slab.exec("node1", "pgrep -u wso2 -f -- '-Dcarbon[.]home='").stdout.split()[0]
+    slab.exec("node1", f"kill -9 {pid}", check=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = slab.exec("node1", f"grep -c 'Secure Vault: 10 secret' {log}").stdout.strip()
+        if now != starts and "WSO2 Carbon started" in slab.exec(
+                "node1", f"tail -n 3 {log}").stdout:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("systemd did not bring node1 back through the vault within 120 s:\n"
+                    + slab.exec("node1", f"tail -n 20 {log}").stdout)
+    assert slab.exec("node1", f"test -e {PROFILE}/password-tmp").returncode != 0
+    assert _clear_hits(slab) == []
