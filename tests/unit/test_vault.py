@@ -214,7 +214,7 @@ def test_scripts_keep_the_password_off_argv(tmp_path):
     assert inv.secrets.keystore_password not in s and f"< {vault.PASSWORD_FILE}" in s
     assert "runuser -u wso2" in s
     scrub = vault.apply_script(inv, vault.VaultPlan(scrub=True))
-    assert remote.BACKUP_DIR in scrub and "svns:secretAlias" in scrub
+    assert remote.BACKUP_DIR in scrub and "svns:secretAlias=\"Datasources.WSO2_CARBON_DB" in scrub
 
 
 def test_off_after_on_puts_every_clear_value_back(tmp_path):

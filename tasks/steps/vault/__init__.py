@@ -258,11 +258,15 @@ def apply_script(inv: Inventory, plan: VaultPlan) -> str:
     file's backup without an alias, the shipped cipher-text.properties with `[value]`s)."""
     out = ""
     if plan.scrub:
-        xml = " ".join(q(_backup_prefix(conf_path(inv, rel))) for rel in wv.VAULTED_FILES)
+        # a backup is vaulted when it carries one of OUR aliases for that file (WSO2's own
+        # master-datasources.xml has a commented example with another alias)
+        for rel in wv.VAULTED_FILES:
+            mark = 'svns:secretAlias="%s"' % next(s.alias for s in wv.SECURED if s.file == rel)
+            out += (f"for b in {q(_backup_prefix(conf_path(inv, rel)))}*~; do "
+                    f"[ -f \"$b\" ] || continue; grep -qF {q(mark)} \"$b\" || "
+                    "rm -f -- \"$b\"; done\n")
         ct = q(_backup_prefix(conf_path(inv, wv.CIPHER_TEXT)))
-        out += (f"for p in {xml}; do for b in \"$p\"*~; do [ -f \"$b\" ] || continue; "
-                "grep -q 'svns:secretAlias' \"$b\" || rm -f -- \"$b\"; done; done\n"
-                f"for b in {ct}*~; do [ -f \"$b\" ] || continue; "
+        out += (f"for b in {ct}*~; do [ -f \"$b\" ] || continue; "
                 "if grep -q '=\\[' \"$b\"; then rm -f -- \"$b\"; fi; done\n")
     if plan.state == OFF:
         out += f"rm -f -- {PASSWORD_FILE} {STATE_FILE}\n"
