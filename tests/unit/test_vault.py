@@ -211,10 +211,12 @@ def test_off_after_on_restores_a_plain_secret_conf_and_warns(tmp_path, key):
 def test_scripts_keep_the_password_off_argv(tmp_path):
     inv = _inv(tmp_path)
     s = vault.password_tmp_script(inv)
-    assert inv.secrets.keystore_password not in s and f"< {vault.PASSWORD_FILE}" in s
-    assert "runuser -u wso2" in s
+    assert inv.secrets.keystore_password not in s and s.endswith("password_tmp\n")
+    assert "PASSWORD_FILE=/var/lib/bps-deploy/keystore-password" in s
     scrub = vault.apply_script(inv, vault.VaultPlan(scrub=True))
-    assert remote.BACKUP_DIR in scrub and "svns:secretAlias=\"Datasources.WSO2_CARBON_DB" in scrub
+    assert remote.BACKUP_DIR in scrub
+    assert "scrub_unvaulted opt%wso2ei-6.6.0%wso2%business-process%conf%datasources%" \
+           "master-datasources.xml 'svns:secretAlias=\"Datasources.WSO2_CARBON_DB" in scrub
 
 
 def test_off_after_on_puts_every_clear_value_back(tmp_path):

@@ -248,26 +248,31 @@ def plan_vault(inv: Inventory, node: Host, f: VaultFacts, carbon_xml: bytes | No
 # --------------------------------------------------------------------------- scripts
 
 
-def _backup_prefix(path: str) -> str:
-    return f"{remote.BACKUP_DIR}/{path.lstrip('/').replace('/', '%')}."
+def _backup_name(path: str) -> str:
+    """A file's backup name without the stamp, as backups.sh's backup_name makes it."""
+    return path.lstrip("/").replace("/", "%")
+
+
+def lib(inv: Inventory) -> str:
+    """tasks/scripts/vault.sh for this cluster: password_tmp, scrub_unvaulted, scrub_plain."""
+    return remote.script("vault.sh", SERVICE_USER=inv.cluster.service_user,
+                         PASSWORD_FILE=PASSWORD_FILE, PASSWORD_TMP=password_tmp(inv),
+                         BACKUP_DIR=remote.BACKUP_DIR)
 
 
 def apply_script(inv: Inventory, plan: VaultPlan) -> str:
     """After configure's file writes (which back up every replaced file): the state file, and
     the removal of backups that hold passwords in clear (made before the switch: a secured
-    file's backup without an alias, the shipped cipher-text.properties with `[value]`s)."""
+    file's backup without our alias, the shipped cipher-text.properties with `[value]`s)."""
     out = ""
     if plan.scrub:
-        # a backup is vaulted when it carries one of OUR aliases for that file (WSO2's own
-        # master-datasources.xml has a commented example with another alias)
+        out += lib(inv)
+        # vaulted = carries one of OUR aliases for that file (WSO2's own master-datasources.xml
+        # has a commented example with another alias)
         for rel in wv.VAULTED_FILES:
             mark = 'svns:secretAlias="%s"' % next(s.alias for s in wv.SECURED if s.file == rel)
-            out += (f"for b in {q(_backup_prefix(conf_path(inv, rel)))}*~; do "
-                    f"[ -f \"$b\" ] || continue; grep -qF {q(mark)} \"$b\" || "
-                    "rm -f -- \"$b\"; done\n")
-        ct = q(_backup_prefix(conf_path(inv, wv.CIPHER_TEXT)))
-        out += (f"for b in {ct}*~; do [ -f \"$b\" ] || continue; "
-                "if grep -q '=\\[' \"$b\"; then rm -f -- \"$b\"; fi; done\n")
+            out += f"scrub_unvaulted {q(_backup_name(conf_path(inv, rel)))} {q(mark)}\n"
+        out += f"scrub_plain {q(_backup_name(conf_path(inv, wv.CIPHER_TEXT)))}\n"
     if plan.state == OFF:
         out += f"rm -f -- {PASSWORD_FILE} {STATE_FILE}\n"
     elif plan.state:
@@ -280,8 +285,4 @@ def apply_script(inv: Inventory, plan: VaultPlan) -> str:
 def password_tmp_script(inv: Inventory) -> str:
     """Before a start without systemd: the keystore password into password-tmp, read by root
     from its own file, written by the service user (never root writing in that user's folder)."""
-    if not enabled(inv):
-        return ""
-    return (f"if [ -f {PASSWORD_FILE} ]; then runuser -u {q(inv.cluster.service_user)} -- "
-            "sh -c 'umask 077; cat > \"$1\"' sh "
-            f"{q(password_tmp(inv))} < {PASSWORD_FILE}; fi\n")
+    return lib(inv) + "password_tmp\n" if enabled(inv) else ""
