@@ -35,26 +35,11 @@ printf '127.0.0.1\tlocalhost\n%s\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\
 # No IPv6 link-local address on the lab link (loopback keeps ::1 for nginx's default site).
 echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>/dev/null || true
 
-# Users: created here so they land in this host's /etc overlay.
-# A '!' password means "locked" to sshd (UsePAM no), so key-only users get '*'.
-if grep -q '^root:!' /etc/shadow; then usermod -p '*' root; fi
-id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab deploy user" deploy
-usermod -p '*' deploy
-id operator >/dev/null 2>&1 || useradd -m -s /bin/bash -c "lab operator (sudo with password)" $(getent group operator >/dev/null && echo "-g operator") operator
-printf 'operator:%s\n' "$(cat "$SUDO_PW_FILE")" | chpasswd
-
-cp -n /etc/skel/.bashrc /etc/skel/.profile /root/ 2>/dev/null || true
-for u in root deploy operator; do
-    h=$(getent passwd "$u" | cut -d: -f6)
-    install -d -m 0700 -o "$u" -g "$u" "$h/.ssh"
-    install -m 0600 -o "$u" -g "$u" "$LAB_PUBKEY" "$h/.ssh/authorized_keys"
-done
-chmod 0700 /root
-
-umask 0227
-printf 'deploy ALL=(ALL:ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/deploy
-printf 'Defaults:operator lecture=never\noperator ALL=(ALL:ALL) ALL\n' > /etc/sudoers.d/operator
-umask 022
+# Users, keys and sudo (lab/labusers.sh, copied beside this script): created here so they
+# land in this host's /etc overlay.
+# shellcheck source=lab/labusers.sh
+. "$(dirname "$0")/labusers.sh"
+lab_users "$(cat "$SUDO_PW_FILE")" "$(cat "$LAB_PUBKEY")"
 
 install -d -m 0755 -o root -g root /run/sshd
 install -d -m 1777 /run/lock

@@ -70,6 +70,7 @@ RUN_ROOT = LAB_DIR / "run"
 WSO2_FILES = REPO / "tests" / "fixtures" / "wso2-ei"
 STANDIN_SRC = LAB_DIR / "standin"
 SETUP_SCRIPT = LAB_DIR / "hostsetup.sh"
+USERS_SCRIPT = LAB_DIR / "labusers.sh"  # sourced by both kinds of host: users, keys, sudo
 EI_DIRNAME = "wso2ei-6.6.0"
 EI_HOME = "/opt/" + EI_DIRNAME
 PROFILE = "wso2/business-process"
@@ -820,6 +821,7 @@ class Lab:
         setup = d / "setup"
         setup.mkdir(mode=0o700)
         shutil.copy2(SETUP_SCRIPT, setup / SETUP_SCRIPT.name)
+        shutil.copy2(USERS_SCRIPT, setup / USERS_SCRIPT.name)
         shutil.copy2(self.key.with_suffix(".pub"), setup / "authorized_keys")
         shutil.copy2(self.secrets_dir / "sudo_password", setup / "sudo_password")
         for f in setup.iterdir():
@@ -978,7 +980,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         _run(["ssh-keygen", "-A", "-f", str(root)])
         env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root", "HOST_NAME": h,
                "LAB_PUBKEY": self.key.with_suffix(".pub").read_text().strip()}
-        _run(["chroot", str(root), "/bin/sh", "-c", SD_SETUP_SCRIPT.read_text()],
+        _run(["chroot", str(root), "/bin/sh", "-c",
+              USERS_SCRIPT.read_text() + "\n" + SD_SETUP_SCRIPT.read_text()],
              input=self.secret("sudo_password") + "\n", env=env)
         # services as their package leaves them, on the host that runs them
         units = {"db": ["mariadb.service"], "lb": ["nginx.service"]}.get(h, [])

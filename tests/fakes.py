@@ -112,7 +112,8 @@ def fake_run(inv: Inventory, monkeypatch, *, check: bool = False,
         s.commands += 1
         return s.fake.exec(command, stdin)  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(remote, "_exec", fake_exec)
+    # the transport module's own name: run_script looks _exec up there
+    monkeypatch.setattr(remote.transport, "_exec", fake_exec)
     return run, hosts
 
 

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Flag help shared by every task that changes hosts.
 COMMON_HELP = {
-    "check": "read facts and show what would change; touch nothing",
-    "diff": "show unified diffs of files that would change (secrets masked)",
+    "check": "read facts and show what a run would do; touch nothing",
+    "diff": "show unified diffs of the files a run writes (secrets masked)",
     "parallel": "hosts worked on at once (default 16)",
     "on": "hosts: 'all', a role (lb, nodes, db) or inventory names, comma-separated",
 }

@@ -9,12 +9,12 @@ Every step has the same shape (pyinfra's operations, Ansible's modules):
 `Run.apply` (engine/runner.py) owns what every step used to write by hand:
 - a plan with `error` fails the host with that text (a refusal found while planning);
 - a plan with no actions is `ok` with its `noop` reason, and runs nothing;
-- in check mode a non-empty plan is `changed` with "would change (check mode)", its change lines
-  and diffs, and runs nothing;
+- in check mode a non-empty plan is `changed` with the runner's check-mode note, its change
+  lines and diffs, and runs nothing;
 - otherwise the actions run in order; an `ActionFailed` stops the plan and fails the host with the
   action's own message (what already ran is listed as done), any other `RemoteError` likewise;
-- diffs come from the actions' `files` (FileChange), masked by the reporter's redactor, and never
-  shown in clear for a `FileSpec(sensitive=True)`.
+- diffs come from the actions' `files` (FileChange), masked by the reporter's redactor and the
+  password-field masking; a `FileSpec(sensitive=True)` shows only how many lines changed.
 
 An action's `run(s)` may return a string: a note appended to the host's message (for example
 "nginx reloaded"), or a `Done` to also mark the host restarted/killed.

@@ -117,15 +117,27 @@ def unified_diff(path: str, before: bytes | None, after: bytes, redact: Redactor
     return "".join(difflib.unified_diff(a, b, f"before: {path}", f"after: {path}"))
 
 
+def sensitive_diff(path: str, before: bytes | None, after: bytes) -> str:
+    """The diff of a file that is a secret as a whole (FileSpec.sensitive): how many lines
+    changed, never which or what (field masking cannot know every secret such a file holds)."""
+    old = (before or b"").decode("utf-8", "replace").splitlines()
+    new = after.decode("utf-8", "replace").splitlines()
+    removed = added = 0
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if op != "equal":
+            removed, added = removed + i2 - i1, added + j2 - j1
+    return (f"--- before: {path}\n+++ after: {path}\n(sensitive file: {removed} line(s) removed, "
+            f"{added} added; content not shown)\n")
+
+
 class Reporter:
     """Host-prefixed lines while running, a recap at the end, and a full redacted log file."""
 
     def __init__(self, redact: Redactor, log_dir: Path | None = None, stream=None,
-                 color: bool | None = None, verbose: bool = False):
+                 color: bool | None = None):
         self.redact = redact
         self.stream = stream or sys.stdout
         self.color = self.stream.isatty() if color is None else color
-        self.verbose = verbose
         self.results: list[StepResult] = []
         self.restarted: set[str] = set()
         self.killed: set[str] = set()

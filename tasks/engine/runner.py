@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import remote
-from . import inventory
 from .inventory import Host, Inventory
 from .remote import FileChange, FileSpec, HostSession, RemoteError, Unreachable
 from .plan import ActionFailed, Done, Plan
-from .report import Redactor, Reporter, Status, StepResult, unified_diff
+from .report import Redactor, Reporter, Status, StepResult, sensitive_diff, unified_diff
 
 
 @dataclass
@@ -164,8 +163,11 @@ class Run:
                 before[p] = remote.parse_content_probe(facts[p].out)
         out = []
         for c in wanted:  # the redactor masks every secret value in the diff text
-            out.append(unified_diff(c.spec.path, before.get(c.spec.path), c.spec.content,
-                                    self.rep.redact))
+            if c.spec.sensitive:  # a secret as a whole: only how many lines changed
+                out.append(sensitive_diff(c.spec.path, before.get(c.spec.path), c.spec.content))
+            else:
+                out.append(unified_diff(c.spec.path, before.get(c.spec.path), c.spec.content,
+                                        self.rep.redact))
         return out
 
     def apply_files(self, s: HostSession, changes: list[FileChange], *,
@@ -180,10 +182,7 @@ class Run:
 
 def make_run(inv: Inventory, check: bool = False, diff: bool = False, parallel: int = 16,
              log_dir: Path | None = None, stream=None) -> Run:
-    # WSO2's public defaults (truststore 'wso2carbon', admin 'admin') are no secret, and
-    # masking them would mangle paths such as wso2carbon.jks or .../logs/wso2carbon.log
-    public = {inventory.DEFAULT_TRUSTSTORE_PASSWORD, "admin"}
-    redact = Redactor([v for v in inv.secrets.values() if v not in public])
+    redact = Redactor(inv.secrets.masked())  # the secrets and their derived forms
     rep = Reporter(redact, log_dir=log_dir, stream=stream)
     for w in inv.warnings:
         rep.warn(w)

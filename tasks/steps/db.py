@@ -52,6 +52,7 @@ from lxml import etree
 from ..engine import boot, remote
 from ..wso2 import ei_xml
 from ..engine.cli import COMMON_HELP, Abort, session
+from ..engine import inventory
 from ..engine.inventory import Inventory
 from ..engine.remote import Fact, FileSpec, FileState, HostSession, q
 from ..engine.report import StepResult, unified_diff
@@ -229,9 +230,7 @@ class DbPlan:
 # --------------------------------------------------------------------------- helpers (pure)
 
 
-def native_hash(password: str) -> str:
-    """mysql_native_password hash: '*' + upper hex SHA1(SHA1(password))."""
-    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+native_hash = inventory.native_hash  # the app account's hash: inv.secrets.db_native_hash
 
 
 def ident(name: str) -> str:
@@ -404,7 +403,7 @@ def plan_db(facts: DbFacts, inv: Inventory, drop: tuple[str, ...] = (),
     server = facts.server or Server("MariaDB", (10, 11, 0))
     d = inv.database
     kinds = db_kinds(inv)
-    app_hash = app_hash or native_hash(inv.secrets.db_password or "")
+    app_hash = app_hash or inv.secrets.db_native_hash
     for name in drop:
         if name not in kinds:
             p.errors.append(f"--drop {name}: not one of this cluster's databases "
@@ -977,7 +976,7 @@ def read_node_pools(run, state: dict) -> dict[str, int]:
 
 def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> StepResult:
     inv = run.inv
-    app_hash = native_hash(inv.secrets.db_password or "")
+    app_hash = inv.secrets.db_native_hash
     run.rep.redact.add(app_hash)
     facts = read_db_facts(s, inv, app_hash)
     if not facts.running:
@@ -1136,7 +1135,7 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
 def db_status(run) -> dict:
     """For `fab status`: server version and each database complete / partial / missing."""
     inv = run.inv
-    app_hash = native_hash(inv.secrets.db_password or "")
+    app_hash = inv.secrets.db_native_hash
     out: dict = {"host": inv.db.name, "running": False, "server": None, "databases": {}}
     try:
         facts = read_db_facts(run.session(inv.db), inv, app_hash)

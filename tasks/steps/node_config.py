@@ -164,7 +164,7 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
 
 @functools.lru_cache(maxsize=1)
 def _edit_code() -> bytes:
-    return (Path(ei_xml.__file__).read_bytes() + Path(__file__).read_bytes()
+    return (ei_xml.code_bytes() + Path(__file__).read_bytes()
             + Path(wso2_vault.__file__).read_bytes())
 
 

@@ -30,7 +30,8 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from .ei_xml import _ATTR, XmlConfigError, _Doc, _El
+from ..engine.xmledit import Doc as _Doc, XmlConfigError
+from ..engine.xmltree import ATTR_RE as _ATTR, El as _El
 
 NS = "http://org.wso2.securevault/configuration"
 NS_ATTR = "xmlns:svns"

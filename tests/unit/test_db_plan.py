@@ -402,9 +402,10 @@ def test_option_file_reaches_the_client_on_fd_3_and_no_file_is_written(inv, tmp_
 
 
 def test_admin_user_without_password_is_refused(tmp_path):
-    inv = make_inv(tmp_path, database={"admin_user": "dbadmin"})
-    with pytest.raises(remote.RemoteError, match="db_admin_password"):
-        db.client_prelude(inv)
+    from tasks.engine.inventory import InventoryError
+    with pytest.raises(InventoryError, match="secrets.db_admin_password: not set, but "
+                                             "database.admin_user is"):
+        make_inv(tmp_path, database={"admin_user": "dbadmin"})  # at load, before any host
 
 
 def test_load_script_one_client_per_database(inv):

@@ -1,4 +1,4 @@
-"""tasks/ei_xml.py against the real shipped EI 6.6.0 files (read-only, never copied).
+"""tasks/wso2/ei_xml.py (and the engine's xmledit under it) against the real shipped EI 6.6.0 files (read-only, never copied).
 
 WSO2's shipped files: tests/fixtures/wso2-ei (see its PROVENANCE.md).
 """
@@ -22,7 +22,6 @@ from tasks.wso2.ei_xml import (  # noqa: E402
     NodeXmlParams,
     XmlConfigError,
     render_node_config,
-    secrets_of,
 )
 
 from tests.paths import PROFILE_CONF as CONF  # noqa: E402
@@ -157,6 +156,13 @@ def test_ampersand_and_markup_in_values_are_escaped(shipped):
     assert render_node_config(out, p) == out
 
 
+def secrets_of(p: NodeXmlParams) -> list[str]:
+    """The passwords render_node_config writes (each once)."""
+    out = [p.user_db.password, p.registry_db.password, p.local_db.password, p.bps_db.password,
+           p.activiti_db.password, p.admin_password]
+    return [s for i, s in enumerate(out) if s and s not in out[:i]]
+
+
 def test_passwords_only_in_password_elements(rendered):
     p = params()
     assert secrets_of(p) == ["pwUser1", "pwReg2", "pwLocal3", "pwBps4", "pwAct5", "pwAdmin6"]
@@ -180,11 +186,10 @@ def test_passwords_only_in_password_elements(rendered):
     assert seen == Counter({s: 1 for s in secrets_of(p)})
 
 
-def test_secrets_of_dedups_and_skips_empty():
+def test_params_repr_hides_passwords():
     same = ds("X", "j", "D", "same-pw")
     p = params(user_db=replace(same, name="A", jndi="jA"), registry_db=replace(same, name="B", jndi="jB"),
                local_db=replace(params().local_db, password=""), admin_password="same-pw")
-    assert secrets_of(p) == ["same-pw", "pwBps4", "pwAct5"]
     assert "same-pw" not in repr(p) and "pwBps4" not in repr(p)
 
 

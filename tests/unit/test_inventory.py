@@ -1,5 +1,6 @@
 """hosts.toml validation: every bad input gets one clear error naming the key and the fix."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,45 @@ def test_a_misspelled_secret_is_an_error_not_none(tmp_path):
     assert inv.secrets.db_password
     with pytest.raises(AttributeError, match="no secret named 'db_pasword'"):
         inv.secrets.db_pasword  # noqa: B018
+
+
+def test_secrets_is_one_credentials_object(tmp_path):
+    from tasks.engine.inventory import Secrets, native_hash
+    from tests.unit.inv_factory import make_inv
+    inv = make_inv(tmp_path)
+    s = inv.secrets
+    assert s.db_native_hash == native_hash("s3cret-db_password")
+    assert s.db_native_hash is s.db_native_hash  # computed once
+    assert s.admin_password_old is None  # a known secret, not set
+    with pytest.raises(AttributeError, match="no secret named 'db_pasword'"):
+        s.db_pasword  # noqa: B018  (a misspelled name is a bug, never a silent None)
+    with pytest.raises(ValueError, match="no secret named db_pasword"):
+        Secrets({"db_pasword": "x"})
+    assert "s3cret" not in repr(s) and s.db_native_hash in s.masked()
+    assert "wso2carbon" not in s.masked()  # WSO2's public default is no secret
+
+
+def test_settings_classes_are_the_schema():
+    from dataclasses import fields
+    from tasks.engine.inventory import SCHEMA, ClusterSettings, model
+    assert list(SCHEMA["cluster"]) == [f.name for f in fields(ClusterSettings)]
+    assert SCHEMA["database"]["user"] == (str, "wso2bps")
+    with pytest.raises(KeyError):  # a derived field left out is a bug, found at once
+        model.build(model.DatabaseSettings, {k: None for k in SCHEMA["database"]})
+    with pytest.raises(TypeError, match="no field"):
+        model.build(model.CertSettings, {}, no_such=1)
+
+
+def test_readme_documents_every_key():
+    """The README's schema table is prose, not a third copy: it must name every key."""
+    from tasks.engine.inventory import SCHEMA
+    documented: dict[str, set[str]] = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        if not line.startswith("| `["):
+            continue
+        for m in re.finditer(r"\[\[?(\w+)\]?\]([^\[]*)", line.split("|")[1]):
+            section = {"nodes": "node"}.get(m.group(1), m.group(1))
+            documented.setdefault(section, set()).update(re.findall(r"\w+", m.group(2)))
+    missing = [f"[{s}] {k}" for s, keys in SCHEMA.items() for k in keys
+               if k not in documented.get(s, set())]
+    assert not missing, "README.md's hosts.toml table lacks: " + ", ".join(missing)
