@@ -22,3 +22,8 @@ ns.add_task(status.status)
 from .steps import admin  # noqa: E402  (fab admin-password)
 ns.add_task(admin.admin_password)
 ns.configure({"inventory": None})
+from .steps.backup import tasks as _backup, take as _take  # noqa: E402  (fab backup, ...)
+for _task in (_backup.backup, _backup.restore, _backup.rollback):
+    ns.add_task(_task)
+from .engine import runner as _runner  # noqa: E402
+_runner.DATA_LOSS_GUARDS.append(_take.before_data_loss)  # fab db-init --drop backs up first

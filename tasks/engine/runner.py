@@ -26,12 +26,18 @@ class RunOptions:
     parallel: int = 16  # hosts worked on at once
 
 
+# What a step calls before it deletes data (run.before_data_loss): `fab backup` registers its
+# guard here (tasks/__init__.py), so the engine does not depend on the backup step.
+DATA_LOSS_GUARDS: list[Callable[["Run", str], None]] = []
+
+
 class Run:
     def __init__(self, inv: Inventory, opts: RunOptions, reporter: Reporter):
         self.inv = inv
         self.opts = opts
         self.rep = reporter
-        self.stamp = remote.utc_stamp()
+        self.stamp = remote.utc_stamp()  # the run id: names its backups and run manifests
+        reporter.log_only(None, f"run id {self.stamp}")
         self._sessions: dict[str, HostSession] = {}
         self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in inv.hosts}
         self.dead: dict[str, str] = {}  # host -> why it left the run
@@ -92,6 +98,12 @@ class Run:
         for h, r in zip(hosts, out):
             results[h.name] = self.rep.record(r, show_diff=self.opts.diff)
         return results
+
+    def before_data_loss(self, what: str) -> None:
+        """Before a step deletes data: every registered guard runs (a backup); one that fails
+        raises (cli.Abort), so the step does not run."""
+        for guard in DATA_LOSS_GUARDS:
+            guard(self, what)
 
     def close(self) -> None:
         for s in self._sessions.values():

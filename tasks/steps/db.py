@@ -1118,6 +1118,8 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
     inv = run.inv
     drop = tuple(x for x in drop if x)
     _validate_drop(inv, drop)
+    if drop:  # the step that deletes data: a backup first, or nothing is dropped
+        run.before_data_loss(f"db-init --drop {','.join(drop)}")
     state: dict = {}
     res = run.each([inv.db], STEP, lambda s: _db_host_step(run, s, drop, state))
     if res[inv.db.name].status in ("failed", "unreachable"):

@@ -307,6 +307,14 @@ def _drain_failed(run: Run, left: list[Host], step: str, done: list[str], lb_res
                 f"not restarted: {', '.join(n.name for n in left) or 'none'}")
 
 
+def rollback_hint(run: Run, cfg: node_config.ConfigureOutcome) -> str:
+    """How to go back when this run's changes left a node unhealthy (fab rollback)."""
+    return (f"\nthis run (run id {run.stamp}) changed the configuration of "
+            f"{', '.join(sorted(cfg.changed))}; to put back the files it replaced on every host "
+            "and restart the nodes in order: `fab rollback` (then fix hosts.toml, or the next "
+            "deploy makes the same change again)") if cfg.changed else ""
+
+
 def nodes_needing_restart(run: Run, cfg: node_config.ConfigureOutcome) -> list[Host]:
     """Nodes whose config changed, that carry a pending mark, or that are not running."""
     todo = []
@@ -355,7 +363,8 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                 full = cfg.membership_changed and len(todo) > 0
                 if not restart_nodes(run, todo if not full else list(run.inv.nodes),
                                      rolling=True, full=full):
-                    raise Abort("a node failed its health check; the LB was left as it was")
+                    raise Abort("a node failed its health check; the LB was left as it was"
+                                + rollback_hint(run, cfg))
             lb.lb_step(run, certs_planned=True)
             # last, on healthy nodes: the admin password where it lives (the user store)
             if not admin.admin_step(run, cfg.admin_states):

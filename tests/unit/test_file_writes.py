@@ -77,10 +77,20 @@ def test_backups_are_pruned_to_the_last_n(tmp_path):
         r = sh(remote.write_files_script(remote.plan_files([spec], {str(a): before}), stamp,
                                          keep=3), tmp_path)
         assert r.returncode == 0, r.stderr
-    kept = sorted(p.name for p in (tmp_path / "backups").iterdir())
+    kept = sorted(p.name for p in (tmp_path / "backups").iterdir() if p.is_file())
     assert len(kept) == 3 and [k.split(".")[2] for k in kept] == [
         "20260103T000000Z", "20260104T000000Z", "20260105T000000Z"]
     assert all((tmp_path / "backups" / k).stat().st_mode & 0o777 == 0o600 for k in kept)
+    # one manifest per run that replaced something, pruned the same way (run ids)
+    runs = tmp_path / "backups" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == kept_stamps(kept)
+    line = (runs / "20260105T000000Z").read_text().split()
+    assert line[:2] == ["b", "644"] and line[-1] == str(a) and line[-2].endswith("~")
+    assert (tmp_path / "backups" / line[-2]).name in kept or line[-2].split("/")[-1] in kept
+
+
+def kept_stamps(names: list[str]) -> list[str]:
+    return [n.split(".")[2] for n in names]
 
 
 def test_a_folder_at_a_managed_path_is_refused_before_writing(tmp_path):
@@ -153,7 +163,7 @@ def test_service_user_file_swapped_for_a_link_is_not_followed(service_dir, tmp_p
            tmp_path)
     assert r.returncode != 0 and b"no longer a regular file" in r.stderr
     assert canary.read_text() == "root's secret\n" and canary.stat().st_uid == 0
-    backups = list((tmp_path / "backups").glob("*"))
+    backups = [b for b in (tmp_path / "backups").glob("*") if b.is_file()]
     assert all(b.read_text() != "root's secret\n" for b in backups)
 
 

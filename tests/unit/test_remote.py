@@ -62,9 +62,12 @@ def test_write_script_is_atomic_with_backup(tmp_path):
     r = _run_local(remote.write_files_script(ch, "STAMP"), tmp_path)
     assert r.returncode == 0, r.stderr
     assert target.read_text() == "new\n" and (target.stat().st_mode & 0o777) == 0o640
-    backups = list((tmp_path / "backups").iterdir())
+    backups = [p for p in (tmp_path / "backups").iterdir() if p.is_file()]
     assert len(backups) == 1 and backups[0].read_text() == "old\n"
     assert backups[0].stat().st_mode & 0o777 == 0o600
+    # the run's manifest names it, with the file's metadata before the run
+    manifest = (tmp_path / "backups" / "runs" / "STAMP").read_text()
+    assert manifest == f"b 644 {user} {group} {backups[0]} {target}\n"
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".bps-tmp")]
 
 
