@@ -349,10 +349,21 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", default="netns",
                     help="lab host kinds, comma-separated: netns (default), systemd (hosts that "
                          "boot systemd under systemd-nspawn; shown as 2sd, 16sd, ...)")
+    ap.add_argument("--base-index", type=int, default=BASE_INDEX,
+                    help=f"first lab index (default {BASE_INDEX}; one per size and kind)")
+    ap.add_argument("--artifacts", action="store_true",
+                    help="the artifacts figure instead (bench/artifacts_bench.py): fab artifacts' "
+                         "upload vs a parallel scp; --runs is its rounds (default 3)")
     ap.add_argument("--chart-only", action="store_true",
                     help="redraw bench/scaling.png from bench/results/bench.json")
     a = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if a.artifacts:
+        import artifacts_bench
+        sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
+        rounds = a.runs if "--runs" in (argv or sys.argv) else 3
+        return artifacts_bench.run(sizes, a.base_index, rounds, a.keep,
+                                   RESULTS / "artifacts.json")
     out_json = RESULTS / "bench.json"
     if a.chart_only:
         data = json.loads(out_json.read_text())
@@ -372,7 +383,7 @@ def main(argv=None) -> int:
         kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
         for j, kind in enumerate(kinds):
             for i, n in enumerate(sizes):
-                data["sizes"].append(bench_size(n, BASE_INDEX + j * len(sizes) + i, a.runs,
+                data["sizes"].append(bench_size(n, a.base_index + j * len(sizes) + i, a.runs,
                                                 a.keep, kind))
         data["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         out_json.write_text(json.dumps(data, indent=1))

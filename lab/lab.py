@@ -79,6 +79,7 @@ STORE_PASS = "wso2carbon"
 LAB_JAVA_HOME = "/opt/jdk-11"
 BOOTSTRAP_CLASS = "org.wso2.carbon.bootstrap.Bootstrap"
 PID_DELAY_MS = 1000  # the stand-in writes wso2carbon.pid this long after its start
+DEPLOY_INTERVAL_MS = 1000  # the stand-in's hot-deploy poll in the lab (the product: 15 s)
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PRIVATE_DIRS = ["root", "home", "opt", "srv", "var/lib/mysql", "var/lib/nginx", "var/log",
                 "var/www", "var/tmp", "var/mail", "var/backups", "run", "tmp"]
@@ -270,7 +271,8 @@ def build_ei_home(dest: Path) -> Path:
         shutil.copy2(CACHE / "client-truststore.jks", sec / "client-truststore.jks")
     shutil.copy2(CACHE / "wso2carbon.jks", prof / "repository/resources/security/wso2carbon.jks")
     (prof / "repository/logs").mkdir(parents=True)
-    (prof / "repository/deployment/server").mkdir(parents=True)
+    for kind in ("bpel", "humantasks", "bpmn", "carbonapps"):  # the hot-deploy folders
+        (prof / "repository/deployment/server" / kind).mkdir(parents=True)
     (prof / "bin").mkdir()
     # The product's own start script, verbatim: it puts bin/*.jar on the classpath and runs
     # org.wso2.carbon.bootstrap.Bootstrap, which the stand-in jar provides.
@@ -278,7 +280,9 @@ def build_ei_home(dest: Path) -> Path:
     shutil.copy2(CACHE / "standin.jar", prof / "bin/standin.jar")
     (prof / "bin/standin.properties").write_text(
         "# lab stand-in: milliseconds after its start before the JVM writes wso2carbon.pid\n"
-        f"pid.delay.ms={PID_DELAY_MS}\n")
+        f"pid.delay.ms={PID_DELAY_MS}\n"
+        "# the hot deployer's poll (carbon.xml DeploymentUpdateInterval: 15 s in the product)\n"
+        f"deployment.interval.ms={DEPLOY_INTERVAL_MS}\n")
     # what the script reads or points the JVM at: <profile>/tmp, <EI_HOME>/wso2/lib
     (prof / "tmp").mkdir()
     (ei / "wso2/lib").mkdir(parents=True)

@@ -21,6 +21,8 @@ from .steps import status  # noqa: E402  (fab status)
 ns.add_task(status.status)
 from .steps import admin  # noqa: E402  (fab admin-password)
 ns.add_task(admin.admin_password)
+from .steps import artifacts  # noqa: E402  (fab artifacts)
+ns.add_task(artifacts.artifacts)
 ns.configure({"inventory": None})
 from .steps.backup import tasks as _backup, take as _take  # noqa: E402  (fab backup, ...)
 for _task in (_backup.backup, _backup.restore, _backup.rollback):

@@ -842,6 +842,7 @@ public class StandIn {
             }
             startCluster();
             startHttp();
+            Deployer.start();  // the hot deployer of the artifact folders (Deployer.java)
             Files.writeString(runningMark(), "pid " + ProcessHandle.current().pid() + "\n");
             Runtime.getRuntime().addShutdownHook(new Thread(StandIn::shutdown));
             long secs = Math.max(1, Math.round((System.currentTimeMillis() - T0) / 1000.0));

@@ -13,9 +13,10 @@
 
 _regular() { [ -f "$1" ] && [ ! -L "$1" ]; }
 
-# log_since OFFSET INODE PATTERN: prints "rolled PATH|-" then "count N" (grep -E PATTERN)
-log_since() {
-    _off=$1 _ino=$2 _pat=$3 _rolled=- _from=$(($1 + 1)) _from_rolled=$(($1 + 1))
+# _since_find OFFSET INODE: sets _rolled (the rolled file to read, or -) and where to start
+# reading it (_from_rolled) and the live log (_from)
+_since_find() {
+    _off=$1 _ino=$2 _rolled=- _from=$(($1 + 1)) _from_rolled=$(($1 + 1))
     _dir=$(dirname -- "$LOG")
     _now_ino=$(stat -c %i -- "$LOG" 2>/dev/null || echo)
     _now_size=$(stat -c %s -- "$LOG" 2>/dev/null || echo 0)
@@ -31,10 +32,26 @@ log_since() {
         if [ "$_rolled" = - ] && [ -n "$_newest" ]; then _rolled=$_newest; fi
         _from=1
     fi
-    echo "rolled $_rolled"
-    _n=$( {
+}
+
+# _since_cat: the text found by _since_find
+_since_cat() {
+    {
         if [ "$_rolled" != - ]; then tail -c +"$_from_rolled" -- "$_rolled"; echo; fi
         if _regular "$LOG"; then tail -c +"$_from" -- "$LOG"; fi
-    } 2>/dev/null | grep -cE -- "$_pat")
+    } 2>/dev/null
+}
+
+# log_since OFFSET INODE PATTERN: prints "rolled PATH|-" then "count N" (grep -E PATTERN)
+log_since() {
+    _since_find "$1" "$2"
+    echo "rolled $_rolled"
+    _n=$(_since_cat | grep -cE -- "$3")
     echo "count ${_n:-0}"
+}
+
+# log_lines OFFSET INODE PATTERN: the lines since OFFSET that match (grep -E PATTERN)
+log_lines() {
+    _since_find "$1" "$2"
+    _since_cat | grep -E -- "$3"
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import admin, certs, db, node_config, lb, services, systemd
+from . import admin, artifacts, certs, db, node_config, lb, services, systemd
 from ..engine import remote
 from ..engine.cli import COMMON_HELP, Abort, session, targets
 from ..engine.inventory import Host, Inventory
@@ -344,6 +344,8 @@ def nodes_needing_restart(run: Run, cfg: node_config.ConfigureOutcome) -> list[H
 def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=False):
     """Deploy the whole cluster: db-init, certs, configure, ordered restarts, LB."""
     with session(c, check=check, diff=diff, parallel=parallel, title="DEPLOY") as run:
+        # [artifacts]: checked here, before any host is touched (a bad archive: exit 2)
+        arts = artifacts.local_or_exit(run.inv) if run.inv.artifacts else None
         to_install = preflight(run)
         if not run.check:
             acquire_lock(run, break_lock)
@@ -369,6 +371,9 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
             # last, on healthy nodes: the admin password where it lives (the user store)
             if not admin.admin_step(run, cfg.admin_states):
                 raise Abort("the admin password was not applied (see the admin lines above)")
+            # on healthy nodes, with the facts of the configure read (a no-op costs nothing)
+            if arts is not None and not artifacts.artifacts_step(run, arts, cfg.raw):
+                raise Abort("artifacts were not deployed on every node (see above)")
         finally:
             if not run.check:
                 release_lock(run)

@@ -23,6 +23,7 @@ from ..wso2 import ei_xml, jdbc
 from ..engine import remote
 from . import services, systemd, vault
 from ..wso2 import vault as wso2_vault
+from .artifacts import plan as artifact_plan
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileSpec, FileState, HostSession, q
@@ -394,6 +395,7 @@ class ConfigureOutcome:
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
+    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts reuse it)
 
 
 def configure_step(run: Run, nodes: list[Host] | None = None,
@@ -407,7 +409,10 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
         notes = []
         probes = node_probes(inv)
         probes.update(services.state_probes(inv, s.host.address, https=False))
+        if inv.artifacts:  # fab artifacts' facts ride on this read (steps/artifacts/plan.py)
+            probes.update(artifact_plan.probes(inv))
         raw = remote.read_facts(s, probes)
+        outcome.raw[s.name] = raw
         outcome.states[s.name] = services.parse_state(raw)
         facts = parse_node_facts(raw)
         outcome.admin_states[s.name] = facts.admin_state

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import certs, db, node_config, lb, services, systemd
+from . import artifacts, certs, db, node_config, lb, services, systemd
 from ..engine import remote
 from ..engine.cli import session
 from ..engine.remote import HostSession
@@ -24,7 +24,7 @@ from ..engine.report import StepResult
 from ..engine.runner import Run
 
 COLUMNS = ("host", "role", "reachable", "service", "healthy", "pending", "drained", "drift",
-           "cert_days", "schema")
+           "cert_days", "schema", "artifacts")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Row:
     drift: str = "-"  # no / YES (`fab deploy` would change the node's configuration)
     cert_days: int | None = None  # the LB certificate's days left
     schema: str = "-"  # complete / INCOMPLETE (names) / -
+    artifacts: str = "-"  # archives in the hot-deploy folders; "N DIFFERS" from node 1's
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +49,8 @@ class Row:
     def cells(self) -> list[str]:
         return [self.host, self.role, "yes" if self.reachable else "NO", self.service,
                 self.healthy, self.pending, self.drained, self.drift,
-                "-" if self.cert_days is None else str(self.cert_days), self.schema]
+                "-" if self.cert_days is None else str(self.cert_days), self.schema,
+                self.artifacts]
 
 
 def table(rows: list[Row]) -> list[str]:
@@ -163,6 +165,10 @@ def collect(run: Run) -> list[Row]:
             rows[n.name].drift = "no"
         elif n.name not in run.dead:
             rows[n.name].problems.append("configuration could not be read")
+    for name, (cell, problem) in artifacts.status_cells(inv, drift.raw).items():
+        rows[name].artifacts = cell
+        if problem:
+            rows[name].problems.append(problem)
     res.update(run.each([inv.lb], "status", lambda s: lb_row(run, s, rows[s.name], rows)))
     res.update(run.each([inv.db], "status", lambda s: db_row(run, s, rows[s.name])))
     for name, r in res.items():

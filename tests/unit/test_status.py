@@ -10,7 +10,7 @@ def test_table_aligns_every_column_and_marks_problems():
     lines = table(rows)
     assert lines[0].split() == list(COLUMNS)
     assert lines[1].split() == ["lb", "lb", "yes", "nginx", "running", "yes", "-", "-", "-",
-                                "364", "-"]
+                                "364", "-", "-"]
     assert lines[3].split()[:3] == ["node2", "node", "NO"]
     # aligned: every row's second cell starts where the header's does
     col = lines[0].index("role")

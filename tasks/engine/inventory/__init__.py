@@ -12,7 +12,8 @@ variable, into one credentials object (`Secrets`) whose repr never shows them.
 """
 from .credentials import (DEFAULT_ADMIN_PASSWORD, DEFAULT_TRUSTSTORE_PASSWORD, SECRET_SINKS,
                           Secrets, native_hash)
-from .model import (HEAP_MAX_MB, HEAP_MIN_MB, NOFILE_MAX, NOFILE_MIN, REQ, CertSettings,
+from .model import (HEAP_MAX_MB, HEAP_MIN_MB, NOFILE_MAX, NOFILE_MIN, REQ, ArtifactSettings,
+                    CertSettings,
                     ClusterSettings, DatabaseSettings, Host, Inventory, InventoryError,
                     SshSettings, console_open_reason, heap_mb, jvm_mem_opts)
 from .parse import from_dict, load
@@ -21,7 +22,7 @@ from .schema import SCHEMA, TOP_LEVEL
 __all__ = [
     "DEFAULT_ADMIN_PASSWORD", "DEFAULT_TRUSTSTORE_PASSWORD", "SECRET_SINKS", "Secrets",
     "native_hash", "HEAP_MAX_MB", "HEAP_MIN_MB", "NOFILE_MAX", "NOFILE_MIN", "REQ",
-    "CertSettings", "ClusterSettings", "DatabaseSettings", "Host", "Inventory", "InventoryError",
+    "ArtifactSettings", "CertSettings", "ClusterSettings", "DatabaseSettings", "Host", "Inventory", "InventoryError",
     "SshSettings", "console_open_reason", "heap_mb", "jvm_mem_opts", "from_dict", "load",
     "SCHEMA", "TOP_LEVEL",
 ]

@@ -180,6 +180,12 @@ class CertSettings:  # [certs]
 
 
 @dataclass(frozen=True)
+class ArtifactSettings:  # [artifacts]: the archives fab artifacts (and fab deploy) deploys
+    dir: Path = toml_key(str, REQ)  # the local folder of .zip/.bar/.car archives
+    wait: int = toml_key(int, 120)  # seconds a node may take to log each archive deployed
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     ssh: SshSettings
@@ -191,6 +197,7 @@ class Inventory:
     certs: CertSettings
     secrets: Secrets = field(repr=False)
     warnings: tuple[str, ...] = ()
+    artifacts: ArtifactSettings | None = None  # [artifacts]: `fab deploy` also deploys them
 
     @property
     def hosts(self) -> list[Host]:

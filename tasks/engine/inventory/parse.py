@@ -12,7 +12,8 @@ from ...steps import lb_rules, nginx_conf
 from ...wso2 import jdbc as jdbc_mod
 from .credentials import (DEFAULT_ADMIN_PASSWORD, DEFAULT_KEYSTORE_PASSWORD,
                           DEFAULT_TRUSTSTORE_PASSWORD, Secrets)
-from .model import (HEAP_MAX_MB, HEAP_MIN_MB, NOFILE_MAX, NOFILE_MIN, CertSettings,
+from .model import (HEAP_MAX_MB, HEAP_MIN_MB, NOFILE_MAX, NOFILE_MIN, ArtifactSettings,
+                    CertSettings,
                     ClusterSettings, DatabaseSettings, Host, Inventory, InventoryError,
                     SshSettings, build, console_open_reason, heap_mb)
 from .schema import (SCHEMA, TOP_LEVEL, _ADMIN_USER_RE, _CLASS_RE, _FILE_NAME_RE, _NAME_RE,
@@ -73,6 +74,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     cl = ck.section("cluster", "cluster", raw.get("cluster", {}))
     dbs = ck.section("database", "database", raw.get("database", {}))
     certs = ck.section("certs", "certs", raw.get("certs", {}))
+    arts = ck.section("artifacts", "artifacts", raw["artifacts"]) if "artifacts" in raw else None
     sec = ck.section("secrets", "secrets", raw.get("secrets", {}))
     nodes_raw = raw.get("nodes", [])
     if not isinstance(nodes_raw, list):
@@ -270,6 +272,10 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.err("secrets.db_admin_password: not set, but database.admin_user is: db-init logs in "
                "as that user with it; set it, or leave admin_user out (root over the unix socket)")
 
+    art_dir = ck.local_path("artifacts.dir", arts["dir"], must_exist=False) if arts else None
+    if arts:
+        ck.positive("artifacts.wait", arts["wait"], 5, 3600)
+
     if ck.problems:
         raise InventoryError(path, ck.problems)
 
@@ -290,6 +296,7 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
                     key_file=key_file),
         secrets=Secrets(values),
         warnings=tuple(ck.warnings),
+        artifacts=build(ArtifactSettings, arts, dir=art_dir) if art_dir else None,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .credentials import SECRET_SINKS
-from .model import (REQ, CertSettings, ClusterSettings, DatabaseSettings, SshSettings,
+from .model import (REQ, ArtifactSettings, CertSettings, ClusterSettings, DatabaseSettings, SshSettings,
                     toml_keys)
 
 # Every pattern here is used with fullmatch(): with match() and `$`, a value ending in "\n"
@@ -49,11 +49,12 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
     "cluster": toml_keys(ClusterSettings),
     "database": toml_keys(DatabaseSettings),
     "certs": toml_keys(CertSettings),
+    "artifacts": toml_keys(ArtifactSettings),
     "secrets": {name: (dict, REQ if name == "db_password" else None)
                 for name in SECRET_SINKS if name != "sudo_password"},  # that one is in [ssh]
 }
 TOP_LEVEL = {"ssh": dict, "lb": dict, "nodes": list, "db": dict, "cluster": dict,
-             "database": dict, "certs": dict, "secrets": dict}
+             "database": dict, "certs": dict, "secrets": dict, "artifacts": dict}
 
 
 def _suggest(key: str, options: list[str]) -> str:
