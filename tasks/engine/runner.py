@@ -43,6 +43,7 @@ class Run:
         self.dead: dict[str, str] = {}  # host -> why it left the run
         self.step_seconds: dict[str, float] = {}  # wall time per step name (bench/)
         self.commands: dict[str, int] = {}  # SSH commands per host, kept after close
+        self.shared: dict[str, object] = {}  # what one step leaves for a later one of this run
 
     @property
     def check(self) -> bool:

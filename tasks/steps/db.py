@@ -50,6 +50,7 @@ from invoke import task
 from lxml import etree
 
 from ..engine import boot, remote
+from . import db_tls
 from ..wso2 import ei_xml
 from ..engine.cli import COMMON_HELP, Abort, session
 from ..engine import inventory
@@ -681,6 +682,8 @@ def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
                  "[ -e /lib/systemd/system/$s.service ] || [ -e /usr/lib/systemd/system/$s.service ]"
                  " || [ -e /etc/systemd/system/$s.service ]; then echo $s; break; fi; done"),
         "boot": boot.boot_probe(("mariadb", "mysql", "mysqld")),
+        # TLS for the cluster's connections (tasks/steps/db_tls.py), in this same read
+        **db_tls.probes(inv, client_prelude(inv), CONF_DIRS),
     }
 
 
@@ -978,7 +981,9 @@ def _db_host_step(run, s: HostSession, drop: tuple[str, ...], state: dict) -> St
     inv = run.inv
     app_hash = inv.secrets.db_native_hash
     run.rep.redact.add(app_hash)
-    facts = read_db_facts(s, inv, app_hash)
+    raw = remote.read_facts(s, db_probes(inv, app_hash))
+    facts = state["facts"] = parse_db_facts(raw, s.name, inv)
+    state["raw"] = raw  # db_tls plans from the same read
     if not facts.running:
         state["down"] = True
         return StepResult(s.name, STEP, "failed", facts.error)
@@ -1124,6 +1129,11 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
     res = run.each([inv.db], STEP, lambda s: _db_host_step(run, s, drop, state))
     if res[inv.db.name].status in ("failed", "unreachable"):
         return False
+    tls = db_tls.db_tls_step(run, state["raw"], restart_command(state["facts"]),
+                             client_prelude(inv))
+    if tls is None:
+        return False
+    run.shared["db_tls"] = tls  # its REQUIRE SSL part: `fab deploy`, once the nodes use TLS
     line = etc_hosts_line(inv)
     if line is None:
         return True

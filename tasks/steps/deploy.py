@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import admin, artifacts, certs, db, node_config, lb, services, systemd
+from . import admin, artifacts, certs, db, db_tls, node_config, lb, services, systemd
 from ..engine import remote
 from ..engine.cli import COMMON_HELP, Abort, session, targets
 from ..engine.inventory import Host, Inventory
@@ -368,6 +368,9 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                     raise Abort("a node failed its health check; the LB was left as it was"
                                 + rollback_hint(run, cfg))
             lb.lb_step(run, certs_planned=True)
+            # the nodes now connect over TLS: their DB accounts may REQUIRE it
+            if not db_tls.require_step(run, run.shared.get("db_tls"), db.client_prelude(run.inv)):
+                raise Abort("REQUIRE SSL on the node accounts failed (see the db-tls line)")
             # last, on healthy nodes: the admin password where it lives (the user store)
             if not admin.admin_step(run, cfg.admin_states):
                 raise Abort("the admin password was not applied (see the admin lines above)")

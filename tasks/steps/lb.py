@@ -30,7 +30,7 @@ import jinja2
 from invoke import task
 
 from ..engine import boot, remote
-from . import lb_rules, nginx_conf
+from . import cluster_ca, lb_rules, nginx_conf
 from ..engine.cli import COMMON_HELP, session
 from ..engine.inventory import Host, Inventory
 from ..engine.remote import FileChange, FileSpec, HostSession, q
@@ -157,6 +157,7 @@ def template_context(inv: Inventory, nginx_version: tuple[int, ...] | None,
         "reject_handshake": bool(nginx_version and nginx_version >= (1, 19, 4)),
         "default_owner_80": default_owners.get(80, ""),
         "default_owner_443": default_owners.get(443, ""),
+        **cluster_ca.lb_context(inv),  # NGINX verifies the nodes against the cluster CA
     }
 
 
@@ -173,6 +174,9 @@ def render_vhosts(inv: Inventory, nginx_version: tuple[int, ...] | None,
         if problem:
             raise RenderError(f"{CONF_DIR}/{name} as rendered is not well-formed: {problem}")
         out.append(FileSpec(f"{CONF_DIR}/{name}", text.encode()))
+    ca = cluster_ca.lb_ca_pem(inv)  # written and validated (nginx -t) with the vhosts
+    if ca is not None:
+        out.append(FileSpec(cluster_ca.lb_ca_path(inv), ca))
     return out
 
 
@@ -298,7 +302,7 @@ def parse_default_site(out: str) -> dict[str, str]:
 
 
 def lb_probes(inv: Inventory) -> dict[str, str]:
-    probes = {f"file:{CONF_DIR}/{v}": remote.probe_file(f"{CONF_DIR}/{v}") for v in VHOSTS}
+    probes = {f"file:{p}": remote.probe_file(p) for p in lb_files(inv)}
     probes.update({
         "nginx": "command -v nginx >/dev/null 2>&1 && nginx -v 2>&1 || echo MISSING",
         "running": NGINX_RUNNING,
@@ -314,6 +318,12 @@ def lb_probes(inv: Inventory) -> dict[str, str]:
                    + " 2>/dev/null | grep -o '# [^ ]* (drained)' | sort -u || true",
     })
     return probes
+
+
+def lb_files(inv: Inventory) -> list[str]:
+    """The files `fab lb` writes (and validates together): the vhosts and the cluster CA."""
+    return [f"{CONF_DIR}/{v}" for v in VHOSTS] + (
+        [cluster_ca.lb_ca_path(inv)] if inv.certs.cluster_ca else [])
 
 
 def parse_drained(out: str) -> frozenset[str]:
@@ -337,8 +347,8 @@ def parse_lb_facts(facts: dict[str, remote.Fact]) -> LbFacts:
         default_site_md5=ds["md5"],
         default_site_pkg_md5=ds["pkg_md5"],
         nginx_dump=dump.out if dump is not None and dump.rc == 0 and dump.out.strip() else None,
-        files={f"{CONF_DIR}/{v}": remote.parse_file_probe(facts[f"file:{CONF_DIR}/{v}"].out)
-               for v in VHOSTS},
+        files={k[5:]: remote.parse_file_probe(f.out) for k, f in facts.items()
+               if k.startswith("file:")},
         hosts_content=remote.parse_content_probe(facts["hosts_file"].out),
         hosts_state=remote.parse_file_probe(facts["hosts_file"].out),
         drained=parse_drained(facts["drained"].out),

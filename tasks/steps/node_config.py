@@ -21,7 +21,8 @@ from invoke import task
 
 from ..wso2 import ei_xml, jdbc
 from ..engine import remote
-from . import services, systemd, vault
+from . import cluster_ca, node_keys, services, systemd, vault
+from .vault import step as vault_step
 from ..wso2 import vault as wso2_vault
 from .artifacts import plan as artifact_plan
 from ..engine.cli import COMMON_HELP, session
@@ -44,7 +45,8 @@ def jdbc_url(inv: Inventory, database: str) -> str:
     """Scheme and default options follow the driver in the jar (jdbc.url_style);
     database.jdbc_options replaces the default extras, never the tool's own TLS options."""
     d = inv.database
-    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options)
+    return jdbc.jdbc_url(driver_info(inv), d.hostname, d.port, database, d.jdbc_options,
+                         cluster_ca.jdbc_ca(inv))
 
 
 def driver_info(inv: Inventory) -> jdbc.DriverInfo:
@@ -85,6 +87,7 @@ def node_params(inv: Inventory, node: Host) -> ei_xml.NodeXmlParams:
         activiti_db=ds("ACTIVITI_DB", "jdbc/ActivitiDB", d.activiti_db, ""),
         admin_username=cl.admin_user,
         admin_password=inv.secrets.admin_password,
+        keystore=cluster_ca.keystore_xml_params(inv),
     )
 
 
@@ -104,7 +107,6 @@ class NodeFacts:
     remembered: str = ""  # CONFIG_STATE: what we rendered last time, and from which inputs
     admin_state: str = ""  # admin.ADMIN_STATE: a hash of the admin password last applied
     system: systemd.SystemFacts | None = None  # init, limits, unit file, kernel settings
-    vault: vault.VaultFacts | None = None  # Secure Vault's files and digests (steps/vault)
 
 
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
@@ -136,7 +138,9 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
     }
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
-    probes.update(vault.probes(inv, contents))
+    probes.update(node_keys.probes(inv))  # the node's own keystore and truststores
+    # Secure Vault's digests; the shipped keystore's bytes with the files, for vault.precheck
+    probes.update(vault.probes(inv, contents and not inv.certs.cluster_ca))
     return probes
 
 
@@ -159,8 +163,7 @@ def parse_node_facts(facts: dict[str, remote.Fact]) -> NodeFacts:
             systemd.parse_init(facts["init"].out), facts["java"].out.strip(),
             systemd.parse_sysctl(facts["sysctl_now"].out),
             remote.parse_file_probe(facts["unit_file"].out),
-            remote.parse_file_probe(facts["sysctl_file"].out)) if "init" in facts else None,
-        vault=vault.parse_facts(facts) if "vault_state" in facts else None)
+            remote.parse_file_probe(facts["sysctl_file"].out)) if "init" in facts else None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -290,13 +293,6 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
                     rendered=rendered, seed_only=seed_only)
 
 
-def _carbon_xml(inv: Inventory, plan: NodePlan, f: NodeFacts) -> bytes | None:
-    """carbon.xml as this run leaves it (None when the files were not fetched)."""
-    path = f"{conf_dir(inv)}/carbon.xml"
-    return next((c.spec.content for c in plan.files if c.spec.path == path),
-                f.conf.get("carbon.xml"))
-
-
 def _members(axis2: bytes | None) -> tuple:
     """(domain, members) of an axis2.xml, to tell a membership change from other edits."""
     if not axis2:
@@ -320,8 +316,7 @@ def remember_script(state: str) -> str:
             f"{CONFIG_STATE}.tmp && mv -f {CONFIG_STATE}.tmp {CONFIG_STATE}\n")
 
 
-def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "",
-                 vplan: vault.VaultPlan | None = None) -> str:
+def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "") -> str:
     cl = inv.cluster
     user, home = q(cl.service_user), q(cl.ei_home)
     lines = ["set -e"]
@@ -338,12 +333,9 @@ def apply_script(inv: Inventory, plan: NodePlan, stamp: str, remember: str = "",
                      f"runuser -u {user} -- cat -- {src} > {dst}; "
                      f"runuser -u {user} -- rm -f -- {src}")
     script = "\n".join(lines) + "\n"
-    vplan = vplan or vault.VaultPlan()
-    if plan.files or vplan.files:  # one write: the aliases and their cipher texts roll back together
-        script += remote.write_files_script(plan.files + vplan.files, stamp,
-                                            keep=inv.cluster.backups_keep)
-    script += vault.apply_script(inv, vplan)
-    reasons = plan.restart_reasons + vplan.restart_reasons
+    if plan.files:
+        script += remote.write_files_script(plan.files, stamp, keep=inv.cluster.backups_keep)
+    reasons = plan.restart_reasons
     if reasons:
         script += remote.pending_restart_script(f"{stamp} configure: {' '.join(reasons)}")
     if remember:
@@ -395,7 +387,8 @@ class ConfigureOutcome:
     membership_changed: bool = False
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
-    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts reuse it)
+    raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts, node_keys)
+    keys_changed: set[str] = field(default_factory=set)  # nodes given keys (the vault re-reads)
 
 
 def configure_step(run: Run, nodes: list[Host] | None = None,
@@ -430,45 +423,48 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
                                   changes=["configure the unpacked EI (after install)"])
             facts = parse_node_facts(remote.read_facts(s, node_probes(inv)))
         digest = render_digest(inv, s.host)
-        if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)
-                and (facts.vault is None or vault.up_to_date(inv, facts.vault))):
+        fetched: dict = {}
+        if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)):
             # something differs from what we wrote last time: fetch the files and edit them
-            full = parse_node_facts(remote.read_facts(s, node_probes(inv, contents=True)))
+            fetched = remote.read_facts(s, node_probes(inv, contents=True))
+            full = parse_node_facts(fetched)
             full.remembered = facts.remembered
             facts = full
         try:
             plan = plan_node(inv, s.host, facts, jar)
         except ei_xml.XmlConfigError as e:
             return StepResult(s.name, step, "failed", f"{e} (nothing written)")
+        if fetched and plan.files:  # before any alias is written (steps/vault/step.py)
+            carbon = f"{conf_dir(inv)}/carbon.xml"
+            problem = vault.precheck(inv, fetched, next(
+                (c.spec.content for c in plan.files if c.spec.path == carbon),
+                facts.conf.get("carbon.xml")))
+            if problem:
+                return StepResult(s.name, step, "failed", f"{problem} (nothing written)")
         remember = remembered_state(digest, plan.rendered) if plan.rendered else ""
-        vplan = vault.plan_vault(inv, s.host, facts.vault, _carbon_xml(inv, plan, facts)) \
-            if facts.vault else vault.VaultPlan()
-        if vplan.error:
-            return StepResult(s.name, step, "failed", vplan.error)
         sysplan = systemd.plan_system(inv, s.host, facts.system, outcome.states[s.name].unit) \
             if facts.system else systemd.SystemPlan()
         if sysplan.error:
             return StepResult(s.name, step, "failed", f"{sysplan.error} (nothing written)")
         for w in sysplan.warnings:
             run.rep.line(s.name, f"  !!! {w}", "warn")
-        if plan.empty and vplan.empty and remember and remember.strip() != facts.remembered \
+        if plan.empty and remember and remember.strip() != facts.remembered \
                 and not run.check:
             remote.run_script(s, remember_script(remember), check=True, what="remember")
         jdk = facts.java.replace('"', "")
         said = "".join(f"; {n}" for n in sysplan.notes + [f"!!! {w}" for w in sysplan.warnings])
         if plan.membership_changed:
             outcome.membership_changed = True
-        if plan.empty and sysplan.empty and vplan.empty:
+        if plan.empty and sysplan.empty:
             msg = "configuration up to date" + (f"; {jdk}" if jdk else "") + said
             if facts.pending:
                 msg += "; restart still pending from an earlier run"
             return StepResult(s.name, step, "ok", msg)
-        diffs = run.diffs_for(s, plan.files + sysplan.files + vplan.files,
+        diffs = run.diffs_for(s, plan.files + sysplan.files,
                               {**plan.originals, **sysplan.originals})
-        changes = notes + plan.describe(inv) + vplan.describe() + sysplan.describe()
+        changes = notes + plan.describe(inv) + sysplan.describe()
         if not run.check:
-            script = apply_script(inv, plan, run.stamp, remember, vplan) \
-                if not (plan.empty and vplan.empty) else ""
+            script = apply_script(inv, plan, run.stamp, remember) if not plan.empty else ""
             script += systemd.system_script(sysplan, run.stamp, inv.cluster.backups_keep)
             if sysplan.restart_reasons:
                 script += remote.pending_restart_script(
@@ -480,7 +476,7 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
                     said += (f"; !!! the kernel did not take every setting of "
                              f"{systemd.SYSCTL_PATH}: " + "; ".join(left))
         outcome.changed.add(s.name)  # in check mode: would change
-        if plan.restart_reasons or sysplan.restart_reasons or vplan.restart_reasons:
+        if plan.restart_reasons or sysplan.restart_reasons:
             outcome.restart.add(s.name)
         return StepResult(s.name, step, "changed",
                           ("would change" if run.check else "changed") + f"; {jdk}" + said,
@@ -488,6 +484,9 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
 
     results = run.each(nodes, step, one)
     outcome.ok = all(r.status in ("ok", "changed") for r in results.values())
+    node_keys.keys_step(run, outcome, run.alive(nodes))  # each node's own keys (cluster CA)
+    # after the keys: the values are encrypted for the keystore as it now is
+    vault_step.vault_step(run, outcome, run.alive(nodes))
     return outcome
 
 

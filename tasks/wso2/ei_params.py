@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .keystore_xml import KeystoreXml
+
 
 @dataclass(frozen=True)
 class DataSourceSpec:
@@ -39,6 +41,8 @@ class NodeXmlParams:
     activiti_db: DataSourceSpec   # ACTIVITI_DB, jdbc/ActivitiDB (edit url/user/password/driver)
     admin_username: str
     admin_password: str = field(repr=False)
+    # the node's own keystore (cluster CA); None: leave WSO2's wso2carbon.jks as it is
+    keystore: KeystoreXml | None = field(default=None, repr=False)
 
 
 def check_params(p: NodeXmlParams) -> None:

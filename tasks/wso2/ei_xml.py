@@ -15,7 +15,7 @@ from lxml import etree
 
 from ..engine import xmledit, xmltree
 from ..engine.xmledit import Doc, XmlConfigError
-from . import ei_editors, ei_params
+from . import ei_editors, ei_params, keystore_xml
 from .ei_editors import EDITORS, NEW_DS_POOL  # noqa: F401  (NEW_DS_POOL: read by the db step)
 from .ei_params import DataSourceSpec, NodeXmlParams, check_params
 
@@ -43,6 +43,8 @@ def render_node_config(originals: dict[str, bytes], p: NodeXmlParams) -> dict[st
     for name in CONF_FILES:
         doc = Doc(name, originals[name])
         EDITORS[name](doc, p)
+        if p.keystore is not None:  # the node's own keystore (cluster CA)
+            keystore_xml.edit(name, doc, p.keystore)
         out[name] = doc.to_bytes()
     return out
 
@@ -78,6 +80,7 @@ def code_bytes() -> bytes:
     the configure step render again: node_config.render_digest)."""
     return b"".join(Path(f).read_bytes() for f in (xmltree.__file__, xmledit.__file__,
                                                    ei_params.__file__, ei_editors.__file__,
+                                                   keystore_xml.__file__,
                                                    __file__))
 
 

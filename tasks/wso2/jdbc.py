@@ -153,27 +153,39 @@ class UrlStyle:
     extras: tuple[tuple[str, str], ...]  # defaults; database.jdbc_options replaces them
 
 
-def url_style(info: DriverInfo) -> UrlStyle:
-    """Scheme and options for a driver.
+def url_style(info: DriverInfo, ca_pem: str | None = None) -> UrlStyle:
+    """Scheme and options for a driver; `ca_pem`: TLS on, the server verified against that CA
+    (a PEM file on the node), else TLS off (database.tls = false).
 
-    * MariaDB Connector/J 3.x refuses `jdbc:mysql:` (without permitMysqlScheme): `jdbc:mariadb:`,
-      `sslMode=disable`; 3.x has no autoReconnect (the pools' validation query reconnects).
-      With no version in the manifest, `jdbc:mariadb:` too: every MariaDB driver takes it.
-    * MariaDB 1.x/2.x and MySQL Connector/J 5.1: `jdbc:mysql:`, `useSSL=false`, autoReconnect.
-    * MySQL Connector/J 8 (com.mysql.cj.jdbc.Driver): `sslMode=DISABLED` (useSSL is
-      deprecated since 8.0.13; `useSSL=false` before), autoReconnect.
+    * MariaDB Connector/J 3.x refuses `jdbc:mysql:` (without permitMysqlScheme): `jdbc:mariadb:`;
+      TLS `sslMode=verify-full&serverSslCert=<ca>` (off: `sslMode=disable`); no autoReconnect
+      (the pools' validation query reconnects). With no version in the manifest, `jdbc:mariadb:`
+      too: every MariaDB driver takes it.
+    * MariaDB 1.x/2.x: `jdbc:mysql:`, `useSSL=true&serverSslCert=<ca>` (the server's chain is
+      checked against that CA, and its name against the URL's host: hostname verification is
+      on unless disableSslHostnameVerification), autoReconnect.
+    * MySQL Connector/J 8 from 8.0.13: `sslMode=VERIFY_IDENTITY` (CA and host name), the CA from
+      the JVM's truststore (javax.net.ssl.trustStore: Carbon's client-truststore.jks, which
+      trusts the cluster CA; Connector/J reads no PEM file). Not proven in the lab, which runs
+      MariaDB Connector/J.
+    * MySQL Connector/J 5.1 and 8 before 8.0.13: `useSSL=true&requireSSL=true&
+      verifyServerCertificate=true` (the CA from the same truststore; 5.1 checks no host name).
     """
     v = info.version
     reconnect = (("autoReconnect", "true"),)
     if info.driver_class == MARIADB_CLASS:
         if v is not None and v < (3,):
-            return UrlStyle("mysql", (("useSSL", "false"),), reconnect)
-        return UrlStyle("mariadb", (("sslMode", "disable"),), ())
+            return UrlStyle("mysql", (("useSSL", "true"), ("serverSslCert", ca_pem))
+                            if ca_pem else (("useSSL", "false"),), reconnect)
+        return UrlStyle("mariadb", (("sslMode", "verify-full"), ("serverSslCert", ca_pem))
+                        if ca_pem else (("sslMode", "disable"),), ())
+    legacy = (("useSSL", "true"), ("requireSSL", "true"), ("verifyServerCertificate", "true"))
     if info.driver_class == MYSQL8_CLASS:
         if v is not None and v < (8, 0, 13):
-            return UrlStyle("mysql", (("useSSL", "false"),), reconnect)
-        return UrlStyle("mysql", (("sslMode", "DISABLED"),), reconnect)
-    return UrlStyle("mysql", (("useSSL", "false"),), reconnect)
+            return UrlStyle("mysql", legacy if ca_pem else (("useSSL", "false"),), reconnect)
+        return UrlStyle("mysql", (("sslMode", "VERIFY_IDENTITY" if ca_pem else "DISABLED"),),
+                        reconnect)
+    return UrlStyle("mysql", legacy if ca_pem else (("useSSL", "false"),), reconnect)
 
 
 def option_problems(options: dict) -> list[str]:
@@ -203,10 +215,10 @@ def option_value(value) -> str:
 
 
 def jdbc_url(info: DriverInfo, host: str, port: int, database: str,
-             options: dict | None = None) -> str:
+             options: dict | None = None, ca_pem: str | None = None) -> str:
     """The URL for one database: the driver's scheme, the tool's own options first, then
     `options` (database.jdbc_options) or, when it is None, the driver's default extras."""
-    style = url_style(info)
+    style = url_style(info, ca_pem)
     opts = dict(style.owned)
     extra = dict(style.extras) if options is None else {k: option_value(v)
                                                         for k, v in options.items()}

@@ -26,7 +26,7 @@ def make_raw(tmp: Path, nodes: int = 2, *, cluster: dict | None = None,
              database: dict | None = None, secrets: dict | None = None,
              driver_class: str | None = None) -> dict:
     """make_inv's hosts.toml as a dict (files written in `tmp`), for tests that edit it."""
-    for name in ("db_password", "admin_password", "db_admin_password"):
+    for name in ("db_password", "admin_password", "db_admin_password", "keystore_password"):
         p = tmp / name
         p.write_text("s3cret-" + name + "\n")
         p.chmod(0o600)
@@ -48,6 +48,7 @@ def make_raw(tmp: Path, nodes: int = 2, *, cluster: dict | None = None,
                     "console_allow": ["192.0.2.0/24"], **(cluster or {})},
         "database": database or {},
         "secrets": {"db_password": {"file": "db_password"},
-                    "admin_password": {"file": "admin_password"}, **(secrets or {})},
+                    "admin_password": {"file": "admin_password"},
+                    "keystore_password": {"file": "keystore_password"}, **(secrets or {})},
     }
     return raw

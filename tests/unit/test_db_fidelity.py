@@ -321,10 +321,34 @@ def test_jdbc_options_replace_the_extras_never_the_owned(tmp_path):
         "jdbc_options": {"connectTimeout": 5000, "autoReconnect": False,
                          "serverTimezone": "UTC"}})
     assert node_config.jdbc_url(inv, "BPS_DS") == (
-        "jdbc:mysql://carbondb.example.com:3306/BPS_DS?sslMode=DISABLED&connectTimeout=5000"
+        "jdbc:mysql://carbondb.example.com:3306/BPS_DS?sslMode=VERIFY_IDENTITY&connectTimeout=5000"
         "&autoReconnect=false&serverTimezone=UTC")
     inv = make_inv(tmp_path, cluster={"jdbc_driver": str(j)}, database={"jdbc_options": {}})
+    assert node_config.jdbc_url(inv, "BPS_DS").endswith("/BPS_DS?sslMode=VERIFY_IDENTITY")
+    inv = make_inv(tmp_path, cluster={"jdbc_driver": str(j)},
+                   database={"jdbc_options": {}, "tls": False})
     assert node_config.jdbc_url(inv, "BPS_DS").endswith("/BPS_DS?sslMode=DISABLED")
+    assert any("database.tls = false" in w for w in inv.warnings)
+
+
+TLS_URLS = {  # TLS on, the server verified against the cluster CA, in each driver's words
+    "mariadb-2.7.6": "jdbc:mysql://db.example.com:3306/BPS_DS?useSSL=true&serverSslCert=/s/ca.pem"
+                     "&autoReconnect=true",
+    "mariadb-3.3.3": "jdbc:mariadb://db.example.com:3306/BPS_DS?sslMode=verify-full"
+                     "&serverSslCert=/s/ca.pem",
+    "mysql-5.1.49": "jdbc:mysql://db.example.com:3306/BPS_DS?useSSL=true&requireSSL=true"
+                    "&verifyServerCertificate=true&autoReconnect=true",
+    "mysql-8.0.33": "jdbc:mysql://db.example.com:3306/BPS_DS?sslMode=VERIFY_IDENTITY"
+                    "&autoReconnect=true",
+}
+
+
+@pytest.mark.parametrize("which", list(TLS_URLS))
+def test_tls_options_follow_the_driver(tmp_path, which):
+    manifest, cls, _ = DRIVERS[which]
+    info = jdbc.driver_info(jar(tmp_path, f"{which}.jar", manifest, cls))
+    assert jdbc.jdbc_url(info, "db.example.com", 3306, "BPS_DS", None, "/s/ca.pem") == \
+        TLS_URLS[which]
 
 
 @pytest.mark.parametrize("options,expect", [

@@ -14,7 +14,7 @@ from tasks.engine.inventory import InventoryError  # noqa: E402
 
 
 def good_toml(tmp: Path) -> str:
-    for name in ("db_password", "admin_password"):
+    for name in ("db_password", "admin_password", "keystore_password"):
         p = tmp / name
         p.write_text("s3cret-" + name + "\n")
         p.chmod(0o600)
@@ -50,6 +50,7 @@ console_allow = ["192.0.2.0/24"]
 [secrets]
 db_password = {{ file = "db_password" }}
 admin_password = {{ file = "admin_password" }}
+keystore_password = {{ file = "keystore_password" }}
 """
 
 

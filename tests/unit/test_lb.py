@@ -69,6 +69,9 @@ def test_ports_follow_offset(tmp_path):
 
 
 def test_listen_80_and_443_modern(inv):
+    assert "proxy_ssl_verify off;" in rendered(inv)["ei.https.conf"]  # no cluster CA yet
+    from tasks.steps import cluster_ca
+    cluster_ca.ensure_ca(inv)
     r = rendered(inv)
     assert "listen 80;" in r["ei.http.conf"] and "server_name ei.example.com;" in r["ei.http.conf"]
     for name in ("ei.https.conf", "ui.ei.https.conf"):
@@ -77,7 +80,9 @@ def test_listen_80_and_443_modern(inv):
         assert "ssl_protocols TLSv1.2 TLSv1.3;" in r[name]
         assert "ssl_certificate     /etc/nginx/ssl/server.crt;" in r[name]
         assert "ssl_certificate_key /etc/nginx/ssl/server.key;" in r[name]
-        assert "proxy_ssl_verify off;" in r[name]
+        assert "proxy_ssl_verify on;" in r[name]
+        assert "proxy_ssl_name nodes.bps.internal;" in r[name]
+        assert "proxy_ssl_trusted_certificate /etc/nginx/ssl/cluster-ca.pem;" in r[name]
     assert "server_name ui.ei.example.com;" in r["ui.ei.https.conf"]
 
 

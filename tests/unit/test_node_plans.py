@@ -125,7 +125,8 @@ def test_node_params_per_node(tmp_path):
     assert (p1.registry_read_only, p2.registry_read_only) == (False, True)
     # a MariaDB jar with no version in its manifest: jdbc:mariadb:, which every version takes
     assert p2.local_db.url == ("jdbc:mariadb://carbondb.example.com:3306/REGISTRY_LOCAL2?"
-                               "sslMode=disable")
+                               "sslMode=verify-full&serverSslCert=/opt/wso2ei-6.6.0/wso2/"
+                               "business-process/repository/resources/security/cluster-ca.pem")
     assert p1.member_ips == p2.member_ips == ("192.0.2.11", "192.0.2.12")
     assert p1.node_id == "node1" and p1.bps_db.driver_class == "org.mariadb.jdbc.Driver"
 
@@ -149,8 +150,13 @@ def test_render_digest_follows_every_input(tmp_path):
     assert d1 == node_config.render_digest(inv, inv.nodes[0])
     assert d1 != node_config.render_digest(inv, inv.nodes[1])
     changed = dataclasses.replace(inv, secrets=type(inv.secrets)(
-        {"db_password": "another password", "admin_password": inv.secrets.admin_password}))
+        {"db_password": "another password", "admin_password": inv.secrets.admin_password,
+         "keystore_password": inv.secrets.keystore_password}))
     assert node_config.render_digest(changed, changed.nodes[0]) != d1
+    rekeyed = dataclasses.replace(inv, secrets=type(inv.secrets)(
+        {"db_password": inv.secrets.db_password, "admin_password": inv.secrets.admin_password,
+         "keystore_password": "another keystore password"}))
+    assert node_config.render_digest(rekeyed, rekeyed.nodes[0]) != d1
 
 
 def test_unchanged_since_last_render(tmp_path):

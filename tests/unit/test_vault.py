@@ -21,7 +21,8 @@ from tasks.steps import node_config, vault
 from tasks.wso2 import ei_xml
 from tasks.wso2 import vault as wv
 from tests.paths import PROFILE_CONF as CONF
-from tests.unit.inv_factory import make_inv
+from tests.unit.inv_factory import make_inv, make_raw
+from tasks.engine import inventory
 
 PW = "wso2carbon"
 
@@ -51,8 +52,14 @@ def make_jks(cert: bytes, password: str = PW, alias: str = "wso2carbon") -> byte
     return body + hashlib.sha1(password.encode("utf-16-be") + b"Mighty Aphrodite" + body).digest()
 
 
-def _inv(tmp_path, **cluster):
-    return make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver", cluster=cluster or None)
+def _inv(tmp_path, secrets=None, **cluster):
+    """Without the cluster CA: WSO2's shipped wso2carbon.jks, its default password."""
+    raw = make_raw(tmp_path, driver_class="org.mariadb.jdbc.Driver", cluster=cluster or None,
+                   database={"tls": False}, secrets=secrets)
+    raw["certs"] = {"cluster_ca": False}
+    if not secrets or "keystore_password" not in secrets:
+        del raw["secrets"]["keystore_password"]
+    return inventory.from_dict(raw, tmp_path / "hosts.toml")
 
 
 def _rendered(inv) -> dict[str, bytes]:
@@ -168,8 +175,7 @@ def test_an_admin_password_change_reencrypts_without_restart(tmp_path, key):
     after = _after(inv, f, vault.plan_vault(inv, inv.nodes[0], f, carbon))
     (tmp_path / "new_admin").write_text("another-admin-pw\n")
     (tmp_path / "new_admin").chmod(0o600)
-    inv2 = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
-                    secrets={"admin_password": {"file": "new_admin"}})
+    inv2 = _inv(tmp_path, secrets={"admin_password": {"file": "new_admin"}})
     assert vault.changed_aliases(inv2, after) == [wv.ADMIN_ALIAS]
     after.keystore = f.keystore  # configure re-reads with the keystore's bytes
     plan = vault.plan_vault(inv2, inv2.nodes[0], after, carbon)
@@ -257,14 +263,15 @@ def _configure(inv, monkeypatch, key, check=False, diff=False, conf=None):
     return run, hosts[node.name], outcome
 
 
-def test_configure_switches_to_the_vault_in_one_write(tmp_path, monkeypatch, key):
+def test_configure_switches_to_the_vault_then_encrypts_in_its_step(tmp_path, monkeypatch, key):
     inv = _inv(tmp_path)
     run, host, outcome = _configure(inv, monkeypatch, key, diff=True)
     text = output(run)
     assert outcome.ok and inv.nodes[0].name in outcome.restart, text
     writes = [s for s in host.scripts if "__BPS_EOF__" in s]
-    assert len(writes) == 1  # the aliases and the cipher texts roll back together
-    w = writes[0]
+    assert len(writes) == 2  # configure's XML (aliases), then the vault step's cipher texts
+    assert "cipher-text.properties" not in writes[0]
+    w = writes[1]
     assert "security/cipher-text.properties" in w and vault.PASSWORD_FILE in w
     assert vault.STATE_FILE in w and "svns:secretAlias" in w  # state written, old backups scrubbed
     for secret in (inv.secrets.db_password, inv.secrets.admin_password):
@@ -282,9 +289,19 @@ def test_configure_check_mode_writes_nothing(tmp_path, monkeypatch, key):
 def test_configure_refuses_a_wrong_keystore_password_before_writing(tmp_path, monkeypatch, key):
     (tmp_path / "ks").write_text("not-the-keystore-password\n")
     (tmp_path / "ks").chmod(0o600)
-    inv = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
-                   secrets={"keystore_password": {"file": "ks"}})
+    inv = _inv(tmp_path, secrets={"keystore_password": {"file": "ks"}})
     run, host, outcome = _configure(inv, monkeypatch, key)
     assert not outcome.ok
     assert "password was incorrect" in output(run) and "nothing written" in output(run)
     assert not any("__BPS_EOF__" in s for s in host.scripts)
+
+
+def test_with_the_cluster_ca_the_vault_encrypts_for_the_node_keystore(tmp_path):
+    from tasks.steps import cluster_ca
+    on = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver")
+    assert on.certs.cluster_ca and vault.keystore_path(on) == cluster_ca.node_keystore_path(on)
+    assert vault.keystore_path(on).endswith("bps-node.p12")
+    assert on.secrets.keystore_password == "s3cret-keystore_password"  # never the default
+    off = _inv(tmp_path)
+    assert vault.keystore_path(off).endswith("wso2carbon.jks")
+    assert off.secrets.keystore_password == PW

@@ -21,10 +21,11 @@ SECRET_SINKS = {
     "admin_password": "it is written into the nodes' user-mgt.xml, which XML 1.0 cannot hold",
     "truststore_password": "it is written to keytool's store password file, which is line based",
     "db_admin_password": "it is written to a MySQL client option file, which is line based",
+    "keystore_password": "it is written into carbon.xml and catalina-server.xml, which XML 1.0 "
+                         "cannot hold, and given to the server in its line based password-tmp",
     "admin_password_old": "it is sent to the nodes' user admin service in XML, which XML 1.0 "
                           "cannot hold",
     "sudo_password": "it is sent to sudo as one line on stdin",
-    "keystore_password": "it is given to the server in its password-tmp file, which is line based",
 }
 
 

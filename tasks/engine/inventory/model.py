@@ -151,6 +151,7 @@ class DatabaseSettings:  # [database], plus where the server is ([db])
     scripts_dir: str | None = toml_key(str, None)
     allow_server_restart: bool = toml_key(bool, False)  # db-init may restart the server (bind address)
     jdbc_options: dict | None = toml_key(dict, None)  # extra JDBC URL options; None: driver defaults
+    tls: bool = toml_key(bool, True)  # TLS to the database, cluster CA (tasks/steps/db_tls.py)
 
     def local_db(self, node_index: int) -> str:
         return f"{self.local_registry_prefix}{node_index}"
@@ -169,6 +170,14 @@ class CertSettings:  # [certs]
     renew_before_days: int = toml_key(int, 30)
     cert_file: Path | None = toml_key(str, None)
     key_file: Path | None = toml_key(str, None)
+    # the cluster's own CA and node keys (tasks/steps/cluster_ca.py)
+    cluster_ca: bool = toml_key(bool, True)
+    ca_key: Path = toml_key(str, "cluster-ca/ca.key")  # on the controller, 0600, made if absent
+    ca_cert: Path = toml_key(str, "cluster-ca/ca.crt")
+    ca_days: int = toml_key(int, 3650)
+    node_days: int = toml_key(int, 365)
+    internal_name: str = toml_key(str, "nodes.bps.internal")  # SAN of every node certificate
+    allow_default_keystore_password: bool = toml_key(bool, False)
 
     @property
     def cert_path(self) -> str:

@@ -16,7 +16,8 @@ from .model import (HEAP_MAX_MB, HEAP_MIN_MB, NOFILE_MAX, NOFILE_MIN, ArtifactSe
                     CertSettings,
                     ClusterSettings, DatabaseSettings, Host, Inventory, InventoryError,
                     SshSettings, build, console_open_reason, heap_mb)
-from .schema import (SCHEMA, TOP_LEVEL, _ADMIN_USER_RE, _CLASS_RE, _FILE_NAME_RE, _NAME_RE,
+from .schema import (SCHEMA, TOP_LEVEL, _ADMIN_USER_RE, _CLASS_RE, _FILE_NAME_RE, _HOSTNAME_RE,
+                     _NAME_RE,
                      _SQL_USER_RE, _USER_FIX, _USER_RE, _VERSION_RE, _Checker, _suggest)
 
 
@@ -248,6 +249,13 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
     key_file = ck.local_path("certs.key_file", certs["key_file"])
     if bool(cert_file) != bool(key_file):
         ck.err("certs: give both cert_file and key_file, or neither (self-signed)")
+    ca_key = ck.local_path("certs.ca_key", certs["ca_key"], must_exist=False)
+    ca_cert = ck.local_path("certs.ca_cert", certs["ca_cert"], must_exist=False)
+    ck.positive("certs.ca_days", certs["ca_days"], 30, 36500)
+    ck.positive("certs.node_days", certs["node_days"], 2, 3650)
+    if not _HOSTNAME_RE.fullmatch(certs["internal_name"]) or "." not in certs["internal_name"]:
+        ck.err(f"certs.internal_name: {certs['internal_name']!r} is not a DNS name with a dot; "
+               "use a cluster-internal name such as 'nodes.bps.internal'")
 
     # secrets
     values = {k: ck.secret(f"secrets.{k}", sec[k]) for k in SCHEMA["secrets"]}
@@ -256,9 +264,6 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.warnings.append("secrets.truststore_password not set: using WSO2's default "
                            "'wso2carbon' for client-truststore.jks")
         values["truststore_password"] = DEFAULT_TRUSTSTORE_PASSWORD
-    if values["keystore_password"] is None:
-        # the node's primary keystore as shipped (wso2carbon.jks); Secure Vault encrypts with it
-        values["keystore_password"] = DEFAULT_KEYSTORE_PASSWORD
     if not cl["secure_vault"]:
         ck.warnings.append("!!! cluster.secure_vault = false: the nodes keep the DB and admin "
                            "passwords in clear in their configuration files (0600); set it to "
@@ -268,6 +273,10 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
                "on a console the LB exposes; set it, or set cluster.allow_default_admin = true")
     if values["admin_password"] is None:
         values["admin_password"] = DEFAULT_ADMIN_PASSWORD
+    _security_switches(ck, certs, dbs, values)
+    if values["keystore_password"] is None and not certs["cluster_ca"]:
+        # WSO2's shipped wso2carbon.jks stays the primary keystore; Secure Vault encrypts with it
+        values["keystore_password"] = DEFAULT_KEYSTORE_PASSWORD
     if dbs["admin_user"] and sec["db_admin_password"] is None:
         ck.err("secrets.db_admin_password: not set, but database.admin_user is: db-init logs in "
                "as that user with it; set it, or leave admin_user out (root over the unix socket)")
@@ -293,11 +302,38 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
             DatabaseSettings, dbs, hostname=db["hostname"] or db["address"], port=db["port"],
             jdbc_options=dict(dbs["jdbc_options"]) if dbs["jdbc_options"] is not None else None),
         certs=build(CertSettings, certs, dir=certs["dir"].rstrip("/"), cert_file=cert_file,
-                    key_file=key_file),
+                    key_file=key_file, ca_key=ca_key, ca_cert=ca_cert),
         secrets=Secrets(values),
         warnings=tuple(ck.warnings),
         artifacts=build(ArtifactSettings, arts, dir=art_dir) if art_dir else None,
     )
+
+
+def _security_switches(ck, certs: dict, dbs: dict, values: dict) -> None:
+    """The cluster CA and TLS to the database: on by default; off only with a loud warning on
+    every run (a lab, a migration), never silently."""
+    if not certs["cluster_ca"]:
+        ck.warnings.append("!!! certs.cluster_ca = false: the nodes' keys are not the cluster's "
+                           "own (WSO2's shipped wso2carbon.jks has a public private key) and "
+                           "NGINX does not verify them (proxy_ssl_verify off); for a lab or a "
+                           "migration only")
+        if dbs["tls"]:
+            ck.err("database.tls = true needs certs.cluster_ca = true (the DB server's "
+                   "certificate comes from the cluster CA); set both, or database.tls = false")
+    elif values["keystore_password"] is None:
+        ck.err("secrets.keystore_password: not set; the cluster CA gives every node its own "
+               "keystore, which needs a password of its own: add it to [secrets] (a 0600 "
+               "file), or set certs.cluster_ca = false")
+    elif values["keystore_password"] == DEFAULT_TRUSTSTORE_PASSWORD \
+            and not certs["allow_default_keystore_password"]:
+        ck.err("secrets.keystore_password: WSO2's public default 'wso2carbon' is refused; "
+               "choose another, or set certs.allow_default_keystore_password = true")
+    elif len(values["keystore_password"]) < 6:
+        ck.err("secrets.keystore_password: at least 6 characters (keytool's minimum)")
+    if not dbs["tls"]:
+        ck.warnings.append("!!! database.tls = false: DB credentials and data cross the network "
+                           "unencrypted, the JDBC URLs say so and the accounts do not REQUIRE "
+                           "SSL; for a lab or a migration only")
 
 
 def _target_key(value: str) -> str:

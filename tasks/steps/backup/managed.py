@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...engine.inventory import Host, Inventory
 from ...wso2 import ei_xml
-from .. import certs, db, lb, node_config, systemd
+from .. import certs, cluster_ca, db, db_tls, lb, node_config, node_keys, systemd
 
 ETC_HOSTS = "/etc/hosts"  # managed blocks: the LB's names (nodes, LB), the DB's name (nodes)
 
@@ -21,10 +21,12 @@ def managed_paths(inv: Inventory, host: Host) -> list[str]:
                 + [f"{cl.ei_home}/lib/{cl.jdbc_driver.name}"]
                 + [path for path, _ in certs.truststores(inv)]
                 + [systemd.UNIT_PATH, systemd.SYSCTL_PATH, ETC_HOSTS,
-                   node_config.CONFIG_STATE, node_config.ADMIN_STATE, certs.TRUSTSTORE_STATE])
+                   node_config.CONFIG_STATE, node_config.ADMIN_STATE, certs.TRUSTSTORE_STATE]
+                + node_keys.managed_paths(inv))
     if host.role == "lb":
         return ([f"{lb.CONF_DIR}/{v}" for v in lb.VHOSTS]
-                + [inv.certs.cert_path, inv.certs.key_path, ETC_HOSTS])
+                + [inv.certs.cert_path, inv.certs.key_path, ETC_HOSTS]
+                + ([cluster_ca.lb_ca_path(inv)] if inv.certs.cluster_ca else []))
     # the server settings drop-in: in the first of the server's folders that exists, so
     # every candidate is read (the ones missing are recorded as absent)
-    return [f"{d}/{db.DROPIN_NAME}" for d in db.CONF_DIRS]
+    return [f"{d}/{db.DROPIN_NAME}" for d in db.CONF_DIRS] + db_tls.managed_paths(inv, db.CONF_DIRS)

@@ -80,6 +80,13 @@ def take_backup(run: Run, why: str = "fab backup", root: Path | None = None) -> 
                                 "sha256": st.sha256, "size": len(st.content or b"")})
         if dump.get("gz"):
             w.put(archive.DUMP, dump["gz"])
+        # the cluster CA lives on this controller, not on a host: its key and certificate go
+        # into the backup too (0600 like every file there); put back by hand if ever needed
+        controller = []
+        for p in (inv.certs.ca_key, inv.certs.ca_cert) if inv.certs.cluster_ca else ():
+            if p.is_file():
+                controller.append({"path": str(p), "name": f"controller/{p.name}",
+                                   "sha256": w.put(f"controller/{p.name}", p.read_bytes())})
         manifest = {
             "format": archive.FORMAT, "run_id": run.stamp, "why": why,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -89,6 +96,7 @@ def take_backup(run: Run, why: str = "fab backup", root: Path | None = None) -> 
                           "file": archive.DUMP if dump.get("gz") else None,
                           "dump_seconds": dump.get("seconds", 0)},
             "files": entries,
+            "controller": controller,
             "absent": [{"host": h.name, "path": p} for h in inv.hosts for p in files[h.name][1]],
             "seconds": round(time.monotonic() - t0, 1),
         }

@@ -25,6 +25,7 @@ from ...engine import remote
 from ...engine.inventory import Host, Inventory
 from ...engine.remote import FileChange, FileSpec, FileState, q
 from ...wso2 import vault as wv
+from .. import cluster_ca
 
 PASSWORD_FILE = f"{remote.STATE_DIR}/keystore-password"  # root 0600: the keystore password
 STATE_FILE = f"{remote.STATE_DIR}/vault.state"  # root 0600: digests of what was encrypted
@@ -40,6 +41,10 @@ def conf_path(inv: Inventory, rel: str) -> str:
 
 
 def keystore_path(inv: Inventory) -> str:
+    """The primary keystore the values are encrypted for: the node's own (cluster CA, PKCS12),
+    else WSO2's shipped JKS."""
+    if inv.certs.cluster_ca:
+        return cluster_ca.node_keystore_path(inv)
     return f"{inv.cluster.profile_home}/{KEYSTORE_REL}"
 
 
@@ -111,6 +116,27 @@ def parse_facts(facts: dict[str, remote.Fact]) -> VaultFacts:
 
 
 # --------------------------------------------------------------------------- plan
+
+
+def precheck(inv: Inventory, facts: dict[str, remote.Fact], carbon_xml: bytes | None
+             ) -> str | None:
+    """Configure's check before it writes any alias: WSO2's shipped keystore exists and opens
+    with secrets.keystore_password (the cluster CA's keystore is the tool's own, made with that
+    password by node_keys before the vault step)."""
+    if not enabled(inv) or inv.certs.cluster_ca or carbon_xml is None \
+            or "vault:keystore" not in facts:
+        return None
+    ks = remote.parse_file_probe(facts["vault:keystore"].out)
+    try:
+        if ks is None:
+            raise wv.VaultError(f"the primary keystore {keystore_path(inv)} is missing: Secure "
+                                "Vault encrypts with it (or set cluster.secure_vault = false)")
+        if ks.content is not None:
+            _, _, alias = wv.keystore_info(carbon_xml, inv.cluster.profile_home)
+            wv.keystore_certificate(ks.content, inv.secrets.keystore_password, alias)
+    except wv.VaultError as e:
+        return f"Secure Vault: {e}"
+    return None
 
 
 def plaintexts(inv: Inventory) -> dict[str, str]:
