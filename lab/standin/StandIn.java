@@ -280,7 +280,7 @@ public class StandIn {
             for (Element c : descendants(d, "Connector")) {
                 if (!"true".equalsIgnoreCase(c.getAttribute("SSLEnabled"))) continue;
                 String file = resolveVars(c.getAttribute("keystoreFile"));
-                String pass = c.getAttribute("keystorePass");
+                String pass = SecureVault.attribute(c, "keystorePass");  // may be an alias
                 String type = c.getAttribute("keystoreType");
                 String alias = c.getAttribute("keyAlias");
                 String keyPass = c.getAttribute("keyPass");
@@ -315,7 +315,9 @@ public class StandIn {
             if (!c.hasAttribute("keystorePass")) continue;
             String pass = SecureVault.attribute(c, "keystorePass");
             SECRETS.add(pass);
-            openStore(resolveVars(c.getAttribute("keystoreFile")), "JKS", pass, "key store",
+            String type = c.getAttribute("keystoreType");  // Tomcat's default: JKS
+            openStore(resolveVars(c.getAttribute("keystoreFile")), type.isEmpty() ? "JKS" : type,
+                    pass, "key store",
                     "conf/tomcat/catalina-server.xml <Connector keystorePass>");
         }
     }
