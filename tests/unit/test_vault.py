@@ -305,3 +305,34 @@ def test_with_the_cluster_ca_the_vault_encrypts_for_the_node_keystore(tmp_path):
     off = _inv(tmp_path)
     assert vault.keystore_path(off).endswith("wso2carbon.jks")
     assert off.secrets.keystore_password == PW
+
+
+def test_vault_step_encrypts_for_the_keystore_the_keys_step_just_wrote(tmp_path, monkeypatch, key):
+    """Cluster CA on, first deploy: configure's read saw no keystore; node-keys wrote one; the
+    vault step reads it again (with its bytes) and encrypts for it."""
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+    from tasks.steps.vault import step as vault_step
+    inv = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver")
+    pw = inv.secrets.keystore_password
+    run, hosts = fake_run(inv, monkeypatch)
+    node = inv.nodes[0]
+    host, user = hosts[node.name], inv.cluster.service_user
+    carbon = wv.alias_config(_rendered(inv))["carbon.xml"]
+    assert vault.keystore_path(inv).encode() in carbon.replace(
+        b"${carbon.home}", inv.cluster.profile_home.encode())
+    host.files[vault.conf_path(inv, "carbon.xml")] = FakeFile(carbon, 0o644, user, user)
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"bps-node", key, x509.load_der_x509_certificate(_cert(key)), None,
+        BestAvailableEncryption(pw.encode()))
+    host.files[vault.keystore_path(inv)] = FakeFile(p12, 0o600, user, user)
+    outcome = node_config.ConfigureOutcome(True)
+    missing = remote.Fact("MISSING", 0)
+    outcome.raw[node.name] = {"vault_state": remote.Fact("", 0), "vault:secret_conf": missing,
+                              "vault:cipher_text": missing, "vault:password": missing,
+                              "vault:keystore": missing}
+    outcome.keys_changed.add(node.name)
+    vault_step.vault_step(run, outcome, [node])
+    text = output(run)
+    assert outcome.ok and node.name in outcome.restart, text
+    w = [s for s in host.scripts if "__BPS_EOF__" in s]
+    assert len(w) == 1 and "security/cipher-text.properties" in w[0] and pw not in w[0]
