@@ -1171,6 +1171,12 @@ Subsystem sftp /usr/lib/openssh/sftp-server
         data["secrets"] = {n: {"file": str(self.secrets_dir / n)}
                            for n in ("db_password", "admin_password", "truststore_password",
                                      "keystore_password")}
+        # one cluster CA per lab, whatever folder a test writes its hosts.toml in (a CA beside
+        # each file would re-key the nodes on every such run)
+        ca = self.hosts_toml.parent / "cluster-ca"
+        certs = data.setdefault("certs", {})
+        certs.setdefault("ca_key", str(ca / "ca.key"))
+        certs.setdefault("ca_cert", str(ca / "ca.crt"))
         # keep the schema's section order
         order = ["ssh", "lb", "nodes", "db", "cluster", "database", "certs", "secrets"]
         data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items()

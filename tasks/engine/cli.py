@@ -63,10 +63,11 @@ def session(c, *, check: bool = False, diff: bool = False, parallel: int = 16,
             title: str = "RECAP", read_only: bool = False, stream=None) -> Iterator[Run]:
     """Open a run; always close connections, print the recap and exit non-zero on failure.
 
-    read_only: a run that only reads (fab status): check mode without its banner, and no
-    ok/changed recap (the task prints its own summary and decides its exit code)."""
+    read_only: a run that only reads (fab status: it calls read-only entry points such as
+    node_config.plan_configure, never run.apply): no ok/changed recap (the task prints its own
+    summary and decides its exit code)."""
     inv = load_inventory(c)
-    run = make_run(inv, check=check or read_only, diff=diff, parallel=parallel,
+    run = make_run(inv, check=check, diff=diff, parallel=parallel,
                    log_dir=inv.path.parent / "logs", stream=stream)
     if check:
         run.rep.line(None, "CHECK MODE: nothing will be changed on any host")

@@ -17,7 +17,11 @@ Every step has the same shape (pyinfra's operations, Ansible's modules):
   password-field masking; a `FileSpec(sensitive=True)` shows only how many lines changed.
 
 An action's `run(s)` may return a string: a note appended to the host's message (for example
-"nginx reloaded"), or a `Done` to also mark the host restarted/killed.
+"nginx reloaded"), or a `Done` to also mark the host restarted/killed or to hand a value on.
+
+What a step hands to the next one (the LB certificate the nodes must trust) travels on the
+result, `StepResult.value`: the last `Done.value` an action returned, else the plan's own
+`value` (a no-op, check mode). Never an out-parameter filled from a worker thread.
 """
 from __future__ import annotations
 
@@ -31,10 +35,13 @@ from .report import Status  # noqa: F401  (part of the contract)
 class ActionFailed(Exception):
     """An action could not do its work; the message names the cause and the fix."""
 
-    def __init__(self, message: str, *, changes_done: bool = True):
+    def __init__(self, message: str, *, changes_done: bool = True, restarted: bool = False,
+                 killed: bool = False):
         super().__init__(message)
         self.message = message
         self.changes_done = changes_done  # False: the action restored what it had changed
+        # a start that failed its health gate did restart the node (the recap says so)
+        self.restarted, self.killed = restarted, killed
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Done:
     note: str = ""
     restarted: bool = False
     killed: bool = False
+    value: object = None  # handed on as StepResult.value (None: keep the plan's)
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)  # shown with the result, never fatal
     error: str | None = None  # a refusal: nothing runs and the host fails with this text
     before: dict[str, bytes | None] = field(default_factory=dict)  # known contents, for diffs
+    value: object = None  # StepResult.value when no action hands on one (no-op, check mode)
 
     def __bool__(self) -> bool:
         return bool(self.actions) or self.error is not None

@@ -46,6 +46,7 @@ class StepResult:
     diffs: list[str] = field(default_factory=list)
     restarted: bool = False
     killed: bool = False  # a JVM got SIGKILL: it did not stop within cluster.stop_timeout
+    value: object = field(default=None, repr=False)  # what the step hands on (engine/plan.py)
 
     def __post_init__(self):
         self.status = Status(self.status)  # ValueError for a status that does not exist

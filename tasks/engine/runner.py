@@ -123,14 +123,15 @@ class Run:
         if plan.error is not None:
             return StepResult(s.name, step, Status.FAILED, said(plan.error, warn))
         if not plan.actions:
-            return StepResult(s.name, step, Status.OK, said(plan.noop, warn))
+            return StepResult(s.name, step, Status.OK, said(plan.noop, warn), value=plan.value)
         changes = plan.changes
         diffs = self.diffs_for(s, plan.files, plan.before)
         if self.check:
             return StepResult(s.name, step, Status.CHANGED, said("would change (check mode)", warn),
-                              changes, diffs)
+                              changes, diffs, value=plan.value)
         notes: list[str] = []
         restarted = killed = False
+        value = plan.value
         done: list[str] = []
         for action in plan.actions:
             try:
@@ -138,6 +139,8 @@ class Run:
             except (ActionFailed, RemoteError) as e:
                 text = e.message if isinstance(e, ActionFailed) else str(e)
                 keep = not isinstance(e, ActionFailed) or e.changes_done
+                if isinstance(e, ActionFailed):
+                    restarted, killed = restarted or e.restarted, killed or e.killed
                 head = f"{action.describe}: {text}" if not action.quiet else text
                 if done:
                     head += "\n(done before this: " + "; ".join(done) + ")"
@@ -147,11 +150,12 @@ class Run:
                 done.append(action.describe)
             if isinstance(out, Done):
                 restarted, killed = restarted or out.restarted, killed or out.killed
+                value = out.value if out.value is not None else value
                 out = out.note
             if out:
                 notes.append(out)
         return StepResult(s.name, step, Status.CHANGED, said(*notes, warn), changes, diffs,
-                          restarted, killed)
+                          restarted, killed, value)
 
     # -- the common "these files, exactly" step --------------------------------
     def file_facts(self, s: HostSession, specs: list[FileSpec],

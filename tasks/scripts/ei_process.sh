@@ -85,3 +85,26 @@ ei_limits() {
             2>/dev/null
     done
 }
+
+# stop_outside: stop a JVM started outside the unit (the old way) before systemd takes over
+stop_outside() {
+    echo "moving under systemd: stopping the JVM started outside $UNIT"
+    ei_stop
+}
+
+# unit_stop: `systemctl stop`, then systemd's word on how it went: "killed: ..." when it had to
+# SIGKILL after TimeoutStopSec (Result=timeout), else "stopped" (the lines ei_stop prints)
+unit_stop() {
+    systemctl stop "$UNIT"
+    if [ "$(systemctl show -p Result --value "$UNIT")" = timeout ]; then
+        echo "killed: still running after TimeoutStopSec (systemd sent SIGKILL)"
+    else
+        echo "stopped"
+    fi
+}
+
+# unit_start: Type=simple returns once the script runs; the health gate does the waiting
+unit_start() {
+    systemctl reset-failed "$UNIT" 2>/dev/null
+    systemctl start "$UNIT"
+}

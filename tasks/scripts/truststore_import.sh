@@ -8,8 +8,11 @@
 #   STATE_FILE    root's record of "<store sha256> <fingerprint> <path>" (no JVM on a no-op)
 #   PENDING_FILE PENDING_REASON   the node's pending-restart mark
 #   JAVA_HOME     cluster.java_home: its bin/keytool is used ("" = the keytool on PATH)
-# and sourced after backups.sh. The generated part then writes the store password and the
-# certificate into "$w" (pw, lb.crt), calls prepare, import_store PATH for each store, finish.
+#   STORES        the truststores to work on, one path a line
+#   PASSWORD_B64  the stores' password, base64 (this script travels on stdin, never in argv)
+#   CERT_PEM      the LB certificate
+# and sourced after backups.sh. Prints "IMPORTED <store>" / "SAME <store>" on stdout and
+# "ERROR <store>: <why>" on stderr; exits 1 when any store failed.
 #
 # keytool follows links and runs the JDK's code: both run as the service user, who owns the
 # stores and their folders anyway, so nothing it can plant there steers root. Root keeps only
@@ -119,3 +122,17 @@ finish() {
     fi
     exit "$rc"
 }
+
+# the password and the certificate go into root's private folder (umask 077: 0600 files)
+printf '%s' "$PASSWORD_B64" | base64 -d > "$w/pw"
+printf '%s\n' "$CERT_PEM" > "$w/lb.crt"
+prepare
+set -f
+ifs=$IFS
+IFS='
+'
+for store in $STORES; do
+    IFS=$ifs
+    import_store "$store"
+done
+finish

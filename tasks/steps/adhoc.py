@@ -1,10 +1,13 @@
-"""Ad hoc work on any host or group: `fab ping`, `fab run --on nodes "uptime"`."""
+"""Ad hoc work on any host or group: `fab ping`, `fab run --on nodes "uptime"`.
+
+Neither is a step of the plan contract (engine/plan.py): `ping` only reads facts, and `run`
+runs the operator's own command, which the tool cannot plan or check."""
 from __future__ import annotations
 
 from invoke import task
 
 from ..engine import remote
-from . import services
+from . import certs, services
 from ..engine.cli import COMMON_HELP, session, targets
 from ..engine.inventory import Inventory
 from ..engine.remote import HostSession, q
@@ -24,8 +27,7 @@ def ping_probes(inv: Inventory, role: str) -> dict[str, str]:
         probes["ei_home"] = f"test -d {q(ei + '/wso2/business-process')} && echo present"
         jh = inv.cluster.java_home
         probes["java"] = services.java_probe(inv.cluster.service_user, jh)
-        probes["keytool"] = (f"test -x {q(jh + '/bin/keytool')} && echo {q(jh + '/bin/keytool')}"
-                             if jh else "command -v keytool")
+        probes["keytool"] = certs.keytool_probe(inv)  # the one certs' import would use
     elif role == "db":
         probes["db"] = ("(mariadbd --version || mysqld --version || mariadb --version || "
                         "mysql --version) 2>/dev/null | head -1")

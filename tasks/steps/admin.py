@@ -36,8 +36,9 @@ from ..engine import remote
 from ..engine.cli import COMMON_HELP, Abort, session
 from .node_config import ADMIN_STATE
 from ..engine.inventory import Host, Inventory
+from ..engine.plan import ActionFailed, Plan
 from ..engine.remote import HostSession
-from ..engine.report import StepResult
+from ..engine.report import Status, StepResult
 from ..engine.runner import Run
 
 STEP = "admin"
@@ -217,42 +218,52 @@ EXIT_WHY = {
 }
 
 
-def apply_node(run: Run, s: HostSession, plan: AdminPlan, state: str) -> StepResult:
-    inv = run.inv
-    res = remote.run_script(s, node_script(inv, plan, s.host, state), what="admin password",
-                            timeout=min(s.timeout, 300))
-    said = res.stdout.split()
-    if not res.ok:
-        detail = (res.stderr.strip() or res.stdout.strip())[-1000:]
-        hint = None if plan.rotate else EXIT_WHY.get(res.exit)
-        return StepResult(s.name, STEP, "failed", detail + (f"; {hint}" if hint else ""))
-    done = []
-    if "CHANGED" in said:
-        done.append(f"admin password changed in the user store (updateCredentialByAdmin, "
-                    f"authenticated with {OLD_KEY})")
-    elif "ALREADY" in said:
-        done.append("the user store already had the new admin password")
-    done.append("login with the new password works")
-    if "OLD-REFUSED" in said:
-        done.append("the old one is refused")
-    done.append("its hash remembered")
-    return StepResult(s.name, STEP, "changed", "; ".join(done))
+def node_actions(inv: Inventory, plan: AdminPlan, node: Host, state: str) -> Plan:
+    """One node's part of an "apply" AdminPlan as actions (engine/plan.py): one script does it
+    all; the change lines say what, and check mode shows them without running anything."""
+    lines = plan.describe(inv)
+    if plan.rotate and node.name != plan.first:
+        lines = lines[-1:]  # only node 1 changes the shared store
+
+    def apply(s: HostSession) -> str:
+        res = remote.run_script(s, node_script(inv, plan, node, state), what="admin password",
+                                timeout=min(s.timeout, 300))
+        if not res.ok:
+            detail = (res.stderr.strip() or res.stdout.strip())[-1000:]
+            hint = None if plan.rotate else EXIT_WHY.get(res.exit)
+            raise ActionFailed(detail + (f"; {hint}" if hint else ""))
+        said = res.stdout.split()
+        done = []
+        if "CHANGED" in said:
+            done.append(f"admin password changed in the user store (updateCredentialByAdmin, "
+                        f"authenticated with {OLD_KEY})")
+        elif "ALREADY" in said:
+            done.append("the user store already had the new admin password")
+        done.append("login with the new password works")
+        if "OLD-REFUSED" in said:
+            done.append("the old one is refused")
+        done.append("its hash remembered")
+        return "; ".join(done)
+
+    out = Plan().add(f"apply the admin password ({plan.reason})", apply)
+    for line in lines:
+        out.add(line, lambda s: None)  # done by the script above
+    return out
 
 
 # --------------------------------------------------------------------------- step
 
 
 def read_states(run: Run, nodes: list[Host]) -> dict[str, str]:
-    """Standalone `fab admin-password`: each node's remembered hash (one command per node)."""
-    states: dict[str, str] = {}
-
+    """Standalone `fab admin-password`: each node's remembered hash (one command per node),
+    handed back as each result's value."""
     def one(s: HostSession) -> StepResult:
         f = remote.read_facts(s, {"admin_state": f"cat {ADMIN_STATE} 2>/dev/null || true"})
-        states[s.name] = f["admin_state"].out.strip()
-        return StepResult(s.name, "facts", "ok", "admin password state read")
+        return StepResult(s.name, "facts", Status.OK, "admin password state read",
+                          value=f["admin_state"].out.strip())
 
-    run.each(nodes, "facts", one)
-    return states
+    results = run.each(nodes, "facts", one)
+    return {name: r.value for name, r in results.items() if r.status == Status.OK}
 
 
 def admin_step(run: Run, states: dict[str, str] | None = None) -> bool:
@@ -267,44 +278,37 @@ def admin_step(run: Run, states: dict[str, str] | None = None) -> bool:
         nodes = run.alive(nodes)
     plan = plan_admin(inv, {n.name: states.get(n.name, "") for n in nodes})
     if plan.action == "none":
-        run.each(nodes, STEP, lambda s: StepResult(s.name, STEP, "ok", plan.reason))
+        run.each(nodes, STEP, lambda s: run.apply(s, STEP, Plan(noop=plan.reason)))
         return True
     if plan.action == "error":
-        bad = plan.pending or tuple(n.name for n in nodes)
-        run.each([inv.host(n) for n in bad], STEP,
-                 lambda s: StepResult(s.name, STEP, "failed", plan.reason))
+        bad = [inv.host(n) for n in plan.pending] or nodes
+        run.each(bad, STEP, lambda s: run.apply(s, STEP, Plan.refuse(plan.reason)))
         return False
     targets = [inv.host(n) for n in plan.nodes]
-    if run.check:
-        lines = plan.describe(inv)
-        run.each(targets, STEP, lambda s: StepResult(
-            s.name, STEP, "changed", f"would apply the admin password ({plan.reason})",
-            changes=lines if s.name == plan.first or not plan.rotate else lines[-1:]))
-        return True
-    first, rest = targets[0], targets[1:]
+    # one salt for the run: every node remembers the same line
     state = state_line(inv.cluster.admin_user, inv.secrets.admin_password or "", os.urandom(16))
+
+    def one(s: HostSession) -> StepResult:
+        return run.apply(s, STEP, node_actions(inv, plan, s.host, state))
+
     if plan.rotate:
-        r = run.each([first], STEP, lambda s: apply_node(run, s, plan, state))[first.name]
-        if r.status != "changed":
+        # node 1 changes the shared store first; the others only verify once it did
+        first, rest = targets[0], targets[1:]
+        r = run.each([first], STEP, one)[first.name]
+        if r.status.bad:
             run.each(rest, STEP, lambda s: StepResult(
-                s.name, STEP, "skipped", f"not checked: the change on {first.name} failed"))
+                s.name, STEP, Status.SKIPPED, f"not checked: the change on {first.name} failed"))
             return False
-    else:
-        rest = targets
-    results = run.each(rest, STEP, lambda s: apply_node(run, s, plan, state))
-    return all(r.status == "changed" for r in results.values())
+        targets = rest
+    results = run.each(targets, STEP, one)
+    return not any(r.status.bad or r.status == Status.SKIPPED for r in results.values())
 
 
 @task(help={"check": COMMON_HELP["check"], "parallel": COMMON_HELP["parallel"]})
 def admin_password(c, check=False, parallel=16):
     """Apply secrets.admin_password in the user store (needs secrets.admin_password_old)."""
-    from .deploy import acquire_lock, release_lock  # deploy imports this module
+    from .deploy.lock import deploy_lock  # the lock alone: deploy's tasks import this module
     with session(c, check=check, parallel=parallel, title="ADMIN PASSWORD") as run:
-        if not run.check:
-            acquire_lock(run)
-        try:
+        with deploy_lock(run):
             if not admin_step(run):
                 raise Abort("the admin password was not applied (see the lines above)")
-        finally:
-            if not run.check:
-                release_lock(run)

@@ -1,7 +1,7 @@
 """`fab status`: one row per host, for people and for monitoring scripts.
 
 Columns: role, reachable, service (EI JVM / nginx / DB server), healthy, restart pending,
-drained at the LB, config drift (what `fab deploy` would change), certificate days left, schema
+drained at the LB, config drift (what `fab deploy` is to change), certificate days left, schema
 state. Exit code 0 when all is well; 1 when any host is unreachable, unhealthy, drifted, pending
 or drained (or the LB / DB is not right); 2 for a bad hosts.toml. `--json` prints the rows as
 JSON on stdout (the host lines then go to stderr).
@@ -20,7 +20,7 @@ from . import artifacts, certs, db, node_config, lb, services, systemd
 from ..engine import remote
 from ..engine.cli import session
 from ..engine.remote import HostSession
-from ..engine.report import StepResult
+from ..engine.report import Status, StepResult
 from ..engine.runner import Run
 
 COLUMNS = ("host", "role", "reachable", "service", "healthy", "pending", "drained", "drift",
@@ -36,7 +36,7 @@ class Row:
     healthy: str = "-"  # yes / NO
     pending: str = "-"  # no / YES (a restart the next deploy will make)
     drained: str = "-"  # no / YES (out of the LB's rotation)
-    drift: str = "-"  # no / YES (`fab deploy` would change the node's configuration)
+    drift: str = "-"  # no / YES (`fab deploy` is to change the node's configuration)
     cert_days: int | None = None  # the LB certificate's days left
     schema: str = "-"  # complete / INCOMPLETE (names) / -
     artifacts: str = "-"  # archives in the hot-deploy folders; "N DIFFERS" from node 1's
@@ -94,7 +94,7 @@ def node_row(run: Run, s: HostSession, row: Row) -> StepResult:
     if st.pending:
         parts.append("restart PENDING")
         row.problems.append("restart pending")
-    return StepResult(s.name, "status", "ok" if row.ok else "failed", ", ".join(parts))
+    return StepResult(s.name, "status", Status.OK if row.ok else Status.FAILED, ", ".join(parts))
 
 
 def lb_row(run: Run, s: HostSession, row: Row, rows: dict[str, Row]) -> StepResult:
@@ -127,7 +127,7 @@ def lb_row(run: Run, s: HostSession, row: Row, rows: dict[str, Row]) -> StepResu
         parts.append("!!! console /carbon open to everyone (cluster.console_allow "
                      f"{inv.cluster.console_open})")
     bad = bool(row.problems) or bool(facts.drained)
-    return StepResult(s.name, "status", "failed" if bad else "ok", ", ".join(parts))
+    return StepResult(s.name, "status", Status.FAILED if bad else Status.OK, ", ".join(parts))
 
 
 def db_row(run: Run, s: HostSession, row: Row) -> StepResult:
@@ -135,7 +135,7 @@ def db_row(run: Run, s: HostSession, row: Row) -> StepResult:
     if not st.get("running"):
         row.service, row.healthy = "STOPPED", "NO"
         row.problems.append("database server not running")
-        return StepResult(s.name, "status", "failed",
+        return StepResult(s.name, "status", Status.FAILED,
                           f"database server not running: {st.get('error') or ''}".strip())
     row.service, row.healthy = st["server"], "yes"
     dbs = st["databases"]
@@ -145,7 +145,21 @@ def db_row(run: Run, s: HostSession, row: Row) -> StepResult:
         row.problems.append("schemas incomplete")
     msg = f"{st['server']}; " + ("all schemas complete: " + ", ".join(dbs) if not incomplete
                                  else "INCOMPLETE: " + ", ".join(incomplete))
-    return StepResult(s.name, "status", "failed" if incomplete else "ok", msg)
+    return StepResult(s.name, "status", Status.FAILED if incomplete else Status.OK, msg)
+
+
+def drift_of(run: Run, s: HostSession) -> StepResult:
+    """Would `fab deploy` change this node's configuration? Planned, never applied: the value
+    is the node's NodeConfigured (its `drift`, and the fact read the artifacts column reuses),
+    None when the node could not be planned."""
+    planned = node_config.plan_configure(run, s)
+    if planned.plan.error:
+        return StepResult(s.name, "drift", Status.FAILED, "configuration could not be planned: "
+                          + planned.plan.error)
+    if planned.drift:
+        return StepResult(s.name, "drift", Status.FAILED, "configuration DRIFT: `fab deploy` "
+                          "changes it", changes=planned.plan.changes, value=planned)
+    return StepResult(s.name, "drift", Status.OK, "configuration as deployed", value=planned)
 
 
 def collect(run: Run) -> list[Row]:
@@ -153,29 +167,30 @@ def collect(run: Run) -> list[Row]:
     inv = run.inv
     rows = {h.name: Row(h.name, h.role) for h in inv.hosts}
     res = run.each(inv.nodes, "status", lambda s: node_row(run, s, rows[s.name]))
-    # drift: what a deploy would change, planned in check mode on a read-only run
-    drift = node_config.configure_step(run, run.alive(inv.nodes), step="drift")
+    drift = run.each(run.alive(inv.nodes), "drift", lambda s: drift_of(run, s))
+    planned = {name: r.value for name, r in drift.items()
+               if isinstance(r.value, node_config.NodeConfigured)}
     for n in inv.nodes:
-        if n.name in drift.changed:
+        got = planned.get(n.name)
+        if got is not None and got.drift:
             rows[n.name].drift = "YES"
             rows[n.name].problems.append("configuration drift")
-            run.rep.record(StepResult(n.name, "status", "failed", "configuration DRIFT: "
-                                      "`fab deploy` would change it (see the lines above)"))
-        elif n.name in drift.states:
+        elif got is not None:
             rows[n.name].drift = "no"
         elif n.name not in run.dead:
             rows[n.name].problems.append("configuration could not be read")
-    for name, (cell, problem) in artifacts.status_cells(inv, drift.raw).items():
+    for name, (cell, problem) in artifacts.status_cells(
+            inv, {name: got.raw for name, got in planned.items()}).items():
         rows[name].artifacts = cell
         if problem:
             rows[name].problems.append(problem)
     res.update(run.each([inv.lb], "status", lambda s: lb_row(run, s, rows[s.name], rows)))
     res.update(run.each([inv.db], "status", lambda s: db_row(run, s, rows[s.name])))
     for name, r in res.items():
-        if r.status == "unreachable":
+        if r.status == Status.UNREACHABLE:
             rows[name].reachable = False
             rows[name].problems.append("unreachable")
-        elif r.status == "failed" and not rows[name].problems:
+        elif r.status == Status.FAILED and not rows[name].problems:
             rows[name].problems.append(r.msg)
     return [rows[h.name] for h in inv.hosts]
 

@@ -1,7 +1,7 @@
 """Pure XML editing of one EI 6.6.0 Business Process node's configuration (reference §4).
 
 No I/O, no network, no clock: `render_node_config(originals, params)` maps the current bytes of
-each file in `CONF_FILES` to the wanted bytes; the configure step (tasks/steps/node_config.py)
+each file in `CONF_FILES` to the wanted bytes; the configure step (tasks/steps/node_config/)
 reads the files, diffs and writes them. Each file is edited in place by the byte-preserving
 editor (tasks/engine/xmledit.py), so comments, layout and the user's other settings stay, and
 rendering its own output returns identical bytes. Which elements each file gets:

@@ -174,7 +174,7 @@ def test_lb_before_certs_stops_and_writes_nothing(env):
     assert p.returncode != 0
     assert "run `fab certs` first" in out_of(p)
     assert lab.exec("lb", "ls /etc/nginx/conf.d/").stdout.strip() == ""
-    assert "bps-deploy lb-names" not in lab.exec("node1", "cat /etc/hosts").stdout
+    assert "bps-deploy names" not in lab.exec("node1", "cat /etc/hosts").stdout
 
 
 def test_certs_first_run(env):

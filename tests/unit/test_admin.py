@@ -13,7 +13,9 @@ from tasks.steps import admin, node_config
 from tasks.wso2 import ei_xml
 
 from tasks.engine import remote
+from tasks.engine.report import Status
 from tasks.engine.runner import make_run
+from tests.fakes import fake_run, output
 from tests.paths import PROFILE_CONF as CONF
 from tests.unit.inv_factory import make_inv
 
@@ -120,7 +122,8 @@ def test_check_mode_says_what_it_would_do_and_runs_nothing(tmp_path, monkeypatch
     monkeypatch.setattr(remote, "read_facts", boom)
     assert admin.admin_step(run, {"node1": _state(OLD), "node2": _state(OLD)})
     text = stream.getvalue()
-    assert "[node1] admin: changed: would apply the admin password" in text, text
+    assert "[node1] admin: changed: would change (check mode)" in text, text
+    assert "~ apply the admin password (rotation pending: node1, node2)" in text
     assert "updateCredentialByAdmin(admin)" in text
     assert OLD not in text and NEW not in text
 
@@ -208,3 +211,82 @@ def test_seed_only_detection():
     assert not ei_xml.admin_seed_only_change(a, d)
     assert not ei_xml.admin_seed_only_change(None, a) and not ei_xml.admin_seed_only_change(a, a)
     assert not ei_xml.admin_seed_only_change(b"<broken", a)
+
+
+# --------------------------------------------------------------------- apply path, fake hosts
+
+
+def _admin_run(tmp_path, monkeypatch, old=None, **kw):
+    run, hosts = fake_run(_inv(tmp_path, old=old), monkeypatch, **kw)
+    return run, hosts
+
+
+def _said(run) -> dict:
+    return {r.host: r for r in run.rep.results if r.step == admin.STEP}
+
+
+def test_rotation_changes_on_node1_then_verifies_everywhere(tmp_path, monkeypatch):
+    run, hosts = _admin_run(tmp_path, monkeypatch, old=OLD)
+    hosts["node1"].answer(r"^ROTATE=1$", stdout="CHANGED\nNEW-OK\nOLD-REFUSED\n")
+    hosts["node2"].answer(r"^ROTATE=0$", stdout="NEW-OK\nOLD-REFUSED\n")
+    assert admin.admin_step(run, {"node1": _state(OLD), "node2": _state(OLD)})
+    r = _said(run)
+    assert r["node1"].status == Status.CHANGED
+    assert r["node1"].msg.startswith("admin password changed in the user store")
+    assert "the old one is refused" in r["node2"].msg and "its hash remembered" in r["node2"].msg
+    # node 1 first and alone: node 2 only verifies, after it
+    assert [len(h.scripts) for h in (hosts["node1"], hosts["node2"])] == [1, 1]
+    for n in ("node1", "node2"):
+        assert NEW not in hosts[n].scripts[0] and OLD not in hosts[n].scripts[0]
+    text = output(run)
+    assert NEW not in text and OLD not in text
+
+
+def test_noop_runs_nothing_and_says_why(tmp_path, monkeypatch):
+    run, hosts = _admin_run(tmp_path, monkeypatch)
+    assert admin.admin_step(run, {"node1": _state(NEW), "node2": _state(NEW)})
+    r = _said(run)
+    assert all(x.status == Status.OK and "already applied" in x.msg for x in r.values())
+    assert not any(h.scripts for h in hosts.values())
+
+
+def test_check_mode_on_fake_hosts_runs_nothing(tmp_path, monkeypatch):
+    run, hosts = _admin_run(tmp_path, monkeypatch, old=OLD, check=True, diff=True)
+    assert admin.admin_step(run, {"node1": _state(OLD), "node2": _state(OLD)})
+    r = _said(run)
+    assert r["node1"].status == Status.CHANGED and "would change (check mode)" in r["node1"].msg
+    assert any("updateCredentialByAdmin" in c for c in r["node1"].changes)
+    assert not any("updateCredentialByAdmin" in c for c in r["node2"].changes)
+    assert r["node1"].diffs == []  # nothing file-shaped: the user store changes
+    assert not any(h.scripts for h in hosts.values())
+
+
+def test_standalone_reads_the_states_in_one_command_per_node(tmp_path, monkeypatch):
+    run, hosts = _admin_run(tmp_path, monkeypatch)
+    for n in ("node1", "node2"):
+        hosts[n].answer(r"admin-password\.state", stdout=_state(NEW))
+    assert admin.admin_step(run)
+    assert [len(hosts[n].scripts) for n in ("node1", "node2")] == [1, 1]
+    assert all(x.status == Status.OK for x in _said(run).values())
+
+
+def test_failure_on_node1_is_named_and_the_others_are_skipped(tmp_path, monkeypatch):
+    run, hosts = _admin_run(tmp_path, monkeypatch, old=OLD)
+    hosts["node1"].answer(r"^ROTATE=1$", stderr="node1: updateCredentialByAdmin refused: "
+                          "Old credential does not match", exit=3)
+    assert not admin.admin_step(run, {"node1": _state(OLD), "node2": _state(OLD)})
+    r = _said(run)
+    assert r["node1"].status == Status.FAILED and "Old credential does not match" in r["node1"].msg
+    assert r["node2"].status == Status.SKIPPED and "change on node1 failed" in r["node2"].msg
+    assert not hosts["node2"].scripts
+
+
+def test_first_deploy_refused_password_gets_the_hint(tmp_path, monkeypatch):
+    run, hosts = _admin_run(tmp_path, monkeypatch)
+    for n in ("node1", "node2"):
+        hosts[n].answer(r"^ROTATE=0$", stderr=f"{n}: the new admin password does not log in",
+                        exit=4)
+    assert not admin.admin_step(run, {"node1": "", "node2": ""})
+    r = _said(run)
+    for n in ("node1", "node2"):
+        assert r[n].status == Status.FAILED and "set secrets.admin_password_old" in r[n].msg

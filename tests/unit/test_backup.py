@@ -136,11 +136,12 @@ def test_lb_rollback_is_validated_and_reloaded(inv, monkeypatch):
 
 
 def test_deploy_hint_names_the_run_and_fab_rollback(inv, monkeypatch):
+    from tasks.steps import node_config
     run, _ = fake_run(inv, monkeypatch)
-    cfg = deploy.node_config.ConfigureOutcome(True, changed={"node2"})
+    cfg = node_config.ConfigureOutcome(True, changed={"node2"})
     hint = deploy.rollback_hint(run, cfg)
     assert run.stamp in hint and "`fab rollback`" in hint and "node2" in hint
-    assert deploy.rollback_hint(run, deploy.node_config.ConfigureOutcome(True)) == ""
+    assert deploy.rollback_hint(run, node_config.ConfigureOutcome(True)) == ""
 
 
 # --------------------------------------------------------------------------- fab backup / restore
@@ -288,7 +289,7 @@ def test_restore_check_mode_verifies_and_plans_but_changes_nothing(inv, monkeypa
     hosts["node1"].files[DS] = FakeFile(b"<pw>changed</pw>", 0o600, "wso2", "wso2")
     assert restore.restore_step(run, folder, overwrite=False)  # check mode needs no flag
     text = output(run)
-    assert "drop and reload BPS_DS, WSO2_USER_DB from the backup" in text and "would start" in text
+    assert "drop and reload BPS_DS, WSO2_USER_DB from the backup" in text and "~ start EI" in text
     for h in hosts.values():
         assert not [sc for sc in h.scripts if "@@BPS-FACT-BEGIN" not in sc], h.name
     # a secret file (not world-readable) is never diffed in clear

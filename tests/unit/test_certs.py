@@ -1,4 +1,4 @@
-"""`fab certs`: fact parsing and pure plans (no host)."""
+"""`fab certs`: fact parsing and pure plans (no host); the apply path on fake hosts."""
 import base64
 import shutil
 import subprocess
@@ -14,11 +14,11 @@ from tests.paths import REPO
 from tasks.steps import certs  # noqa: E402
 
 from tasks.engine import remote
-from tests.unit.test_lb import make_inv  # noqa: E402
+from tests.unit.inv_factory import make_inv
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
-# captured from LB_CERT_PROBE on a real certificate (PEM line shortened: parsed separately)
+# captured from tasks/scripts/lb_cert_probe.sh on a real certificate (PEM line shortened: parsed separately)
 CAPTURED = """CERT=present
 subject=CN=ei.example.com
 notAfter=Nov 25 13:23:11 2026 GMT
@@ -35,7 +35,7 @@ KEYPUB=f19ffaa7f16eb6484bae6c74840d41af34fbe33f2eacbc14e58e5b58d881a32b
 
 @pytest.fixture
 def inv(tmp_path):
-    return make_inv(tmp_path)
+    return make_inv(tmp_path, 2)
 
 
 def info(**kw) -> certs.CertInfo:
@@ -165,8 +165,10 @@ def test_user_files(inv):
 def test_generate_script_keeps_sans_and_key_private(inv):
     s = certs.generate_script(inv, "20260101T000000Z")
     assert "-extfile" in s and "subjectAltName = DNS:ei.example.com,DNS:ui.ei.example.com" in s
-    assert "rsa_keygen_bits:3072" in s and "-days 365" in s
+    assert "KEY_BITS=3072\n" in s and "DAYS=365\n" in s and "MODE=generate\n" in s
+    assert '"rsa_keygen_bits:$KEY_BITS"' in s and '-days "$DAYS"' in s
     assert 'chmod 600 "$t/server.key"' in s and "CN = ei.example.com" in s
+    assert "{{" not in s and "backup_name" in s
 
 
 # --------------------------------------------------------------------- node plan
@@ -186,32 +188,32 @@ def st(sha):
 def test_node_noop_when_remembered():
     stores = [certs.StoreFacts(STORE, True, st("a"), ("a", "FP")),
               certs.StoreFacts(CARBON, False, st("b"), ("b", "FP"))]
-    p = certs.plan_node(stores, "FP", keytool=True)
+    p = certs.plan_truststores(stores, "FP", keytool=True)
     assert p.work == [] and p.error is None and len(p.up_to_date) == 2
 
 
 def test_node_work_when_store_or_cert_differs():
     stores = [certs.StoreFacts(STORE, True, st("a2"), ("a", "FP")),
               certs.StoreFacts(CARBON, False, st("b"), ("b", "OLD"))]
-    assert certs.plan_node(stores, "FP", True).work == [STORE, CARBON]
+    assert certs.plan_truststores(stores, "FP", True).work == [STORE, CARBON]
 
 
 def test_node_optional_store_missing_is_skipped():
     stores = [certs.StoreFacts(STORE, True, st("a"), None),
               certs.StoreFacts(CARBON, False, None, None)]
-    p = certs.plan_node(stores, "FP", True)
+    p = certs.plan_truststores(stores, "FP", True)
     assert p.work == [STORE] and p.skipped == [CARBON]
 
 
 def test_node_required_store_missing_is_an_error():
     stores = [certs.StoreFacts(STORE, True, None, None),
               certs.StoreFacts(CARBON, False, st("b"), None)]
-    p = certs.plan_node(stores, "FP", True)
+    p = certs.plan_truststores(stores, "FP", True)
     assert "missing" in p.error and STORE in p.error
 
 
 def test_node_without_keytool():
-    p = certs.plan_node([certs.StoreFacts(STORE, True, st("a"), None)], "FP", False)
+    p = certs.plan_truststores([certs.StoreFacts(STORE, True, st("a"), None)], "FP", False)
     assert "keytool not found" in p.error
 
 

@@ -15,7 +15,7 @@ from tasks.wso2 import ei_xml, jdbc
 from tasks.engine import inventory
 from tests.paths import WSO2_FILES
 from tests.unit.inv_factory import make_inv
-from tests.unit.test_db_plan import all_grants, done_facts, fresh_facts
+from tests.unit.test_db_plan import all_grants, done_facts, fresh_facts, settings_of
 
 CONF = WSO2_FILES / "wso2/business-process/conf"
 DROPIN = "/etc/mysql/mariadb.conf.d/zz-bps-deploy.cnf"
@@ -206,8 +206,9 @@ def test_legacy_dropin_is_replaced_and_its_values_kept(inv):
     assert p.dropin.content == db.render_dropin("127.0.0.1,192.0.2.3", 1000)
     assert p.remove_legacy == "/etc/mysql/mariadb.conf.d/60-bps-cluster.cnf"
     assert not p.restart and not p.errors
-    s = db.settings_script(p, f, "20240101T000000Z", inv)
-    assert "rm -f /etc/mysql/mariadb.conf.d/60-bps-cluster.cnf" in s
+    s = settings_of(p)
+    assert "LEGACY=/etc/mysql/mariadb.conf.d/60-bps-cluster.cnf\n" in s and "\nremove_legacy\n" in s
+    assert 'rm -f "$LEGACY"' in s
     # someone else's file by that name is not ours: left alone
     f.legacy_dropin = b"[mysqld]\nmax_connections = 10\n"
     assert db.plan_db(f, inv).remove_legacy is None
@@ -244,13 +245,15 @@ def test_bind_check_after_writing(tmp_path):
                                  "127.0.0.1, from: ")
 
 
-def test_node_read_carries_etc_hosts_only_when_managed(tmp_path):
+def test_node_read_carries_etc_hosts(tmp_path):
+    """One read per node: the pools and /etc/hosts (also with etc_hosts off: an old block of
+    ours is then removed)."""
     inv = make_inv(tmp_path)
     probes = db.node_probes(inv)
     assert set(probes) == {*db.DS_FILES, "/etc/hosts"}
     assert "/opt/wso2ei-6.6.0/wso2/business-process/conf/datasources/bps-datasources.xml" in \
         probes["datasources/bps-datasources.xml"]
-    assert "/etc/hosts" not in db.node_probes(make_inv(tmp_path, cluster={"etc_hosts": False}))
+    assert "/etc/hosts" in db.node_probes(make_inv(tmp_path, cluster={"etc_hosts": False}))
 
 
 # --------------------------------------------------------------------------- 10. JDBC URL
@@ -380,4 +383,4 @@ def test_server_capping_max_connections_at_start_is_explained(inv):
     p = db.plan_db(f, inv)
     assert p.admin_sql == ["SET GLOBAL max_connections = 720;"]
     assert any("runs with max_connections = 594 although its configuration says 1000" in n
-               and "open-files limit" in n for n in p.notes)
+               and "open-files limit" in n for n in p.warnings)

@@ -61,6 +61,13 @@ def fresh_facts(**kw) -> db.DbFacts:
     return db.DbFacts(**base)
 
 
+def settings_of(p) -> str:
+    """The script the plan's settings action runs (drop-in, old drop-in, restart)."""
+    st = next(a.run.__self__ for a in p.actions
+              if isinstance(getattr(a.run, "__self__", None), db.Settings))
+    return st.script()
+
+
 # --------------------------------------------------------------------------- tables / scripts
 
 
@@ -227,7 +234,7 @@ def test_plan_missing_grant_and_other_accounts(inv):
     p = db.plan_db(done_facts(inv, grants=grants,
                               users={"192.0.2.11": True, "192.0.2.12": True, "%": True}), inv)
     assert p.admin_sql == ["GRANT ALL PRIVILEGES ON `BPS_DS`.* TO 'wso2bps'@'192.0.2.12';"]
-    notes = " ".join(p.notes)
+    notes = " ".join(p.warnings)
     assert "'wso2bps'@'%'" in notes and "OTHER_DB" in notes  # reported, left alone
 
 
@@ -311,7 +318,8 @@ def test_parse_facts(inv):
     raw = {"sql": Fact(SQL_OUT, 0),
            "cnf": Fact("--socket=/run/mysqld/mysqld.sock\n--bind-address=127.0.0.1\n"
                        "--max_connections=500", 0),
-           "confdir": Fact("/etc/mysql/mariadb.conf.d\nMISSING", 0),
+           "confdir": Fact("/etc/mysql/mariadb.conf.d", 0),
+           "dropin:/etc/mysql/mariadb.conf.d": Fact("MISSING", 0),
            "init": Fact("sysv\nmariadb", 0)}
     f = db.parse_db_facts(raw, "db", inv)
     assert f.running and f.server.label == "MariaDB 10.11.6"
@@ -332,9 +340,10 @@ def test_parse_facts_existing_dropin(inv):
     import base64
     content = db.render_dropin("127.0.0.1,10.0.0.3", 1000)
     raw = {"sql": Fact(SQL_OUT, 0), "cnf": Fact("", 0), "init": Fact("systemd\nmysql", 0),
-           "confdir": Fact("/etc/mysql/mariadb.conf.d\n644 root root "
-                           + hashlib.sha256(content).hexdigest() + "\n"
-                           + base64.b64encode(content).decode(), 0)}
+           "confdir": Fact("/etc/mysql/mariadb.conf.d", 0),
+           "dropin:/etc/mysql/mariadb.conf.d": Fact(
+               "644 root root " + hashlib.sha256(content).hexdigest() + "\n"
+               + base64.b64encode(content).decode(), 0)}
     f = db.parse_db_facts(raw, "db", inv)
     assert f.dropin == content and f.dropin_state.mode == 0o644
     assert f.bind_configured is None  # not set anywhere: all interfaces
@@ -368,13 +377,16 @@ def test_scripts_keep_secrets_off_argv(tmp_path):
     admin_pw = "s3cret-db_admin_password"
     # the admin password is only in base64, decoded into a here-document on fd 3: no file
     assert admin_pw not in sql and APP_PW not in sql
-    assert cnf_of(sql) == f'[client]\nuser="dbadmin"\npassword="{admin_pw}"\n'
+    assert sql.startswith(db.client_prelude(inv))
+    assert cnf_of(db.client_prelude(inv)) == \
+        f'[client]\nuser="dbadmin"\npassword="{admin_pw}"\n'
     assert "mktemp" not in sql and "/tmp" not in sql
     # the client's command line: only the option file's name
     assert re.search(r'"\$BPS_CLIENT" --defaults-extra-file=/dev/fd/3 --connect-timeout=10 '
                      r'"\$@" 3<<__BPS_CNF__', sql)
     # the app password itself never leaves: only its hash, compared on the server
-    assert f"authentication_string = '{h}'" in sql
+    assert f"authentication_string = {db.lit(h)}" in db.sql.facts_sql(inv, h)
+    assert h in sql and APP_PW not in sql
 
 
 def test_default_admin_is_root_socket(inv):
@@ -413,10 +425,10 @@ def test_load_script_one_client_per_database(inv):
     sources = {s: f"CREATE TABLE T_{i} (A INT);\n".encode()
                for i, s in enumerate(db.needed_scripts(p))}
     script = db.load_script(inv, p.loads, sources)
-    assert script.count("bps_sql --database=") == len(p.loads) == 6
+    assert script.count('bps_sql --database="$DB"') == len(p.loads) == 6
     # Activiti: one invocation, scripts in order engine -> history -> identity -> substitute
     # -> metadata
-    act = script.split("bps_sql --database=ACTIVITI_DB", 1)[1].split("@@LOAD", 1)[0]
+    act = script.split("DB=ACTIVITI_DB\n", 1)[1].split("@@LOAD", 1)[0]
     order = [sources[s].decode().strip() for s in p.loads[-1].scripts]
     assert [act.index(x) for x in order] == sorted(act.index(x) for x in order)
 
@@ -425,31 +437,14 @@ def test_settings_script_restart_and_rollback(rinv):
     inv = rinv
     f = fresh_facts()
     p = db.plan_db(f, inv)
-    s = db.settings_script(p, f, "20240101T000000Z", inv)
-    assert "service mariadb restart" in s and "previous settings restored" in s
+    s = settings_of(p)
+    assert "RESTART=1\n" in s and "INIT=sysv\nSERVICE=mariadb\n" in s
+    assert 'service "$SERVICE" restart' in s and "previous settings restored" in s
     assert "zz-bps-deploy.cnf" in s
     # the bind check runs before the restart, inside the validation (a failure restores)
-    assert s.index(db.BIND_OTHER) < s.index("service mariadb restart </dev/null")
-
-
-# --------------------------------------------------------------------------- /etc/hosts
-
-
-def test_etc_hosts_block(inv):
-    line = db.etc_hosts_line(inv)
-    assert line == "192.0.2.3\tcarbondb.example.com"
-    text = "127.0.0.1 localhost\n10.0.0.9 carbondb.example.com # old\n"
-    new, notes = db.plan_etc_hosts(text, line, "carbondb.example.com")
-    assert new.startswith(text)
-    assert "# BEGIN bps-deploy db-name (managed, do not edit)\n192.0.2.3\tcarbondb.example.com\n" \
-        in new
-    assert notes and "10.0.0.9" in notes[0]
-    again, notes2 = db.plan_etc_hosts(new, line, "carbondb.example.com")
-    assert again == new
-
-
-def test_etc_hosts_off(tmp_path):
-    assert db.etc_hosts_line(make_inv(tmp_path, cluster={"etc_hosts": False})) is None
+    body = s.split("settings_check() {", 1)[1]
+    assert body.index("bind_check") < body.index("restart_server </dev/null")
+    assert "vout=$( settings_check 2>&1 )" in s
 
 
 def test_task_registered():

@@ -416,7 +416,7 @@ def test_option_file_round_trips_through_the_client(tmp_path, pw):
     inv = load_raw(tmp_path, raw)
     assert inv.secrets.db_admin_password == pw
     sql = db.client_prelude(inv)
-    cnf = base64.b64decode(re.search(r"BPS_CNF_B64='(.*?)'", sql).group(1)).decode()
+    cnf = base64.b64decode(re.search(r"^BPS_CNF_B64='?([^'\n]*)'?$", sql, re.M).group(1)).decode()
     assert cnf.count("\n") == 3  # [client], user, password: nothing else
     assert print_defaults(tmp_path, cnf) == {"user": "db.admin-1", "password": pw}
 

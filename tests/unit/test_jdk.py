@@ -140,10 +140,11 @@ def test_probe_of_a_missing_java_home(tmp_path):
 def test_start_uses_java_home_as_java_home(tmp_path):
     inv = make_inv(tmp_path, cluster={"java_home": "/opt/jdk-11"})
     s = services._as_service_user(inv, "start")
-    assert s.startswith("jh=/opt/jdk-11\n") and 'JAVA_HOME="$jh"' in s
-    assert "command -v java" not in s
-    # without java_home: derived from the java on PATH, as before
-    assert "command -v java" in services._as_service_user(make_inv(tmp_path), "start")
+    assert "\nJAVA_HOME_WANTED=/opt/jdk-11\n" in s and 'env JAVA_HOME="$_jh"' in s
+    assert s.endswith("ei_ctl start\n")
+    # without java_home: derived from the java on PATH (ei_start.sh), as before
+    s = services._as_service_user(make_inv(tmp_path), "start")
+    assert "\nJAVA_HOME_WANTED=''\n" in s and "command -v java" in s
 
 
 def test_keytool_comes_from_java_home(tmp_path):

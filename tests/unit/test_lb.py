@@ -1,5 +1,7 @@
 """`fab lb`: pure planning and template rendering (no host)."""
 import dataclasses
+import hashlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ DEBIAN_SITE = dict(default_site=True, default_site_kind="link",
 
 
 def facts(**kw) -> lb.LbFacts:
-    base = dict(nginx_version=(1, 22, 1), nginx_running=True, systemd=False, cert_present=True,
+    base = dict(nginx_version=(1, 22, 1), nginx_running=True, cert_present=True,
                 key_present=True, default_site=False, files={}, hosts_content=b"127.0.0.1 localhost\n",
                 hosts_state=remote.FileState("x", 0o644, "root", "root"))
     base.update(kw)
@@ -150,7 +152,7 @@ def test_nginx_extra_in_service_vhosts(tmp_path):
 
 def test_undefined_value_names_template_and_line(inv, tmp_path, monkeypatch):
     (tmp_path / "bad.j2").write_text("a\nb {{ nope }}\n")
-    monkeypatch.setattr(lb, "TEMPLATES", tmp_path)
+    monkeypatch.setattr(lb.vhosts, "TEMPLATES", tmp_path)
     with pytest.raises(lb.RenderError) as e:
         lb.render("bad.j2", {})
     assert "templates/bad.j2:2" in str(e.value) and "nope" in str(e.value)
@@ -158,7 +160,7 @@ def test_undefined_value_names_template_and_line(inv, tmp_path, monkeypatch):
 
 def test_syntax_error_names_template_and_line(tmp_path, monkeypatch):
     (tmp_path / "bad.j2").write_text("a\n\n{% if x %}\n")
-    monkeypatch.setattr(lb, "TEMPLATES", tmp_path)
+    monkeypatch.setattr(lb.vhosts, "TEMPLATES", tmp_path)
     with pytest.raises(lb.RenderError) as e:
         lb.render("bad.j2", {"x": 1})
     assert "templates/bad.j2:" in str(e.value) and "syntax error" in str(e.value)
@@ -236,7 +238,7 @@ def test_etc_hosts_keeps_mode(inv):
 def test_parse_facts():
     raw = {
         "nginx": remote.Fact("nginx version: nginx/1.22.1", 0),
-        "running": remote.Fact("running", 0), "systemd": remote.Fact("no", 0),
+        "running": remote.Fact("running", 0),
         "cert": remote.Fact("present", 0), "key": remote.Fact("missing", 0),
         "default_site": remote.Fact("link /etc/nginx/sites-available/default\nmd5 abc\n"
                                     "pkg abc", 0),
@@ -247,7 +249,7 @@ def test_parse_facts():
     for v in lb.VHOSTS:
         raw[f"file:/etc/nginx/conf.d/{v}"] = remote.Fact("MISSING", 0)
     f = lb.parse_lb_facts(raw)
-    assert f.nginx_version == (1, 22, 1) and f.nginx_running and not f.systemd
+    assert f.nginx_version == (1, 22, 1) and f.nginx_running
     assert f.cert_present and not f.key_present and f.default_site
     assert (f.default_site_kind, f.default_site_target) == ("link", lb.DEBIAN_DEFAULT)
     assert f.default_site_md5 == f.default_site_pkg_md5 == "abc" and f.nginx_dump is None
@@ -265,10 +267,46 @@ def test_nginx_message_keeps_file_and_line():
 
 
 def test_service_script_variants():
-    assert "systemctl reload nginx" in lb.nginx_service_script("reload", True)
-    s = lb.nginx_service_script("reload", False)
-    assert "service nginx reload" in s and "nginx -s reload" in s
-    assert "else nginx; fi" in lb.nginx_service_script("start", False)
+    """One static script (shellcheck checks it) for every way nginx is run; the header picks."""
+    s = lb.nginx_service_script("reload")
+    assert s.startswith("ACTION=reload\nIF_RUNNING=0\nVALIDATE=0\n")
+    assert 'systemctl "$ACTION" nginx' in s and 'service nginx "$ACTION"' in s
+    assert "nginx -s reload" in s
+    assert lb.nginx_service_script("reload", if_running=True, validate=True).startswith(
+        "ACTION=reload\nIF_RUNNING=1\nVALIDATE=1\n")
+
+
+def _sh(script: str, tmp_path, path_dir) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                          env={"PATH": f"{path_dir}:/usr/bin:/bin"}, cwd=tmp_path)
+
+
+def test_default_site_probe_and_disable_on_local_files(tmp_path):
+    """The probe and the disable script against a scratch tree (no root): a link is described,
+    then moved to a backup; a failing nginx -t puts it back."""
+    site, pkg = tmp_path / "sites-enabled" / "default", tmp_path / "sites-available" / "default"
+    site.parent.mkdir()
+    pkg.parent.mkdir()
+    pkg.write_text("server {}\n")
+    site.symlink_to(pkg)
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "nginx").write_text("#!/bin/sh\nexit ${NGINX_RC:-0}\n")
+    (bin_ / "nginx").chmod(0o755)
+    probe = remote.script("nginx_default_site.sh", ACTION="probe", SITE=site, PACKAGE_SITE=pkg,
+                          BACKUP="")
+    got = lb.parse_default_site(_sh(probe, tmp_path, bin_).stdout)
+    assert got["kind"] == "link" and got["target"] == str(pkg)
+    assert got["md5"] == hashlib.md5(b"server {}\n").hexdigest()
+    bak = tmp_path / "bak" / "sites-enabled%default.20260101T000000Z~"
+    disable = remote.script("nginx_default_site.sh", ACTION="disable", SITE=site,
+                            PACKAGE_SITE=pkg, BACKUP=bak)
+    r = _sh("export NGINX_RC=1\n" + disable, tmp_path, bin_)
+    assert r.returncode == 3 and "default site restored" in r.stderr and site.is_symlink()
+    r = _sh(disable, tmp_path, bin_)
+    assert r.returncode == 0 and not site.exists() and not site.is_symlink(), r.stderr
+    # a link, kept apart from the run manifests (fab rollback rewrites files, never links)
+    assert bak.is_symlink() and not (tmp_path / "bak" / "runs").exists()
 
 
 # --------------------------------------------------------------------- hostile input: item 3
@@ -421,7 +459,7 @@ def test_rendered_vhosts_are_well_formed(tmp_path, monkeypatch):
     for sp in lb.render_vhosts(inv, (1, 22, 1)):
         assert nginx_conf.structure_problem(sp.content.decode()) is None
     # a template that renders an unbalanced file is refused before anything is written
-    monkeypatch.setattr(lb, "tidy", lambda t: t + "}\n")
+    monkeypatch.setattr(lb.vhosts, "tidy", lambda t: t + "}\n")
     with pytest.raises(lb.RenderError, match="not well-formed"):
         lb.render_vhosts(inv, (1, 22, 1))
 
@@ -603,5 +641,86 @@ def test_node_hosts_writes_the_lb_names_block_once(inv, monkeypatch):
     node = inv.nodes[0]
     hosts[node.name].files["/etc/hosts"] = b"127.0.0.1 localhost\n"
     r = lb.node_hosts(run, run.session(node))
-    assert r.status == "changed" and any("LB names block" in c for c in r.changes)
+    assert r.status == "changed" and any("map ei.example.com ui.ei.example.com" in c
+                                         for c in r.changes)
     assert len(hosts[node.name].scripts) == 2  # one fact read, one write
+    # settled for this run: a later step does not read it again
+    assert lb.node_hosts(run, run.session(node)).status == "ok"
+    assert len(hosts[node.name].scripts) == 2
+
+
+# --------------------------------------------------------------------- lb_host_step, fake LB
+
+
+def fake_lb(inv, monkeypatch, *, running=True, site="absent\nmd5 \npkg \n", current=True,
+            **kw):
+    """A fake LB answering every probe of lb_probes; `current`: it holds what we render."""
+    run, hosts = fake_run(inv, monkeypatch, **kw)
+    h = hosts["lb"]
+    h.answer(r"nginx -v", stdout="nginx version: nginx/1.22.1")
+    h.answer(r"^ACTION=status$", stdout="running" if running else "stopped")
+    h.answer(r"^ACTION=probe$", stdout=site)
+    h.answer(r"\[ -s .*/server\.(crt|key)", stdout="present")
+    h.answer(r"/proc/1/comm", stdout="none bash")
+    hosts_text = remote.managed_block("127.0.0.1 localhost\n", lb.hosts_block(inv),
+                                      lb.HOSTS_MARKER).encode()
+    h.files["/etc/hosts"] = hosts_text
+    if current:
+        for sp in lb.render_vhosts(inv, (1, 22, 1)):
+            h.files[sp.path] = sp.content
+    return run, hosts
+
+
+def lb_scripts(hosts) -> list[str]:
+    return [s for s in hosts["lb"].scripts if "@@BPS-FACT-BEGIN" not in s]
+
+
+def test_lb_host_step_noop_is_one_fact_read(inv, monkeypatch):
+    run, hosts = fake_lb(inv, monkeypatch)
+    r = lb.lb_host_step(run)
+    assert r.status == "ok" and "no reload" in r.msg, r.msg
+    assert len(hosts["lb"].scripts) == 1
+
+
+def test_lb_host_step_disables_debian_site_first_then_writes_and_reloads(inv, monkeypatch):
+    site = f"link {lb.DEBIAN_DEFAULT}\nmd5 {PKG_MD5}\npkg {PKG_MD5}\n"
+    run, hosts = fake_lb(inv, monkeypatch, site=site, current=False)
+    r = lb.lb_host_step(run)
+    assert r.status == "changed", r.msg
+    steps = lb_scripts(hosts)
+    assert "\nACTION=disable\n" in steps[0] and "sites-enabled%default." in steps[0]
+    assert "nginx -t" in steps[1] and "\nACTION=reload\n" in steps[2]
+    assert any("disable Debian's default site" in c for c in r.changes)
+
+
+def test_default_site_that_fails_nginx_t_is_restored_and_named(inv, monkeypatch):
+    site = f"link {lb.DEBIAN_DEFAULT}\nmd5 {PKG_MD5}\npkg {PKG_MD5}\n"
+    run, hosts = fake_lb(inv, monkeypatch, site=site, current=False)
+    hosts["lb"].rules.insert(0, (re.compile(r"^ACTION=disable$", re.M), remote.CmdResult(
+        "", "nginx: [emerg] host not found in /etc/nginx/conf.d/x.conf:2\n"
+            "validation failed: default site restored\n", 3)))
+    r = lb.lb_host_step(run)
+    assert r.status == "failed" and "the site was restored" in r.msg
+    assert "/etc/nginx/conf.d/x.conf:2" in r.msg
+    assert r.changes == []  # nothing changed: the link is back
+    assert len(lb_scripts(hosts)) == 1  # no vhost written, no reload
+
+
+def test_stopped_nginx_is_started_not_reloaded_and_check_mode_runs_nothing(inv, monkeypatch):
+    run, hosts = fake_lb(inv, monkeypatch, running=False, check=True, diff=True)
+    r = lb.lb_host_step(run)
+    assert r.status == "changed" and "would change (check mode)" in r.msg
+    assert r.changes == ["start nginx (not running)"] and not lb_scripts(hosts)
+    run, hosts = fake_lb(inv, monkeypatch, running=False)
+    r = lb.lb_host_step(run)
+    assert r.status == "changed"
+    start, verify = lb_scripts(hosts)
+    assert "\nACTION=start\n" in start and "reload" not in start.split("# shellcheck")[0]
+    assert "nginx -T" in verify  # the live config checked for name conflicts
+
+
+def test_config_mistake_is_refused_through_the_runner(inv, monkeypatch):
+    run, hosts = fake_lb(inv, monkeypatch)
+    r = lb.lb_host_step(run, drain=frozenset({"node9"}))
+    assert r.status == "failed" and "cannot drain node9: no such node" in r.msg
+    assert len(hosts["lb"].scripts) == 1  # the fact read only

@@ -72,7 +72,7 @@ def lb_facts(inv, drain=frozenset()):
     specs = lb.render_vhosts(inv, (1, 22, 1), drain)
     marks = "".join(sorted({f"# {n} (drained)\n" for n in drain}))
     return lb.LbFacts(
-        nginx_version=(1, 22, 1), nginx_running=True, systemd=False, cert_present=True,
+        nginx_version=(1, 22, 1), nginx_running=True, cert_present=True,
         key_present=True, default_site=False,
         files={sp.path: remote.FileState(sp.sha256, 0o644, "root", "root") for sp in specs},
         hosts_content=remote.managed_block("", lb.hosts_block(inv), lb.HOSTS_MARKER).encode(),
@@ -117,6 +117,6 @@ def test_no_drain_no_change(inv):
 
 def test_ei_starts_with_a_utf8_locale(inv):
     script = services._as_service_user(inv, "start")
-    assert "LANG=C.UTF-8 LC_ALL=C.UTF-8 sh " in script
+    assert "\nLOCALE=C.UTF-8\n" in script and 'LANG="$LOCALE" LC_ALL="$LOCALE" sh ' in script
     # after `env`, so the service user's JVM gets it (our scripts run with LC_ALL=C)
-    assert script.index("env JAVA_HOME") < script.index("LC_ALL=C.UTF-8")
+    assert script.index("env JAVA_HOME") < script.index('LC_ALL="$LOCALE"')

@@ -35,7 +35,14 @@ def imports_of(name: str) -> set[str]:
     `from pkg import mod` is an edge to the module; `from pkg import name`, to the package."""
     path = NAMES[name]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    # `if TYPE_CHECKING:` imports exist for annotations only: no runtime edge
+    typing_only = {id(n) for blk in ast.walk(tree) if isinstance(blk, ast.If)
+                   and getattr(blk.test, "id", "") == "TYPE_CHECKING"
+                   for stmt in blk.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):

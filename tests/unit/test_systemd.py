@@ -172,7 +172,9 @@ def test_migration_stops_the_outside_jvm_before_systemd_starts():
     steps = systemd.start_commands(u, jvm_running=True)
     assert steps == ["stop-outside", "systemctl-start"]
     script = systemd.unit_script(steps)
-    assert script.index("ei_stop") < script.index("systemctl start")
+    assert script.index("stop_outside") < script.index("unit_start")
+    lib = remote.script("ei_process.sh")  # stop_outside is ei_stop; unit_start systemctl start
+    assert "ei_stop" in lib.split("stop_outside() {")[1].split("}")[0]
 
 
 def test_restart_under_systemd_is_stop_then_start():
@@ -186,16 +188,17 @@ def test_stop_under_systemd_goes_through_systemctl_first():
     u = systemd.UnitState(True, "active", "running", "7", inside=("9",), outside=("5",),
                           loaded=True)
     assert systemd.stop_commands(u) == ["systemctl-stop", "stop-outside"]
-    script = systemd.unit_script(systemd.stop_commands(u))
-    assert "Result" in script and "killed" in script  # a SIGKILL after TimeoutStopSec is said
+    assert systemd.unit_script(systemd.stop_commands(u)) == "unit_stop\nstop_outside\n"
+    body = remote.script("ei_process.sh").split("unit_stop() {")[1].split("\n}")[0]
+    assert "Result" in body and "killed" in body  # a SIGKILL after TimeoutStopSec is said
 
 
 def test_stop_script_picks_the_way_from_the_unit(tmp_path):
     inv = make_inv(tmp_path)
     old = services.stop_script(inv)
-    assert "systemctl" not in old.split("ei_limits() {")[1] and old.endswith("ei_stop\n")
+    assert old.endswith("}\nei_stop\n")  # the library, then only ei_stop: no systemctl
     managed = systemd.UnitState(True, "active", "running", "7", inside=("9",), loaded=True)
-    assert "systemctl stop" in services.stop_script(inv, managed)
+    assert services.stop_script(inv, managed).endswith("unit_stop\n")
 
 
 # --------------------------------------------------------------------------- sysctl
@@ -306,7 +309,8 @@ def test_plan_applies_the_dropin_on_a_real_host_until_the_kernel_has_it(tmp_path
     inv = make_inv(tmp_path)
     plan = systemd.plan_system(inv, inv.nodes[0], _facts(SYSTEMD_HOST), systemd.UnitState(True))
     assert plan.apply_sysctl
-    assert "sysctl -q -p /etc/sysctl.d/60-wso2ei.conf" in systemd.system_script(plan, "S", 10)
+    script = systemd.system_script(plan, "S", 10)
+    assert script.endswith("sysctl_apply\n") and "DROPIN=/etc/sysctl.d/60-wso2ei.conf\n" in script
     applied = {s.key: v for s, v in systemd.wanted_sysctls(RUNNING)}
     drop = systemd.render_sysctl(applied)
     assert drop == systemd.render_sysctl(RUNNING)  # stable once applied

@@ -142,11 +142,15 @@ def managed_block(text: str, block: list[str], marker: str = "bps-deploy") -> st
 
 
 def block_change(path: str, current: bytes | None, state: FileState | None,
-                 block: list[str], marker: str) -> list[FileChange]:
+                 block: list[str], marker: str, legacy: tuple[str, ...] = ()) -> list[FileChange]:
     """Pure: the write that puts `block` between our markers in a text file (an empty block
-    removes ours), keeping the file's owner and mode; [] when nothing changes."""
+    removes ours), keeping the file's owner and mode; [] when nothing changes. Blocks under
+    the `legacy` markers (our older names for it) are removed in the same write."""
     text = (current or b"").decode("utf-8", "replace")
-    new = managed_block(text, block, marker)
+    new = text
+    for old in legacy:
+        new = managed_block(new, [], old)
+    new = managed_block(new, block, marker)
     if new == text or (current is None and not block):
         return []
     spec = FileSpec(path, new.encode(), state.owner if state else "root",

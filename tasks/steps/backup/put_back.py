@@ -78,7 +78,7 @@ def put_back_plan(run, host: Host, wanted: list[FileSpec], current: dict[str, Fi
     if reload_units:
         plan.add("systemctl daemon-reload", lambda s: None)  # in the write's script
     if host.role == "lb":
-        plan.add("reload nginx", lambda s: _run(s, lb.nginx_service_script("reload", systemd),
+        plan.add("reload nginx", lambda s: _run(s, lb.nginx_service_script("reload"),
                                                 "reload nginx") and None)
     elif host.role == "db":
         plan.warnings.append("the database server reads its drop-in at its next restart; "
