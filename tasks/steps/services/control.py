@@ -53,8 +53,10 @@ def start_script(inv: Inventory, st: NodeState) -> tuple[str, list[str]]:
         return (process_lib(inv) + start_lib(inv) + systemd.unit_script(stops)
                 + "ei_clear_stale_pid\n" + systemd.unit_script(["systemctl-start"])), stops
     stops = ["stop"] if st.running else []
+    # Secure Vault: without systemd, the keystore password reaches the product here (the
+    # unit's ExecStartPre does it under systemd)
     return (process_lib(inv) + start_lib(inv) + ("ei_stop\n" if st.running else "")
-            + "ei_clear_stale_pid\nei_ctl start\n"), stops
+            + "ei_clear_stale_pid\n" + vault.password_tmp_script(inv) + "ei_ctl start\n"), stops
 
 
 def _stop_outcome(res: remote.CmdResult) -> str:
