@@ -29,3 +29,5 @@ for _task in (_backup.backup, _backup.restore, _backup.rollback):
     ns.add_task(_task)
 from .engine import runner as _runner  # noqa: E402
 _runner.DATA_LOSS_GUARDS.append(_take.before_data_loss)  # fab db-init --drop backs up first
+from .steps.membership import remove  # noqa: E402  (fab remove-node)
+ns.add_task(remove.remove_node)

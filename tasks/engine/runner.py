@@ -50,12 +50,24 @@ class Run:
         return self.opts.check
 
     def session(self, host: Host) -> HostSession:
-        with self._locks[host.name]:
+        # a host outside hosts.toml (a node being removed) gets its lock on first use
+        with self._locks.setdefault(host.name, threading.Lock()):
             s = self._sessions.get(host.name)
             if s is None:
+                # the inventory's own Host of that name: it may know more (set_inventory)
+                host = next((h for h in self.inv.hosts if h.name == host.name), host)
                 s = remote.connect(self.inv, host)
                 self._sessions[host.name] = s
             return s
+
+    def set_inventory(self, inv: Inventory) -> None:
+        """The same hosts with more known about them (steps/membership: each node's recorded
+        identity): open sessions carry the new Host from now on."""
+        self.inv = inv
+        for h in inv.hosts:
+            s = self._sessions.get(h.name)
+            if s is not None:
+                s.host = h
 
     def sessions(self) -> dict[str, HostSession]:
         return dict(self._sessions)

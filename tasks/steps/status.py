@@ -22,6 +22,7 @@ from ..engine.cli import session
 from ..engine.remote import HostSession
 from ..engine.report import Status, StepResult
 from ..engine.runner import Run
+from .membership import record as members
 
 COLUMNS = ("host", "role", "reachable", "service", "healthy", "pending", "drained", "drift",
            "cert_days", "schema", "artifacts")
@@ -164,6 +165,7 @@ def drift_of(run: Run, s: HostSession) -> StepResult:
 
 def collect(run: Run) -> list[Row]:
     """Read every host (nothing changes) and fill one row per host."""
+    members.ensure(run)  # the nodes' identities (drift is planned with them) and the orphans
     inv = run.inv
     rows = {h.name: Row(h.name, h.role) for h in inv.hosts}
     res = run.each(inv.nodes, "status", lambda s: node_row(run, s, rows[s.name]))
@@ -192,7 +194,18 @@ def collect(run: Run) -> list[Row]:
             rows[name].problems.append("unreachable")
         elif r.status == Status.FAILED and not rows[name].problems:
             rows[name].problems.append(r.msg)
-    return [rows[h.name] for h in inv.hosts]
+    return [rows[h.name] for h in inv.hosts] + orphan_rows(run)
+
+
+def orphan_rows(run: Run) -> list[Row]:
+    """A node the identity record has and hosts.toml no longer lists (read with drift)."""
+    out = []
+    for o in members.ensure(run).orphans:
+        why = (f"ORPHAN: recorded ({o.address}, REGISTRY_LOCAL{o.number}) but not in hosts.toml;"
+               f" run `fab remove-node {o.name}`")
+        run.rep.record(StepResult(o.name, "status", "failed", why))
+        out.append(Row(o.name, "node", service="?", healthy="?", problems=[why]))
+    return out
 
 
 @task(name="status", help={"parallel": "hosts read at once (default 16)",

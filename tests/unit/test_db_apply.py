@@ -132,7 +132,8 @@ def test_no_op_runs_nothing(inv, monkeypatch):
     assert db.db_step(run) is True
     out = output(run)
     assert "[db] db-init: ok: MariaDB 10.11.6 found; databases, users, grants" in out
-    assert writes(hosts["db"]) == [] and len(hosts["db"].scripts) == 1
+    # the identity record (steps/membership; `fab deploy` reads it in its preflight), the facts
+    assert writes(hosts["db"]) == [] and len(hosts["db"].scripts) == 2
     for n in inv.nodes:
         assert len(hosts[n.name].scripts) == 1  # one read: pools and /etc/hosts
         assert f"[{n.name}] etc-hosts: ok: /etc/hosts already maps" in out

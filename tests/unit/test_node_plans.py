@@ -1,5 +1,6 @@
 """Pure parts of the node steps: the JDBC driver plan, node state parsing, membership change
 detection, the configure plan on WSO2's shipped files, the deploy lock's staleness rule."""
+import dataclasses
 import hashlib
 import os
 import sys
@@ -108,7 +109,7 @@ def test_configure_plan_on_shipped_files_then_no_change(tmp_path):
     assert "pw-db_password" not in script.split("base64 -d")[0]  # secrets only inside payloads
 
 
-def test_adding_a_node_is_a_membership_change_only_in_axis2(tmp_path):
+def test_adding_a_node_changes_only_axis2_and_rolls(tmp_path):
     inv2, jar = _inv(tmp_path)
     inv3, _ = _inv(tmp_path, nodes=3)
     shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
@@ -116,7 +117,11 @@ def test_adding_a_node_is_a_membership_change_only_in_axis2(tmp_path):
     lib = {"mariadb-java-client.jar": hashlib.sha256(jar).hexdigest()}
     plan = node_config.plan_node(inv3, inv3.nodes[0], _facts(done, lib), jar)
     assert [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] == ["axis2.xml"]
-    assert plan.membership_changed
+    # only the member list: a rolling restart (steps/membership), not a stop of every node
+    assert not plan.membership_changed
+    other = dataclasses.replace(inv3, cluster=dataclasses.replace(inv3.cluster, domain="x.y"))
+    assert node_config.plan_node(other, other.nodes[0], _facts(done, lib),
+                                 jar).membership_changed  # another domain: all stop
 
 
 def test_node_params_per_node(tmp_path):

@@ -66,9 +66,22 @@ class Host:
     ssh_address: str  # where we SSH to (defaults to address)
     index: int = 0  # nodes: 1-based position = start order
     nat: bool = False  # `address` is not on the host's own interfaces (NAT): not checked
+    # nodes: the recorded identity (steps/membership); 0/None until a run has read it, and
+    # then the position decides, as it did before identities were recorded
+    registry: int = field(default=0, compare=False)
+    writer: bool | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def registry_number(self) -> int:
+        """The n of this node's REGISTRY_LOCALn."""
+        return self.registry or self.index
+
+    @property
+    def registry_writer(self) -> bool:
+        return self.writer if self.writer is not None else self.index == 1
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def db_kinds(inv: Inventory) -> dict[str, str]:
     d = inv.database
     out = {d.user_db: "kernel", d.registry_db: "kernel"}
     for n in inv.nodes:
-        out[d.local_db(n.index)] = "kernel"
+        out[d.local_db(n.registry_number)] = "kernel"
     out[d.bps_db] = "bps"
     out[d.activiti_db] = "activiti"
     return out

@@ -81,7 +81,7 @@ def _accounts(p: DbPlan, sql: _Sql, facts: DbFacts, inv: Inventory, server: Serv
             sql(f"set the password of '{user}'@'{node.address}' (hosts.toml has a "
                            "different one)", [alter_password(server, acc, app_hash)])
         have = facts.grants.get(node.address, {})
-        needed = node_databases(inv, node.index)
+        needed = node_databases(inv, node.registry_number)
         lacking = [db for db in needed if not REQUIRED_PRIVS <= have.get(db, set())]
         if lacking:
             sql(f"grant all on {', '.join(lacking)} to '{user}'@'{node.address}'",
@@ -90,7 +90,7 @@ def _accounts(p: DbPlan, sql: _Sql, facts: DbFacts, inv: Inventory, server: Serv
         wider = [db for db in kinds if db not in needed and have.get(db)]
         if wider:
             revokes.append((f"revoke all on {', '.join(wider)} from '{user}'@'{node.address}' "
-                            f"({node.name} needs only its own {d.local_db(node.index)})",
+                            f"({node.name} needs only its own {d.local_db(node.registry_number)})",
                             [f"REVOKE ALL PRIVILEGES ON {ident(db)}.* FROM {acc};"
                              for db in wider]))
     for describe, statements in revokes:  # after every GRANT

@@ -10,6 +10,7 @@ from ...engine.plan import Plan
 from ...engine.remote import HostSession
 from ...engine.report import StepResult
 from .. import db_tls, hosts_file
+from ..membership import record as members
 from .facts import db_probes, fetch_scripts, parse_db_facts, read_db_facts, read_node_pools
 from .sql import client_prelude, restart_command
 from .model import KIND_TABLES, STEP, classify, db_kinds
@@ -44,6 +45,7 @@ def db_step(run, drop: tuple[str, ...] = ()) -> bool:
 
     Returns False when the DB host failed (the nodes are then not touched).
     """
+    members.ensure(run)  # each node's REGISTRY_LOCALn by name (steps/membership)
     inv = run.inv
     drop = tuple(x for x in drop if x)
     _validate_drop(inv, drop)

@@ -11,12 +11,14 @@ from ...engine.report import Status, StepResult
 from ...engine.runner import Run
 from .. import services
 from ..adhoc import ping_probes
+from ..membership import lifecycle
 
 
 @dataclass(frozen=True)
 class Preflight:
     """What the preflight learnt on a host for the steps after it (its StepResult's value)."""
     needs_install: bool = False  # a node without EI_HOME, which cluster.ei_zip will fill
+    facts: dict | None = None  # the DB host's: the identity record and accounts (membership)
 
 
 def paths_probe(targets: list[tuple[str, str, int]]) -> str:
@@ -52,6 +54,8 @@ def preflight_probes(inv: Inventory, h: Host) -> dict[str, str]:
         probes["paths"] = paths_probe(targets)
     if h.role == "node":
         probes["curl"] = "command -v curl"
+    if h.role == "db":  # the recorded node identities and the app accounts (steps/membership)
+        probes.update(lifecycle.db_probes(inv))
     # the host's own IPv4 addresses: proves the machine reached is the one named (its host key
     # is already checked against known_hosts for its ssh_address)
     probes["addrs"] = ("ip -o -4 addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 "
@@ -101,7 +105,8 @@ def preflight_host(inv: Inventory, s: HostSession) -> StepResult:
     return StepResult(s.name, "preflight", Status.OK,
                       facts["os"].out.strip() + ("; EI_HOME missing: will install from "
                                                  "cluster.ei_zip" if missing else ""),
-                      value=Preflight(needs_install=missing))
+                      value=Preflight(needs_install=missing,
+                                      facts=facts if s.host.role == "db" else None))
 
 
 def preflight(run: Run) -> list[Host]:
@@ -110,5 +115,6 @@ def preflight(run: Run) -> list[Host]:
     bad = [f"{h}: {r.msg}" for h, r in results.items() if r.status != Status.OK]
     if bad:
         raise Abort("preflight found problems; nothing was changed:\n  " + "\n  ".join(bad))
+    lifecycle.preflight(run, results[run.inv.db.name].value.facts)  # an orphan stops here
     return [n for n in run.inv.nodes
             if isinstance(results[n.name].value, Preflight) and results[n.name].value.needs_install]

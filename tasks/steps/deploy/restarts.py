@@ -16,11 +16,15 @@ def _lb_configured(run: Run) -> bool:
 
 
 def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = False,
-                  step: str = "restart") -> bool:
+                  step: str = "restart", prepare=None,
+                  held: frozenset[str] = frozenset()) -> bool:
     """Restart `nodes` in order, each healthy before the next; False on the first failure.
 
-    full: stop every node (last first), then start in order (membership/domain changed).
+    full: stop every node (last first), then start in order (the cluster domain changed).
     rolling: drain each node from NGINX while it restarts, then put it back.
+    prepare(node) -> bool: run after the drain, before the start (a password rotation's
+    ALTER USER and datasources); False stops here, the node put back as it was.
+    held: nodes kept out of the LB until their own turn (a new node, not yet started).
     In check mode each step (drain, start, undrain) says what it would do: run.apply's part.
     """
     if full:
@@ -31,19 +35,25 @@ def restart_nodes(run: Run, nodes: list[Host], *, rolling: bool, full: bool = Fa
     for i, n in enumerate(nodes):
         if n.name in run.dead:
             return False
+        held = held - {n.name}
         if drain:
-            r = lb.lb_host_step(run, drain=frozenset({n.name}))
+            r = lb.lb_host_step(run, drain=frozenset({n.name}) | held)
             if r.status not in (Status.OK, Status.CHANGED):
                 _drain_failed(run, nodes[i:], step, done, r,
                               f"could not drain {n.name} from the load balancer "
                               f"{run.inv.lb.name}", f"{n.name} stays in rotation")
+        if prepare is not None and not prepare(n):
+            if drain:
+                lb.lb_host_step(run, drain=held, undraining=frozenset({n.name}))
+            run.rep.line(n.name, "stopping here: later nodes are not touched", "failed")
+            return False
         r = run.each([n], step, lambda s: services.start_and_wait(run, s, step))[n.name]
         if r.status == Status.FAILED:
             run.rep.line(n.name, "stopping here: later nodes are not restarted", "failed")
             return False
         done.append(n.name)
         if drain:
-            r = lb.lb_host_step(run, undraining=frozenset({n.name}))
+            r = lb.lb_host_step(run, drain=held, undraining=frozenset({n.name}))
             if r.status not in (Status.OK, Status.CHANGED):
                 _drain_failed(run, nodes[i + 1:], step, done, r,
                               f"could not put {n.name} back into rotation on the load balancer "

@@ -7,6 +7,7 @@ from ...engine.cli import COMMON_HELP, Abort, session, targets
 from ...engine.remote import HostSession
 from ...engine.report import Status, StepResult
 from .. import admin, artifacts, certs, db, db_tls, lb, node_config, services
+from ..membership import lifecycle
 from .lock import deploy_lock, unlock_host
 from .preflight import preflight
 from .restarts import nodes_needing_restart, restart_nodes, rollback_hint
@@ -28,6 +29,10 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
                                    lambda s: node_config.install_step(run, s))
                 if any(r.status != Status.CHANGED for r in results.values()):
                     raise Abort("installing EI from the zip failed")
+            # before db-init: a changed DB password, node by node (db-init would ALTER all)
+            if not lifecycle.before_db(run, restart_nodes):
+                raise Abort("the DB password rotation stopped (see above); every node keeps "
+                            "a password its account has: the next `fab deploy` goes on")
             if not db.db_step(run):
                 raise Abort("db-init failed: nodes were not touched")
             if not certs.certs_step(run, renew=renew) and run.inv.lb.name in run.dead:
@@ -35,9 +40,13 @@ def deploy(c, check=False, diff=False, parallel=16, break_lock=False, renew=Fals
             cfg = node_config.configure_step(run)
             todo = nodes_needing_restart(run, cfg)
             if todo:
-                full = cfg.membership_changed
-                if not restart_nodes(run, todo if not full else list(run.inv.nodes),
-                                     rolling=True, full=full):
+                full = cfg.membership_changed  # a running node's cluster domain changed
+                # else rolling: the running nodes first, each drained, with the new member
+                # list; a new node last (every running member then logs its join), kept out
+                # of the LB until it is healthy
+                order, held = lifecycle.start_order(todo, cfg.states)
+                if not restart_nodes(run, list(run.inv.nodes) if full else order,
+                                     rolling=True, full=full, held=held):
                     raise Abort("a node failed its health check; the LB was left as it was"
                                 + rollback_hint(run, cfg))
             lb.lb_step(run, certs_planned=True)

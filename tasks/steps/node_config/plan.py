@@ -84,7 +84,9 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
                           rel in SECRET_FILES) for rel, data in wanted.items()]
         states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}
         old_axis2, new_axis2 = f.conf[MEMBERSHIP_FILE], wanted[MEMBERSHIP_FILE]
-        membership = old_axis2 != new_axis2 and _members(old_axis2) != _members(new_axis2)
+        # the cluster itself (clustering on, its domain) changed, not only its member list:
+        # a member list grows or shrinks rolling (steps/membership), a domain cannot
+        membership = old_axis2 != new_axis2 and _members(old_axis2)[:2] != _members(new_axis2)[:2]
     jar_name = cl.jdbc_driver.name
     jar_sha = hashlib.sha256(jar).hexdigest()
     lib = jdbc.plan_lib(jar_name, jar_sha, driver_class(inv), f.lib)

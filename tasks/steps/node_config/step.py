@@ -23,6 +23,7 @@ from ...engine.report import Status, StepResult
 from ...engine.runner import Run
 from ...wso2 import ei_xml
 from .. import node_keys, services, systemd, vault
+from ..membership import record as members
 from ..vault import step as vault_step
 from ..artifacts import plan as artifact_plan
 from .facts import (CONFIG_STATE, NodeFacts, node_probes, parse_node_facts, remembered_state,
@@ -190,12 +191,14 @@ def configure_outcome(results: dict[str, StepResult]) -> ConfigureOutcome:
         if got.drift and r.status == Status.CHANGED:
             out.changed.add(name)
             out.restart |= {name} if got.restart else set()
-            out.membership_changed |= got.membership_changed
+            # a running node changes cluster (another domain): every node stops
+            out.membership_changed |= got.membership_changed and got.state.running
     return out
 
 
 def configure_step(run: Run, nodes: list[Host] | None = None,
                    step: str = "configure") -> ConfigureOutcome:
+    members.ensure(run)  # each node's REGISTRY_LOCALn and writer flag by name
     nodes = nodes or list(run.inv.nodes)
     out = configure_outcome(run.each(nodes, step, lambda s: configure_node(run, s, step)))
     node_keys.keys_step(run, out, run.alive(nodes))  # each node's own keys (cluster CA)
