@@ -208,6 +208,16 @@ public class StandIn {
         return text(n);
     }
 
+    /** The value at a path whose last element may be secured (SecureVault.java). */
+    static String secret(Node parent, String... locals) {
+        Node n = parent;
+        for (String l : locals) {
+            n = child(n, l);
+            if (n == null) return null;
+        }
+        return SecureVault.value((Element) n);
+    }
+
     static String resolveVars(String s) {
         if (s == null) return null;
         return s.replace("${carbon.home}", carbonHome.toString());
@@ -231,12 +241,12 @@ public class StandIn {
         Element sec = child(root, "Security");
         Element ks = child(sec, "KeyStore");
         ksPath = resolveVars(path(ks, "Location"));
-        ksPass = path(ks, "Password");
-        ksKeyPass = path(ks, "KeyPassword");
+        ksPass = secret(ks, "Password");
+        ksKeyPass = secret(ks, "KeyPassword");
         SECRETS.add(ksPass);
         SECRETS.add(ksKeyPass);
         Element ts = child(sec, "TrustStore");
-        String tsPass = path(ts, "Password");
+        String tsPass = secret(ts, "Password");
         SECRETS.add(tsPass);
         String tsLoc = resolveVars(path(ts, "Location"));
         if (tsLoc == null) tsLoc = carbonHome.resolve("repository/resources/security/client-truststore.jks").toString();
@@ -244,12 +254,12 @@ public class StandIn {
         if (ts == null || tsPass == null) {
             error("conf/carbon.xml: <Security><TrustStore><Password> is missing");
         } else {
-            openStore(tsLoc, tsType, tsPass, "trust store", "<Security><TrustStore><Password>");
+            openStore(tsLoc, tsType, tsPass, "trust store", "conf/carbon.xml <Security><TrustStore><Password>");
         }
         if (ks == null || ksPass == null || ksPath == null) {
             error("conf/carbon.xml: <Security><KeyStore> (Location/Password) is missing");
         } else {
-            KeyStore k = openStore(ksPath, path(ks, "Type"), ksPass, "key store", "<Security><KeyStore><Password>");
+            KeyStore k = openStore(ksPath, path(ks, "Type"), ksPass, "key store", "conf/carbon.xml <Security><KeyStore><Password>");
             String alias = path(ks, "KeyAlias");
             if (k != null && alias != null) {
                 try {  // as Carbon's KeyStoreManager: the primary key must open with KeyPassword
@@ -270,7 +280,7 @@ public class StandIn {
             for (Element c : descendants(d, "Connector")) {
                 if (!"true".equalsIgnoreCase(c.getAttribute("SSLEnabled"))) continue;
                 String file = resolveVars(c.getAttribute("keystoreFile"));
-                String pass = c.getAttribute("keystorePass");
+                String pass = SecureVault.attribute(c, "keystorePass");  // may be an alias
                 String type = c.getAttribute("keystoreType");
                 String alias = c.getAttribute("keyAlias");
                 String keyPass = c.getAttribute("keyPass");
@@ -292,8 +302,23 @@ public class StandIn {
             k.load(in, pass.toCharArray());
             return k;
         } catch (Exception e) {
-            error(what + " " + loc + " does not open with the password in conf/carbon.xml " + elem + ": " + e.getMessage());
+            error(what + " " + loc + " does not open with the password in " + elem + ": " + e.getMessage());
             return null;
+        }
+    }
+
+    /** Tomcat's HTTPS connector opens the keystore with its own keystorePass. */
+    static void checkCatalina() {
+        Document d = parse("tomcat/catalina-server.xml");
+        if (d == null) return;
+        for (Element c : descendants(d, "Connector")) {
+            if (!c.hasAttribute("keystorePass")) continue;
+            String pass = SecureVault.attribute(c, "keystorePass");
+            SECRETS.add(pass);
+            String type = c.getAttribute("keystoreType");  // Tomcat's default: JKS
+            openStore(resolveVars(c.getAttribute("keystoreFile")), type.isEmpty() ? "JKS" : type,
+                    pass, "key store",
+                    "conf/tomcat/catalina-server.xml <Connector keystorePass>");
         }
     }
 
@@ -315,7 +340,7 @@ public class StandIn {
                 Element c = child(child(ds, "definition"), "configuration");
                 x.url = path(c, "url");
                 x.user = path(c, "username");
-                x.password = path(c, "password");
+                x.password = secret(c, "password");
                 x.driver = path(c, "driverClassName");
                 if (x.password != null && !x.password.isEmpty()) SECRETS.add(x.password);
                 if (x.name == null) continue;
@@ -836,7 +861,9 @@ public class StandIn {
             info("org.wso2.carbon.core.internal.CarbonCoreActivator", "EI Home           : " + eiHome);
 
             uncleanCheck();
+            SecureVault.init();
             checkCarbon();
+            checkCatalina();
             readDatasources();
             checkDatasource("WSO2_CARBON_DB", null, "REG_PATH", "master-datasources.xml");
             checkDatasource("WSO2_USER_DB", "jdbc/WSO2UMDB", "UM_USER", "master-datasources.xml");

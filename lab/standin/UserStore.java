@@ -116,7 +116,7 @@ class UserStore {
         Element admin = StandIn.child(StandIn.child(StandIn.child(d.getDocumentElement(), "Realm"),
                 "Configuration"), "AdminUser");
         adminUser = StandIn.path(admin, "UserName");
-        String seedPassword = StandIn.path(admin, "Password");
+        String seedPassword = StandIn.secret(admin, "Password");
         if (adminUser == null || adminUser.isEmpty() || seedPassword == null) {
             StandIn.error("conf/user-mgt.xml: <Realm><Configuration><AdminUser> needs <UserName> and <Password>");
             return;

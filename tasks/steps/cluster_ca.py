@@ -149,10 +149,11 @@ def _pub(obj) -> bytes:
 
 
 def issue(ca: Ca, cn: str, dns: tuple[str, ...], ips: tuple[str, ...], days: int,
-          now: dt.datetime | None = None) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    """A new key and a server (and client) certificate signed by the CA."""
+          now: dt.datetime | None = None, key: rsa.RSAPrivateKey | None = None
+          ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A new key (or `key`) and a server (and client) certificate signed by the CA."""
     now = now or _now()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=NODE_KEY_BITS)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=NODE_KEY_BITS)
     sans = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(a))
                                             for a in ips]
     cert = (x509.CertificateBuilder()

@@ -220,6 +220,7 @@ def keys_step(run, outcome, nodes: list[Host]) -> None:
         result = run.apply(s, STEP, keys_actions(run, s, f, plan, ca))
         if result.status == "changed":  # the JVM reads its key and trust stores at start
             outcome.changed.add(s.name)
+            outcome.keys_changed.add(s.name)  # the vault step re-reads the keystore
             outcome.restart.add(s.name)
         return result
 

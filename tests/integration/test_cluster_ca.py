@@ -117,11 +117,18 @@ def test_second_deploy_changes_nothing(clab):
 
 
 def _rogue(clab, node: str) -> tuple[bytes, bytes]:
-    """A CA of our own (not the cluster's) and a keystore for `node` from it, with every name and
-    the keystore password right: only the issuer is wrong."""
+    """A CA of our own (not the cluster's) and a keystore for `node` from it, with every name,
+    the keystore password and the node's own key pair right (Secure Vault's cipher texts are
+    for that key): only the issuer is wrong."""
+    import base64
+    from cryptography.hazmat.primitives.serialization import pkcs12
     from tasks.steps import cluster_ca
+    pw = clab.secret("keystore_password")
+    now = clab.exec(node, ["base64", "-w0", KEYSTORE], check=True).stdout
+    own, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(now), pw.encode())
     rogue = cluster_ca.new_ca("rogue", 30)
-    key, cert = cluster_ca.issue(rogue, node, ("nodes.bps.internal",), (clab.address(node),), 30)
+    key, cert = cluster_ca.issue(rogue, node, ("nodes.bps.internal",), (clab.address(node),), 30,
+                                 key=own)
     return rogue.pem, cluster_ca.keystore_bytes(key, cert, rogue, clab.secret("keystore_password"))
 
 

@@ -177,14 +177,15 @@ def _facts(conf: dict, jar: bytes) -> node_config.NodeFacts:
 
 
 def test_a_new_admin_seed_in_user_mgt_xml_restarts_nothing(tmp_path):
-    inv = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver")
+    inv = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
+                   cluster={"secure_vault": False})
     jar = inv.cluster.jdbc_driver.read_bytes()
     shipped = {rel: (CONF / rel).read_bytes() for rel in ei_xml.CONF_FILES}
     done = _render(inv, shipped)
     (tmp_path / "other_pw").write_text("a-new-admin-pw\n")
     (tmp_path / "other_pw").chmod(0o600)
     inv2 = make_inv(tmp_path, driver_class="org.mariadb.jdbc.Driver",
-                    secrets={"admin_password": {"file": "other_pw"}})
+                    cluster={"secure_vault": False}, secrets={"admin_password": {"file": "other_pw"}})
     assert inv2.secrets.admin_password == "a-new-admin-pw"
     plan = node_config.plan_node(inv2, inv2.nodes[0], _facts(done, jar), jar)
     assert [c.spec.path.rsplit("/", 1)[-1] for c in plan.files] == ["user-mgt.xml"]

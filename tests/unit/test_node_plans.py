@@ -77,7 +77,9 @@ def test_parse_node_state():
 
 
 def _inv(tmp_path, nodes=2):
-    inv = make_inv(tmp_path, nodes, driver_class="org.mariadb.jdbc.Driver")
+    # the clear-password rendering (ei_xml alone); with Secure Vault: tests/unit/test_vault.py
+    inv = make_inv(tmp_path, nodes, driver_class="org.mariadb.jdbc.Driver",
+                   cluster={"secure_vault": False})
     return inv, inv.cluster.jdbc_driver.read_bytes()
 
 

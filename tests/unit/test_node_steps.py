@@ -21,9 +21,12 @@ SYSTEMD_INIT = "systemd\npid1 systemd\ncontainer none\nnofile 1048576 1048576"
 
 @pytest.fixture(autouse=True)
 def no_node_keys(monkeypatch):
-    """The cluster CA's node keys step after configure has its own tests (test_node_keys)."""
+    """The cluster CA's node keys step and the vault step after configure have their own
+    tests (test_node_keys, test_vault)."""
     from tasks.steps import node_keys
+    from tasks.steps.vault import step as vault_step
     monkeypatch.setattr(node_keys, "keys_step", lambda run, outcome, nodes: None)
+    monkeypatch.setattr(vault_step, "vault_step", lambda run, outcome, nodes: None)
 
 
 @pytest.fixture
@@ -54,7 +57,9 @@ def node_host(inv, host, conf: dict[str, bytes], *, init: str = NO_INIT, java: s
 
 def as_deployed(inv, node, host, jar: bytes):
     """The node exactly as a configure run leaves it (files, driver, sysctl drop-in, state)."""
-    wanted = ei_xml.render_node_config(shipped(), node_config.node_params(inv, node))
+    from tasks.steps import vault
+    wanted = vault.config_files(  # the passwords as Secure Vault aliases, as configure writes
+        inv, ei_xml.render_node_config(shipped(), node_config.node_params(inv, node)))
     lib = f"{hashlib.sha256(jar).hexdigest()}  {inv.cluster.jdbc_driver.name}"
     digest = node_config.render_digest(inv, node)
     state = node_config.remembered_state(

@@ -12,6 +12,7 @@ import hashlib
 
 DEFAULT_TRUSTSTORE_PASSWORD = "wso2carbon"  # WSO2's shipped default
 DEFAULT_ADMIN_PASSWORD = "admin"  # WSO2's shipped admin/admin (only with allow_default_admin)
+DEFAULT_KEYSTORE_PASSWORD = "wso2carbon"  # of WSO2's shipped wso2carbon.jks
 
 # Every secret, once: where it is written. A value must fit in all those places, so no control
 # characters (XML 1.0 cannot hold most of them; the other places are read line by line).
@@ -21,7 +22,7 @@ SECRET_SINKS = {
     "truststore_password": "it is written to keytool's store password file, which is line based",
     "db_admin_password": "it is written to a MySQL client option file, which is line based",
     "keystore_password": "it is written into carbon.xml and catalina-server.xml, which XML 1.0 "
-                         "cannot hold",
+                         "cannot hold, and given to the server in its line based password-tmp",
     "admin_password_old": "it is sent to the nodes' user admin service in XML, which XML 1.0 "
                           "cannot hold",
     "sudo_password": "it is sent to sudo as one line on stdin",
@@ -63,7 +64,7 @@ class Secrets:
     def masked(self) -> list[str]:
         """What output and logs must never show: every secret and derived form. WSO2's public
         defaults are no secret, and masking them would mangle paths such as wso2carbon.jks."""
-        public = {DEFAULT_TRUSTSTORE_PASSWORD, DEFAULT_ADMIN_PASSWORD}
+        public = {DEFAULT_TRUSTSTORE_PASSWORD, DEFAULT_ADMIN_PASSWORD, DEFAULT_KEYSTORE_PASSWORD}
         out = [v for v in self.values() if v not in public]
         if self._values["db_password"]:
             out.append(self.db_native_hash)

@@ -124,6 +124,7 @@ class ClusterSettings:  # [cluster]
     jvm_heap: str = toml_key(str, "2048m")  # -Xms = -Xmx (WSO2's production advice: 2 GB)
     nofile: int = toml_key(int, 65535)  # open files of the EI process (LimitNOFILE), WSO2's guidance
     apply_sysctl: bool = toml_key(bool, True)  # the kernel settings drop-in, where the host has a kernel
+    secure_vault: bool = toml_key(bool, True)  # passwords in the nodes' files as Secure Vault aliases
 
     @property
     def jvm_mem_opts(self) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 
 from ...steps import lb_rules, nginx_conf
 from ...wso2 import jdbc as jdbc_mod
-from .credentials import DEFAULT_ADMIN_PASSWORD, DEFAULT_TRUSTSTORE_PASSWORD, Secrets
+from .credentials import (DEFAULT_ADMIN_PASSWORD, DEFAULT_KEYSTORE_PASSWORD,
+                          DEFAULT_TRUSTSTORE_PASSWORD, Secrets)
 from .model import (HEAP_MAX_MB, HEAP_MIN_MB, NOFILE_MAX, NOFILE_MIN, ArtifactSettings,
                     CertSettings,
                     ClusterSettings, DatabaseSettings, Host, Inventory, InventoryError,
@@ -263,12 +264,19 @@ def from_dict(raw: dict[str, Any], path: Path) -> Inventory:
         ck.warnings.append("secrets.truststore_password not set: using WSO2's default "
                            "'wso2carbon' for client-truststore.jks")
         values["truststore_password"] = DEFAULT_TRUSTSTORE_PASSWORD
+    if not cl["secure_vault"]:
+        ck.warnings.append("!!! cluster.secure_vault = false: the nodes keep the DB and admin "
+                           "passwords in clear in their configuration files (0600); set it to "
+                           "true (the default) to encrypt them with WSO2 Secure Vault")
     if sec["admin_password"] is None and not cl["allow_default_admin"]:
         ck.err("secrets.admin_password: not set, which would leave WSO2's default admin/admin "
                "on a console the LB exposes; set it, or set cluster.allow_default_admin = true")
     if values["admin_password"] is None:
         values["admin_password"] = DEFAULT_ADMIN_PASSWORD
     _security_switches(ck, certs, dbs, values)
+    if values["keystore_password"] is None and not certs["cluster_ca"]:
+        # WSO2's shipped wso2carbon.jks stays the primary keystore; Secure Vault encrypts with it
+        values["keystore_password"] = DEFAULT_KEYSTORE_PASSWORD
     if dbs["admin_user"] and sec["db_admin_password"] is None:
         ck.err("secrets.db_admin_password: not set, but database.admin_user is: db-init logs in "
                "as that user with it; set it, or leave admin_user out (root over the unix socket)")

@@ -12,7 +12,8 @@ from ...engine import remote
 from ...engine.inventory import Host, Inventory
 from ...engine.remote import FileState, q
 from ...wso2 import ei_xml, jdbc
-from .. import node_keys, services, systemd
+from ...wso2 import vault as wso2_vault
+from .. import node_keys, services, systemd, vault
 from .params import conf_dir, node_params
 
 CONFIG_STATE = f"{remote.STATE_DIR}/configure.state"
@@ -60,6 +61,8 @@ def node_probes(inv: Inventory, contents: bool = False) -> dict[str, str]:
     for rel in ei_xml.CONF_FILES:
         probes[f"conf:{rel}"] = remote.probe_file(f"{conf_dir(inv)}/{rel}", content=contents)
     probes.update(node_keys.probes(inv))  # the node's own keystore and truststores
+    # Secure Vault's digests; the shipped keystore's bytes with the files, for vault.precheck
+    probes.update(vault.probes(inv, contents and not inv.certs.cluster_ca))
     return probes
 
 
@@ -90,7 +93,8 @@ def _edit_code() -> bytes:
     """The code the edit depends on: the XML editor and this package's parameters and plan."""
     here = Path(__file__).parent
     return ei_xml.code_bytes() + b"".join(p.read_bytes() for p in (here / "params.py",
-                                                                    here / "plan.py"))
+                                                                    here / "plan.py",
+                                                                    Path(wso2_vault.__file__)))
 
 
 def render_digest(inv: Inventory, node: Host) -> str:
@@ -100,7 +104,8 @@ def render_digest(inv: Inventory, node: Host) -> str:
     code = _edit_code()
     # asdict, not repr: the dataclasses hide passwords from repr, and a changed password
     # must change the digest
-    params = json.dumps(dataclasses.asdict(node_params(inv, node)), sort_keys=True).encode()
+    params = json.dumps([dataclasses.asdict(node_params(inv, node)), vault.enabled(inv)],
+                        sort_keys=True).encode()
     return hashlib.sha256(code + b"\0" + params).hexdigest()
 
 

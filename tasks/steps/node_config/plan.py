@@ -8,6 +8,7 @@ from ...engine import remote
 from ...engine.inventory import Host, Inventory
 from ...engine.remote import FileSpec, FileState
 from ...wso2 import ei_xml, jdbc
+from .. import vault
 from .facts import NodeFacts
 from .params import MEMBERSHIP_FILE, SECRET_FILES, conf_dir, driver_class, node_params
 
@@ -78,6 +79,7 @@ def plan_node(inv: Inventory, node: Host, f: NodeFacts, jar: bytes) -> NodePlan:
             raise ei_xml.XmlConfigError(missing[0], "", f"{conf_dir(inv)}/{missing[0]} is "
                                         "missing on the node: is EI_HOME a complete EI 6.x install?")
         wanted = ei_xml.render_node_config(dict(f.conf), node_params(inv, node))
+        wanted = vault.config_files(inv, wanted)  # the passwords as Secure Vault aliases
         specs = [FileSpec(f"{conf_dir(inv)}/{rel}", data, user, user, _wanted_mode(rel),
                           rel in SECRET_FILES) for rel, data in wanted.items()]
         states = {f"{conf_dir(inv)}/{rel}": st for rel, st in f.conf_state.items()}

@@ -22,13 +22,15 @@ from ...engine.remote import HostSession
 from ...engine.report import Status, StepResult
 from ...engine.runner import Run
 from ...wso2 import ei_xml
-from .. import node_keys, services, systemd
+from .. import node_keys, services, systemd, vault
 from ..membership import record as members
+from ..vault import step as vault_step
 from ..artifacts import plan as artifact_plan
 from .facts import (CONFIG_STATE, NodeFacts, node_probes, parse_node_facts, remembered_state,
                     render_digest, unchanged_since_last_render)
 from .files import apply_script, remember_script
 from .install import install_plan
+from .params import conf_dir
 from .plan import NodePlan, meta_as_wanted, plan_node
 
 
@@ -54,6 +56,7 @@ class ConfigureOutcome:
     # each node's process state, read in the same round trip as its config facts
     states: dict[str, services.NodeState] = field(default_factory=dict)
     raw: dict[str, dict] = field(default_factory=dict)  # node -> that read (artifacts, node_keys)
+    keys_changed: set[str] = field(default_factory=set)  # nodes given keys (the vault re-reads)
 
 
 def _read(run: Run, s: HostSession) -> tuple[NodeFacts, services.NodeState, dict]:
@@ -86,15 +89,24 @@ def plan_configure(run: Run, s: HostSession) -> NodeConfigured:
                  lambda s: _configure_after_install(run, s))
         return done(plan, drift=True)
     digest = render_digest(inv, s.host)
+    fetched: dict = {}
     if not (unchanged_since_last_render(facts, digest) and meta_as_wanted(inv, facts)):
         # something differs from what we wrote last time: fetch the files and edit them
-        full = parse_node_facts(remote.read_facts(s, node_probes(inv, contents=True)))
+        fetched = remote.read_facts(s, node_probes(inv, contents=True))
+        full = parse_node_facts(fetched)
         full.remembered = facts.remembered
         facts = full
     try:
         nplan = plan_node(inv, s.host, facts, inv.cluster.jdbc_driver.read_bytes())
     except ei_xml.XmlConfigError as e:
         return done(Plan.refuse(f"{e} (nothing written)"))
+    if fetched and nplan.files:  # before any alias is written (steps/vault/step.py)
+        carbon = f"{conf_dir(inv)}/carbon.xml"
+        problem = vault.precheck(inv, fetched, next(
+            (c.spec.content for c in nplan.files if c.spec.path == carbon),
+            facts.conf.get("carbon.xml")))
+        if problem:
+            return done(Plan.refuse(f"{problem} (nothing written)"))
     sysplan = systemd.plan_system(inv, s.host, facts.system, state.unit) \
         if facts.system else systemd.SystemPlan()
     plan = configure_actions(run, facts, nplan, sysplan, digest)
@@ -190,6 +202,8 @@ def configure_step(run: Run, nodes: list[Host] | None = None,
     nodes = nodes or list(run.inv.nodes)
     out = configure_outcome(run.each(nodes, step, lambda s: configure_node(run, s, step)))
     node_keys.keys_step(run, out, run.alive(nodes))  # each node's own keys (cluster CA)
+    # after the keys: the values are encrypted for the keystore as it now is
+    vault_step.vault_step(run, out, run.alive(nodes))
     return out
 
 

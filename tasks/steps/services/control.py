@@ -12,7 +12,7 @@ from ...engine.plan import ActionFailed, Done, Plan
 from ...engine.remote import HostSession, q
 from ...engine.report import StepResult
 from ...engine.runner import Run
-from .. import systemd
+from .. import systemd, vault
 from .health import member_marks, wait_healthy
 from .state import EI_LOCALE, NodeState, node_state, paths, process_lib
 
@@ -29,7 +29,8 @@ def start_lib(inv: Inventory) -> str:
 
 def _as_service_user(inv: Inventory, action: str) -> str:
     """The product's wso2server.sh ACTION as the service user (needs process_lib before it)."""
-    return start_lib(inv) + f"ei_ctl {q(action)}\n"
+    start = vault.password_tmp_script(inv) if action == "start" else ""  # Secure Vault
+    return start_lib(inv) + start + f"ei_ctl {q(action)}\n"
 
 
 def stop_script(inv: Inventory, unit: systemd.UnitState | None = None) -> str:
@@ -52,8 +53,10 @@ def start_script(inv: Inventory, st: NodeState) -> tuple[str, list[str]]:
         return (process_lib(inv) + start_lib(inv) + systemd.unit_script(stops)
                 + "ei_clear_stale_pid\n" + systemd.unit_script(["systemctl-start"])), stops
     stops = ["stop"] if st.running else []
+    # Secure Vault: without systemd, the keystore password reaches the product here (the
+    # unit's ExecStartPre does it under systemd)
     return (process_lib(inv) + start_lib(inv) + ("ei_stop\n" if st.running else "")
-            + "ei_clear_stale_pid\nei_ctl start\n"), stops
+            + "ei_clear_stale_pid\n" + vault.password_tmp_script(inv) + "ei_ctl start\n"), stops
 
 
 def _stop_outcome(res: remote.CmdResult) -> str:

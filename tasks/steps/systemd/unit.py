@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .. import lb
+from .. import lb, vault
 from ...engine.inventory import Host, Inventory
 
 UNIT_NAME = "wso2ei-bps.service"
@@ -21,7 +21,9 @@ def render_unit(inv: Inventory, node: Host, java_home: str, nofile: int) -> byte
         "user": cl.service_user, "group": cl.service_user, "profile_home": cl.profile_home,
         "java_home": java_home, "jvm_mem_opts": cl.jvm_mem_opts, "locale": EI_LOCALE,
         "nofile": int(nofile), "stop_timeout": int(cl.stop_timeout),
-        "restart_sec": RESTART_SEC}).encode()
+        "restart_sec": RESTART_SEC,
+        "password_file": vault.PASSWORD_FILE if vault.enabled(inv) else "",
+        "password_tmp": vault.password_tmp(inv)}).encode()
 
 
 def unit_nofile(unit: bytes | None) -> int | None:
