@@ -214,6 +214,10 @@ def test_node_started_the_old_way_moves_under_systemd(slab):
     """node2's unit stopped and EI started by hand as before (wso2server.sh start as the
     service user): the next deploy stops that JVM first, then starts the unit; never two JVMs."""
     slab.exec("node2", f"systemctl stop {UNIT}", check=True)
+    # with Secure Vault on, a hand start needs the keystore password in password-tmp, as the
+    # product asks (the unit's ExecStartPre writes it; an operator starting by hand must too)
+    slab.exec("node2", f"runuser -u wso2 -- sh -c 'umask 077; cat > {PROFILE}/password-tmp' "
+                       "< /var/lib/bps-deploy/keystore-password", check=True)
     slab.exec("node2", f"runuser -u wso2 -- env JAVA_HOME=/opt/jdk-11 JVM_MEM_OPTS='-Xms256m "
                        f"-Xmx256m' sh {PROFILE}/bin/wso2server.sh start </dev/null >/dev/null "
                        "2>&1", check=True)
