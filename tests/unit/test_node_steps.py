@@ -246,11 +246,16 @@ def test_stop_check_mode_runs_nothing(inv, monkeypatch):
     assert not writes(hosts[node.name])
 
 
-def test_start_that_never_gets_healthy_fails_keeps_the_mark_and_shows_the_log(inv, monkeypatch):
+def start_on_fake_node1(inv, monkeypatch):
+    """A run over fake hosts whose health waits do not sleep; node1 and its fake host."""
     monkeypatch.setattr(services.health.time, "sleep", lambda s: None)
     run, hosts = fake_run(inv, monkeypatch)
     node = inv.nodes[0]
-    h = hosts[node.name]
+    return run, node, hosts[node.name]
+
+
+def test_start_that_never_gets_healthy_fails_keeps_the_mark_and_shows_the_log(inv, monkeypatch):
+    run, node, h = start_on_fake_node1(inv, monkeypatch)
     h.answer(r"^tail -n 40 ", stdout="java.lang.OutOfMemoryError\n")
     r = services.start_and_wait(run, run.session(node))
     assert r.status == Status.FAILED and r.restarted
@@ -262,10 +267,7 @@ def test_start_that_never_gets_healthy_fails_keeps_the_mark_and_shows_the_log(in
 
 
 def test_start_healthy_clears_the_pending_mark(inv, monkeypatch):
-    monkeypatch.setattr(services.health.time, "sleep", lambda s: None)
-    run, hosts = fake_run(inv, monkeypatch)
-    node = inv.nodes[0]
-    h = hosts[node.name]
+    run, node, h = start_on_fake_node1(inv, monkeypatch)
     h.answer(r"^PROFILE_HOME=", stdout="alive 77")
     h.answer(r"^cat /var/lib/bps-deploy/pending-restart", stdout="S configure: axis2.xml")
     h.answer(r"^LOG=", stdout="count 1\nrolled -")
