@@ -108,3 +108,21 @@ unit_start() {
     systemctl reset-failed "$UNIT" 2>/dev/null
     systemctl start "$UNIT"
 }
+
+# ei_log_pos: the size and inode of the profile's log ("0" when there is none): where the log
+# stood, so a later read starts there and sees a roll (a new inode)
+ei_log_pos() {
+    stat -c '%s %i' -- "$PROFILE_HOME/repository/logs/wso2carbon.log" 2>/dev/null || echo 0
+}
+
+# ei_launchers: how many copies of the product's bin/wso2server.sh run as SERVICE_USER (it stays
+# the JVM's parent and runs `java -version` before the JVM exists: a start under way)
+ei_launchers() {
+    _ctl=$(printf '%s' "$PROFILE_HOME/bin/wso2server.sh" | sed 's/[.]/[.]/g')
+    pgrep -u "$SERVICE_USER" -f -- "$_ctl" 2>/dev/null | wc -l
+}
+
+# ei_login_code URL: the HTTP status the profile's login page answers (000: no answer in 3 s)
+ei_login_code() {
+    curl -sk -o /dev/null -w '%{http_code}' --max-time 3 -- "$1" 2>/dev/null || echo 000
+}

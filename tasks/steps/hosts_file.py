@@ -18,7 +18,6 @@ db-init): they are folded into this one on the first run.
 from __future__ import annotations
 
 import threading
-import weakref
 
 from ..engine import remote
 from ..engine.inventory import Inventory
@@ -99,13 +98,13 @@ def probes() -> dict[str, str]:
     return {FACT: remote.probe_file(PATH, content=True)}
 
 
-_settled: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+SETTLED = "etc-hosts.settled"  # run.shared: the hosts whose block this run already settled
+_lock = threading.Lock()  # run.each calls host_step from pool threads
 
 
 def _done(run) -> set[str]:
     with _lock:
-        return _settled.setdefault(run, set())
+        return run.shared.setdefault(SETTLED, set())  # type: ignore[return-value]
 
 
 def host_step(run, s: HostSession, cached: str | None = None, step: str = STEP,

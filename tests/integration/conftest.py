@@ -6,14 +6,10 @@ LAB_INDEX (default 7) picks the lab; extra labs from `lab_factory` use other ind
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.paths import REPO
-
-from lab.lab import Lab, LabError  # noqa: E402
+from lab.lab import Lab, LabError
 
 
 # Indexes of the labs up right now in this session. Lab.up() first takes down whatever lab

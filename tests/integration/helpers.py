@@ -1,6 +1,7 @@
 """Shared helpers for the lab tests: run the tool, talk to the LB, snapshot hosts."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +20,19 @@ def fab(lab_or_toml, *args: str, timeout: float = 600, env: dict | None = None
     e = {**os.environ, "FABRIC_INVENTORY": str(toml), **(env or {})}
     return subprocess.run([sys.executable, "-m", "fabric", *args], cwd=REPO, env=e,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def noop_deploy(lab_or_toml, stats: Path, max_commands: int = 5
+                ) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+    """`fab deploy` that must change nothing and restart nothing, with at most `max_commands`
+    SSH commands on any host (the no-op budget); returns the run and its commands per host."""
+    r = fab(lab_or_toml, "deploy", env={"BPS_STATS_FILE": str(stats)})
+    rows = recap_rows(r.stdout)
+    assert r.returncode == 0 and rows, out(r)
+    assert all(row["changed"] == 0 and not row["restarted"] for row in rows.values()), r.stdout
+    cmds = json.loads(Path(stats).read_text())["commands"]
+    assert cmds and max(cmds.values()) <= max_commands, cmds
+    return r, cmds
 
 
 def out(r: subprocess.CompletedProcess) -> str:

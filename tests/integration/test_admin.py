@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import json
 import os
 import re
 import secrets as _secrets
@@ -16,7 +15,7 @@ import ssl
 
 import pytest
 
-from tests.integration.helpers import fab, out, recap_rows, node_pids
+from tests.integration.helpers import fab, out, recap_rows, node_pids, noop_deploy
 from tests.integration.test_faults import ProcSampler
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
@@ -69,17 +68,6 @@ def wso2_hash(password: str, salt: str) -> str:
 def newest_run_log(lab) -> str:
     logs = sorted((lab.run_dir / "logs").glob("run-*.log"), key=lambda p: p.stat().st_mtime)
     return logs[-1].read_text(errors="replace")
-
-
-def noop_deploy(lab, toml):
-    stats = lab.run_dir / "stats-admin.json"
-    r = fab(toml, "deploy", env={"BPS_STATS_FILE": str(stats)})
-    rows = recap_rows(r.stdout)
-    assert r.returncode == 0 and rows, out(r)
-    assert all(row["changed"] == 0 and not row["restarted"] for row in rows.values()), r.stdout
-    commands = json.loads(stats.read_text())["commands"]
-    assert commands and max(commands.values()) <= 5, commands
-    return r
 
 
 def write_secret(lab, name: str, value: str):

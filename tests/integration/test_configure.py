@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import REPO, curl, fab, out, recap_rows, served_by
+from tests.integration.helpers import curl, fab, out, recap_rows, served_by
 
 from tasks.steps import node_config  # noqa: E402
 

@@ -333,7 +333,6 @@ def test_console_allow_list(env):
 
 
 def test_drain_marks_node_down(env):
-    import sys
     from tasks.steps import lb
     from tasks.engine.runner import make_run
     from tasks.engine.inventory import load

@@ -7,7 +7,6 @@ No timing assertions: waits are bounded, never measured.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.helpers import Load, curl, fab, out, recap_rows, served_by
+from tests.integration.helpers import Load, curl, fab, out, recap_rows, served_by, noop_deploy
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
 EI = "/opt/wso2ei-6.6.0"
@@ -118,14 +117,8 @@ def test_jvm_open_files_limit_is_what_hosts_toml_says(slab):
 
 
 def test_second_deploy_changes_nothing(slab, tmp_path):
-    stats = tmp_path / "stats.json"
     before = {n: jvm_pids(slab, n) for n in slab.node_names}
-    r = fab(slab, "deploy", env={"BPS_STATS_FILE": str(stats)})
-    assert r.returncode == 0, out(r)
-    rows = recap_rows(r.stdout)
-    assert all(row["changed"] == 0 and not row["restarted"] for row in rows.values()), r.stdout
-    cmds = json.loads(stats.read_text())["commands"]
-    assert cmds and max(cmds.values()) <= 5, cmds
+    noop_deploy(slab, tmp_path / "stats.json")
     assert {n: jvm_pids(slab, n) for n in slab.node_names} == before
 
 

@@ -4,12 +4,11 @@ nothing, a wrong keystore password fails the node with the product's own error, 
 `cluster.secure_vault = false` says so loudly."""
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from tests.integration.helpers import curl, fab, node_pids, out, recap_rows, served_by
+from tests.integration.helpers import curl, fab, node_pids, out, recap_rows, served_by, noop_deploy
 from tests.paths import PROFILE
 
 BASE = int(os.environ.get("LAB_INDEX", "7"))
@@ -64,13 +63,7 @@ def test_noop_deploy_encrypts_nothing_and_restarts_nothing(vlab, tmp_path):
     before = {n: vlab.exec(n, f"sha256sum {CONF}/security/cipher-text.properties").stdout
               for n in vlab.node_names}
     pids = node_pids(vlab)
-    stats = tmp_path / "stats.json"
-    r = fab(vlab, "deploy", env={"BPS_STATS_FILE": str(stats)})
-    assert r.returncode == 0, out(r)
-    rows = recap_rows(r.stdout)
-    assert all(row["changed"] == 0 and not row["restarted"] for row in rows.values()), r.stdout
-    cmds = json.loads(stats.read_text())["commands"]
-    assert cmds and max(cmds.values()) <= 5, cmds
+    noop_deploy(vlab, tmp_path / "stats.json")
     assert node_pids(vlab) == pids
     assert {n: vlab.exec(n, f"sha256sum {CONF}/security/cipher-text.properties").stdout
             for n in vlab.node_names} == before

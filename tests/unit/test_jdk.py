@@ -179,10 +179,19 @@ def test_exit_needs_several_polls_with_neither_jvm_nor_script():
 
 
 def test_launcher_probe_matches_only_the_service_users_script(tmp_path):
+    """Run the probe with a pgrep that records its arguments: the service user's processes
+    whose command line holds the profile's wso2server.sh, dots matched literally."""
     inv = make_inv(tmp_path)
-    p = services.launcher_probe(inv)
-    assert p.startswith("pgrep -u wso2 -f -- ")
-    assert "/opt/wso2ei-6[.]6[.]0/wso2/business-process/bin/wso2server[.]sh" in p
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "pgrep").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS"\necho 41\necho 42\n')
+    (shim / "pgrep").chmod(0o755)
+    args = tmp_path / "args"
+    r = subprocess.run(["sh", "-c", services.launcher_probe(inv)], capture_output=True, text=True,
+                       env={"PATH": f"{shim}:/usr/bin:/bin", "ARGS": str(args)})
+    assert r.stdout.strip() == "2", r.stderr
+    assert args.read_text().splitlines() == [
+        "-u", "wso2", "-f", "--", "/opt/wso2ei-6[.]6[.]0/wso2/business-process/bin/wso2server[.]sh"]
 
 
 def test_probe_names_where_a_linked_java_home_leads(tmp_path):

@@ -268,10 +268,12 @@ def test_start_that_never_gets_healthy_fails_keeps_the_mark_and_shows_the_log(in
 
 def test_start_healthy_clears_the_pending_mark(inv, monkeypatch):
     run, node, h = start_on_fake_node1(inv, monkeypatch)
+    # the first rule a probe matches answers it: the process library's calls before the library
+    h.answer(r"^ei_login_code ", stdout="200")
+    h.answer(r"^ei_log_pos$", stdout="1234 99")
     h.answer(r"^PROFILE_HOME=", stdout="alive 77")
     h.answer(r"^cat /var/lib/bps-deploy/pending-restart", stdout="S configure: axis2.xml")
     h.answer(r"^LOG=", stdout="count 1\nrolled -")
-    h.answer(r"^curl ", stdout="200")
     r = services.start_and_wait(run, run.session(node))
     assert r.status == Status.CHANGED and r.restarted, r.msg
     assert r.changes == ["restart EI, healthy before the next node (pending: S configure: "

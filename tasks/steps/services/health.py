@@ -52,7 +52,7 @@ def member_marks(run: Run, node: Host) -> tuple[list[MemberMark], list[str]]:
     member). Returns the running members and notes on the ones that could not be read."""
     marks, notes = [], []
     probes = {"proc": process_lib(run.inv) + "ei_state",
-              "log_size": f"stat -c '%s %i' {q(paths(run.inv)['log'])} 2>/dev/null || echo 0",
+              "log_size": process_lib(run.inv) + "ei_log_pos",
               "pending": "true"}
     for h in run.alive(run.inv.nodes):
         if h.name == node.name:
@@ -95,9 +95,7 @@ def launcher_probe(inv: Inventory) -> str:
     """How many `sh <profile>/bin/wso2server.sh` of the service user run: the product's script
     stays the JVM's parent (it loops to restart on exit code 121) and runs `java -version`
     before the JVM exists, so a live launcher means the start is still under way."""
-    ctl = paths(inv)["ctl"]
-    return (f"pgrep -u {q(inv.cluster.service_user)} -f -- {q(ctl.replace('.', '[.]'))} "
-            "2>/dev/null | wc -l")
+    return process_lib(inv) + "ei_launchers"
 
 
 def exited(running: bool, launchers: int, gone_before: int) -> tuple[int, bool]:

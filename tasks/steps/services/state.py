@@ -35,16 +35,14 @@ def paths(inv: Inventory) -> dict[str, str]:
 def state_probes(inv: Inventory, node_address: str, https: bool = True) -> dict[str, str]:
     """Process, pending mark, log size and inode; with https, the login page's HTTP status
     (a TLS handshake in the node's JVM: only where health matters, not to decide restarts)."""
-    p = paths(inv)
     url = f"https://{node_address}:{inv.cluster.https_port}{LOGIN_PAGE}"
     probes = {
         "proc": process_lib(inv) + PROC_FACT,
-        "log_size": f"stat -c '%s %i' {q(p['log'])} 2>/dev/null || echo 0",
+        "log_size": process_lib(inv) + "ei_log_pos",
         "pending": remote.probe_pending(),
     }
     if https:
-        probes["https"] = (f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 3 {q(url)} "
-                           "2>/dev/null || echo 000")
+        probes["https"] = process_lib(inv) + f"ei_login_code {q(url)}"
     return probes
 
 
