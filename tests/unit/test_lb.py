@@ -205,6 +205,17 @@ def test_plan_stops_without_certs(inv):
     assert plan.error and "fab certs" in plan.error and not plan.vhosts
 
 
+def test_lb_before_the_cluster_ca_exists_says_verification_is_off(inv):
+    """`fab lb` alone before a deploy created the CA: the vhosts go out with
+    proxy_ssl_verify off, and the plan says so and how to turn it on."""
+    plan = lb.plan_lb(facts(), inv)
+    said = [w for w in plan.warnings if "cluster CA" in w]
+    assert len(said) == 1 and "proxy_ssl_verify off" in said[0] and "fab deploy" in said[0]
+    from tasks.steps import cluster_ca
+    cluster_ca.ensure_ca(inv)
+    assert not [w for w in lb.plan_lb(facts(), inv).warnings if "cluster CA" in w]
+
+
 def test_plan_nginx_missing(inv):
     plan = lb.plan_lb(facts(nginx_version=None), inv)
     assert "nginx is not installed" in plan.error

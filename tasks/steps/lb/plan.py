@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ...engine import boot, remote
 from ...engine.inventory import Inventory
 from ...engine.remote import FileChange
-from .. import nginx_conf
+from .. import cluster_ca, nginx_conf
 from .facts import DEBIAN_DEFAULT, DEFAULT_SITE, LbFacts
 from .hosts import plan_etc_hosts
 from .vhosts import CONF_DIR, VHOSTS, render_vhosts
@@ -122,6 +122,11 @@ def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
         warnings.append(f"!!! {f} is the default_server on port {port}: requests with an "
                         "unknown Host header go there (our catch-all is left out on that port)")
     wanted = render_vhosts(inv, facts.nginx_version, drain, owners)
+    if inv.certs.cluster_ca and cluster_ca.lb_ca_pem(inv) is None:
+        warnings.append(f"!!! certs.cluster_ca is on but the cluster CA ({inv.certs.ca_cert}) "
+                        "does not exist yet: NGINX cannot verify the nodes, so these vhosts "
+                        "say proxy_ssl_verify off. `fab deploy` (or `fab configure`) creates "
+                        "the CA and the nodes' keys; `fab lb` then turns verification on")
     vhosts = remote.plan_files(wanted, facts.files)
     enable, note = boot.boot_plan(facts.boot, "nginx")
     if note:
