@@ -196,3 +196,58 @@ def test_rotation_killed_half_way_is_finished_by_the_next_run(mlab):
     assert hashes_match(mlab, mlab.new_pw2) == {mlab.address("node1"), mlab.address("node2")}
     r = fab(mlab.toml2_rotated2, "deploy")
     assert all(row["changed"] == 0 for row in recap_rows(r.stdout).values()), r.stdout
+
+
+def test_removing_the_registry_writer_moves_the_role_under_load(mlab):
+    """A removed host comes back as a new member (a new number: its old one stays retired),
+    then node1, the registry writer, leaves with --move-writer --purge: refused without the
+    flag, then node2 takes the role and restarts first, REGISTRY_LOCAL1 is dropped after a
+    backup, and the LB serves throughout."""
+    from lab.lab import dump_toml
+    data = tomllib.loads(mlab.toml2_rotated2.read_text())
+    three = tomllib.loads(mlab.toml3.read_text())["nodes"]
+    toml3 = mlab.run_dir / "hosts-3nodes-rotated2.toml"
+    toml3.write_text(dump_toml(dict(data, nodes=three)))
+    r = fab(toml3, "deploy")
+    assert r.returncode == 0, out(r)
+    rec = record(mlab)
+    assert {n["name"]: n["number"] for n in rec["nodes"]} == {"node1": 1, "node2": 2, "node3": 4}
+    assert rec["writer"] == "node1"
+    assert_full_membership(mlab, ("node1", "node2", "node3"))
+
+    without1 = mlab.run_dir / "hosts-without-node1.toml"
+    without1.write_text(dump_toml(dict(data, nodes=three[1:])))
+    pids = {n: mlab.exec(n, "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.split()
+            for n in mlab.node_names}
+    r = fab(without1, "remove-node", "node1")
+    assert r.returncode != 0
+    assert "registry writer" in out(r) and "--move-writer" in out(r), out(r)
+    assert "nothing was changed" in out(r)
+    assert record(mlab) == rec
+    assert {n: mlab.exec(n, "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.split()
+            for n in mlab.node_names} == pids
+
+    r, load = loaded(mlab, "remove-node", "node1", "--move-writer", "--purge", toml=without1)
+    report("remove the registry writer (remove-node node1 --move-writer --purge)", load)
+    assert r.returncode == 0, out(r)
+    assert load.failed == 0, load.failures[:5]
+    assert load.sent > 20
+    text = out(r)
+    assert "registry writer moves to node2" in text, text
+    assert text.index("[node2] restart") < text.index("[node3] restart"), text
+    rec = record(mlab)
+    assert rec["writer"] == "node2"
+    assert {n["name"] for n in rec["nodes"]} == {"node2", "node3"}
+    assert "1" not in rec["retired"]  # purged: its number is free again
+    dbs = mlab.exec("db", "mariadb -N -e 'SHOW DATABASES'").stdout.split()
+    assert "REGISTRY_LOCAL1" not in dbs and "REGISTRY_LOCAL2" in dbs
+    assert list((mlab.run_dir / "backups").glob("*")), "no backup before the purge"
+    assert not mlab.exec("node1", "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.strip()
+    assert_full_membership(mlab, ("node2", "node3"))
+    # the shared registry's mount: writable on node2 now, read-only on node3
+    mounts = {n: mlab.exec(n, f"grep -c '<readOnly>false</readOnly>' {PROFILE}/conf/registry.xml"
+                           ).stdout.strip() for n in ("node2", "node3")}
+    assert int(mounts["node2"]) == int(mounts["node3"]) + 1, mounts
+    r = fab(without1, "deploy")
+    assert r.returncode == 0, out(r)
+    assert all(row["changed"] == 0 for row in recap_rows(r.stdout).values()), r.stdout
