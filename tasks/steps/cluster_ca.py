@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -43,10 +42,28 @@ class CaError(Exception):
     """The CA files cannot be used; the message names the file and the fix."""
 
 
-@dataclass(frozen=True)
 class Ca:
-    key: rsa.RSAPrivateKey
-    cert: x509.Certificate
+    """The CA certificate, and its private key when something is to be signed.
+
+    A no-op run only compares fingerprints, so the key is loaded with OpenSSL's full RSA
+    consistency check (0.4 s for a 4096-bit key on a small machine) only on first use as
+    `.key`; `ensure_ca` has already checked that the file holds the certificate's key."""
+
+    def __init__(self, cert: x509.Certificate, key: rsa.RSAPrivateKey | None = None,
+                 key_file: Path | None = None):
+        self.cert = cert
+        self._key = key
+        self._key_file = key_file
+
+    @property
+    def key(self) -> rsa.RSAPrivateKey:
+        if self._key is None:
+            assert self._key_file is not None
+            key = serialization.load_pem_private_key(self._key_file.read_bytes(), None)
+            if _pub(key) != _pub(self.cert):  # the file changed since ensure_ca looked
+                raise CaError(f"{self._key_file} no longer holds the cluster CA's key")
+            self._key = key  # type: ignore[assignment]
+        return self._key  # type: ignore[return-value]
 
     @property
     def pem(self) -> bytes:
@@ -81,7 +98,7 @@ def new_ca(name: str, days: int, now: dt.datetime | None = None) -> Ca:
                                          False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256()))
-    return Ca(key, cert)
+    return Ca(cert, key)
 
 
 def ensure_ca(inv: Inventory, check: bool = False) -> tuple[Ca | None, str]:
@@ -113,14 +130,17 @@ def ensure_ca(inv: Inventory, check: bool = False) -> tuple[Ca | None, str]:
         raise CaError(f"{key_p} (certs.ca_key) is readable by others "
                       f"({oct(key_p.stat().st_mode & 0o777)}): chmod 600 it")
     try:
-        key = serialization.load_pem_private_key(key_p.read_bytes(), None)
+        # the pair is checked here, before any host is touched; this load skips only OpenSSL's
+        # RSA consistency check, which Ca.key does in full before the key signs anything
+        key = serialization.load_pem_private_key(key_p.read_bytes(), None,
+                                                 unsafe_skip_rsa_key_validation=True)
         cert = x509.load_pem_x509_certificate(cert_p.read_bytes())
     except (ValueError, TypeError) as e:
         raise CaError(f"{key_p} / {cert_p}: not an unencrypted PEM key and certificate ({e})") \
             from None
     if _pub(key) != _pub(cert):
         raise CaError(f"{cert_p} does not belong to the key {key_p}")
-    ca = Ca(key, cert)
+    ca = Ca(cert, key_file=key_p)
     left = (cert.not_valid_after_utc - _now()).days
     if left <= cs.renew_before_days:
         raise CaError(f"the cluster CA {cert_p} expires in {left} day(s): make a new CA "
@@ -128,12 +148,18 @@ def ensure_ca(inv: Inventory, check: bool = False) -> tuple[Ca | None, str]:
     return ca, ""
 
 
+RUN_CA = "cluster-ca"  # run.shared: the CA this run read (or made), for every step that needs it
+
+
 def run_ca(run) -> Ca | None:
-    """ensure_ca for a run: says what it created (on the controller) once; raises CaError."""
-    ca, note = ensure_ca(run.inv, check=run.check)
-    if note:
-        run.rep.line(None, note)
-    return ca
+    """ensure_ca for a run, once (db-tls and node-keys both ask): says what it created on the
+    controller; raises CaError."""
+    if RUN_CA not in run.shared:
+        ca, note = ensure_ca(run.inv, check=run.check)
+        if note:
+            run.rep.line(None, note)
+        run.shared[RUN_CA] = ca
+    return run.shared[RUN_CA]  # type: ignore[return-value]
 
 
 def _write(p: Path, data: bytes, mode: int) -> None:

@@ -7,6 +7,7 @@ import stat
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests.fakes import FakeFile, fake_run
@@ -57,6 +58,23 @@ def test_ca_half_missing_or_readable_key_refused(tmp_path):
         cluster_ca.ensure_ca(inv)
     inv.certs.ca_cert.unlink()
     with pytest.raises(cluster_ca.CaError, match="restore it from your backup"):
+        cluster_ca.ensure_ca(inv)
+
+
+def test_a_key_that_is_not_the_certificates_is_refused_before_and_at_signing(tmp_path):
+    """ensure_ca checks the pair at once (no host touched yet); the key's full load waits for
+    the first signature and refuses a key file swapped meanwhile."""
+    inv = make_inv(tmp_path)
+    cluster_ca.ensure_ca(inv)
+    ca, _ = cluster_ca.ensure_ca(inv)
+    assert ca._key is None  # a no-op run never pays for the key's consistency check
+    other = cluster_ca.new_ca("other", 30)
+    pem = other.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    inv.certs.ca_key.write_bytes(pem)
+    with pytest.raises(cluster_ca.CaError, match="no longer holds the cluster CA's key"):
+        cluster_ca.issue(ca, "node1", ("nodes.bps.internal",), ("192.0.2.11",), 365)
+    with pytest.raises(cluster_ca.CaError, match="does not belong to the key"):
         cluster_ca.ensure_ca(inv)
 
 
