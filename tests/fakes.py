@@ -30,6 +30,8 @@ from tasks.engine.remote import CmdResult, HostSession
 from tasks.engine.runner import Run, make_run
 
 _PROBE_FILE = re.compile(r"^if \[ -L (?P<p>'[^']*'|\S+) \]; then echo NOTFILE link")
+# one path of read_facts' batched file facts (remote.facts.files_snippet)
+_BATCHED = re.compile(r"^bps_k (?P<i>\d+) (?P<p>'[^']*'|\S+) && (?P<more>.*)$", re.M)
 _FACT = re.compile(r"echo '@@BPS-FACT-BEGIN (?P<key>[^']*)'\n\( (?P<snip>.*?)\n\) </dev/null 2>&1\n"
                    r"echo \"\n@@BPS-FACT-END (?P=key) \$\?\"\n", re.S)
 
@@ -74,7 +76,26 @@ class FakeHost:
             out += "\n" + base64.b64encode(f.content).decode()
         return out
 
+    def _batch(self, snippet: str) -> CmdResult:
+        """files_snippet's output for the paths it names, from the same answers as one by one."""
+        ks, ss, hs, bs = [], [], [], []
+        for m in _BATCHED.finditer(snippet):
+            i, content = m.group("i"), "bps_b" in m.group("more")
+            one = self._file_probe(m.group("p"), "base64" if content else "").split("\n")
+            if one[0] == "MISSING" or one[0].startswith("NOTFILE"):
+                ks.append(f"K {i} {one[0]}")
+                continue
+            ks.append(f"K {i} FILE")
+            mode_owner_group, _, sha = one[0].rpartition(" ")
+            ss.append(f"S {mode_owner_group}")
+            hs.append(f"H {sha}")
+            if content:
+                bs.append(f"B {i} {one[1]}")
+        return CmdResult("\n".join(ks + bs + ss + hs) + "\n", "", 0)
+
     def _one(self, snippet: str) -> CmdResult:
+        if snippet.startswith("bps_k() {"):
+            return self._batch(snippet)
         m = _PROBE_FILE.search(snippet)
         if m:
             return CmdResult(self._file_probe(m.group("p"), snippet), "", 0)

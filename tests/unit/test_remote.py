@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.paths import REPO
 
 from tasks.engine import remote  # noqa: E402
@@ -123,3 +125,30 @@ def test_diffs_mask_old_passwords_the_redactor_never_saw():
     assert "-  <Password>***</Password>" in d and "+  <Password>***changed***</Password>" in d
     cnf = unified_diff("x.cnf", b"password = a1\n", b"password = b2\n", Redactor())
     assert "a1" not in cnf and "b2" not in cnf
+
+
+def test_batched_file_facts_say_exactly_what_each_probe_says(tmp_path):
+    """read_facts reads many probe_file facts with one stat and one sha256sum: for a file, an
+    asked-for content, a missing path, a folder, a link (never followed) and a special file
+    the batch must answer what each probe answers alone, run by a real shell."""
+    import os
+    import subprocess
+    from tasks.engine.remote import facts
+    (tmp_path / "a file").write_bytes(b"x" * 5000)
+    (tmp_path / "b").write_bytes(b"")
+    os.symlink(tmp_path / "a file", tmp_path / "link")
+    (tmp_path / "dir").mkdir()
+    paths = [(tmp_path / "a file", True), (tmp_path / "b", False), (tmp_path / "none", True),
+             (tmp_path / "dir", False), (tmp_path / "link", True), (Path("/dev/null"), False),
+             (tmp_path / "b", True)]
+    probes = [facts.probe_file(str(p), content=c) for p, c in paths]
+
+    def sh(text):
+        return subprocess.run(["sh", "-c", text], capture_output=True, text=True,
+                              check=True).stdout
+    batched = facts.parse_files(sh(facts.files_snippet(probes)), len(probes))
+    assert [b.rstrip("\n") for b in batched] == [sh(str(p)).rstrip("\n") for p in probes]
+    assert batched[4].startswith("NOTFILE link")
+    assert facts.parse_file_probe(batched[0]).content == b"x" * 5000
+    with pytest.raises(remote.RemoteError, match="incomplete"):
+        facts.parse_files("K 0 FILE\n", 1, "node1")
