@@ -49,13 +49,18 @@ def managed_paths(inv: Inventory, conf_dirs: tuple[str, ...]) -> list[str]:
     return [CERT, KEY, CA, STATE] + [f"{d}/{DROPIN_NAME}" for d in conf_dirs]
 
 
-def probes(inv: Inventory, admin_prelude: str, conf_dirs: tuple[str, ...]) -> dict[str, str]:
-    """Added to db-init's fact read: the files, our drop-in, the server's TLS state, accounts."""
-    sql = (f"SELECT 'tls', @@global.have_ssl, IFNULL(@@global.ssl_cert, ''), VERSION();\n"
-           f"SELECT 'req', Host, ssl_type FROM mysql.user WHERE User = "
-           f"'{inv.database.user}';\n")  # an identifier checked at load (letters, digits, _)
-    out = {"tls:sql": admin_prelude + f"bps_sql --force -N -B <<'__BPS_SQL__'\n{sql}__BPS_SQL__\n",
-           "tls:dropin": "".join(f"if [ -d {q(d)} ]; then echo {q(d)}; "
+def facts_sql(inv: Inventory) -> str:
+    """The server's TLS state and the accounts' REQUIRE, asked in db-init's own SQL fact (one
+    client run for both): lines tagged 'tls' and 'req'."""
+    return (f"SELECT 'tls', @@global.have_ssl, IFNULL(@@global.ssl_cert, ''), VERSION();\n"
+            f"SELECT 'req', Host, ssl_type FROM mysql.user WHERE User = "
+            f"'{inv.database.user}';\n")  # an identifier checked at load (letters, digits, _)
+
+
+def probes(inv: Inventory, conf_dirs: tuple[str, ...]) -> dict[str, str]:
+    """Added to db-init's fact read: the files, our drop-in, the record, the mysql group (the
+    SQL part rides in db-init's "sql" fact: facts_sql)."""
+    out = {"tls:dropin": "".join(f"if [ -d {q(d)} ]; then echo {q(d)}; "
                                  f"{remote.probe_file(d + '/' + DROPIN_NAME, content=True)}; el"
                                  for d in conf_dirs) + "se true; fi",
            "tls:state": f"cat {STATE} 2>/dev/null || true",
@@ -94,7 +99,7 @@ class TlsFacts:
 
 def parse(raw: dict[str, remote.Fact]) -> TlsFacts:
     f = TlsFacts()
-    for line in raw["tls:sql"].out.splitlines():
+    for line in raw["sql"].out.splitlines():
         cols = line.split("\t")
         if cols[0] == "tls" and len(cols) >= 4:
             f.have_ssl, f.ssl_cert, f.version = cols[1], cols[2], cols[3]

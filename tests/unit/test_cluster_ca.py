@@ -264,7 +264,8 @@ def _db_raw(run, inv, hosts, ca_present: bool):
     hosts["db"].answer(r"SELECT 'tls'", stdout="tls\tDISABLED\t\t10.11.6-MariaDB\n")
     hosts["db"].answer(r"if \[ -d '?/etc/mysql/mariadb.conf.d", stdout="/etc/mysql/mariadb.conf.d\n"
                        "MISSING\n")
-    raw = remote.read_facts(s, db_tls.probes(inv, "", ("/etc/mysql/mariadb.conf.d",)))
+    raw = remote.read_facts(s, {"sql": db_tls.facts_sql(inv),
+                                **db_tls.probes(inv, ("/etc/mysql/mariadb.conf.d",))})
     hosts["db"].scripts.clear()
     return raw
 

@@ -18,15 +18,15 @@ from .sql import client_prelude, facts_sql, print_defaults_script
 
 def db_probes(inv: Inventory, app_hash: str) -> dict[str, str]:
     probes = {
-        "sql": client_prelude(inv) + remote.script("db_sql.sh", SQL=facts_sql(inv, app_hash),
-                                                   FORCE=1),
+        "sql": client_prelude(inv) + remote.script(
+            "db_sql.sh", SQL=facts_sql(inv, app_hash) + "\n" + db_tls.facts_sql(inv), FORCE=1),
         "cnf": print_defaults_script(),
         "confdir": remote.script("db_confdir.sh", DIRS=" ".join(CONF_DIRS)),
         "binds": remote.script("db_binds.sh"),
         "init": remote.script("db_service.sh"),
         "boot": boot.boot_probe(("mariadb", "mysql", "mysqld")),
         # TLS for the cluster's connections (tasks/steps/db_tls.py), in this same read
-        **db_tls.probes(inv, client_prelude(inv), CONF_DIRS),
+        **db_tls.probes(inv, CONF_DIRS),
     }
     # our drop-in (and its old name) in each folder it may be in: "confdir" says which counts
     for d in CONF_DIRS:
