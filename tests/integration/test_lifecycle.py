@@ -81,17 +81,23 @@ def assert_full_membership(lab, names):
         assert members_seen(lab, n) == want, (n, members_seen(lab, n), want)
 
 
-def loaded(lab, *args, toml=None):
+def report(what, load):
+    print(f"{what}: {load.sent} requests in {load.seconds:.1f}s, {load.failed} failed, "
+          f"by node {load.by_node}")
+
+
+def under_load(lab, what: str, *args, toml=None) -> str:
+    """`fab ARGS` while requests go through the LB: it must succeed with not one request
+    failed; the figures are printed (the README's table). Returns the run's output."""
     with Load(lb_url(lab), "ei.wso2.com") as load:
         time.sleep(0.5)
         r = fab(toml or lab.toml2, *args)
         time.sleep(0.5)
-    return r, load
-
-
-def report(what, load):
-    print(f"{what}: {load.sent} requests in {load.seconds:.1f}s, {load.failed} failed, "
-          f"by node {load.by_node}")
+    report(what, load)
+    assert r.returncode == 0, out(r)
+    assert load.failed == 0, load.failures[:5]
+    assert load.sent > 20
+    return out(r)
 
 
 def test_first_deploy_records_identity(mlab):
@@ -107,12 +113,7 @@ def test_first_deploy_records_identity(mlab):
 
 
 def test_scale_out_2_to_3_under_load(mlab):
-    r, load = loaded(mlab, "deploy", toml=mlab.toml3)
-    report("scale-out 2->3", load)
-    assert r.returncode == 0, out(r)
-    assert load.failed == 0, load.failures[:5]
-    assert load.sent > 20
-    text = out(r)
+    text = under_load(mlab, "scale-out 2->3", "deploy", toml=mlab.toml3)
     # the running nodes rolled first, node3 held out of the LB until its own healthy start
     assert "draining (marked down in the upstreams): node1, node3" in text, text
     assert text.index("[node2] restart") < text.index("[node3] restart"), text
@@ -134,11 +135,7 @@ def test_deploy_refuses_while_a_recorded_node_is_missing(mlab):
 
 
 def test_remove_node_3_to_2_under_load(mlab):
-    r, load = loaded(mlab, "remove-node", "node3")
-    report("scale-in 3->2 (remove-node node3)", load)
-    assert r.returncode == 0, out(r)
-    assert load.failed == 0, load.failures[:5]
-    assert load.sent > 20
+    under_load(mlab, "scale-in 3->2 (remove-node node3)", "remove-node", "node3")
     rec = record(mlab)
     assert {n["name"] for n in rec["nodes"]} == {"node1", "node2"}
     assert rec["retired"] == {"3": "node3"}
@@ -161,12 +158,8 @@ def hashes_match(lab, pw) -> set[str]:
 
 
 def test_password_rotation_under_load(mlab):
-    r, load = loaded(mlab, "deploy", toml=mlab.toml2_rotated)
-    report("DB password rotation", load)
-    assert r.returncode == 0, out(r)
-    assert load.failed == 0, load.failures[:5]
+    text = under_load(mlab, "DB password rotation", "deploy", toml=mlab.toml2_rotated)
     assert hashes_match(mlab, mlab.new_pw) == {mlab.address("node1"), mlab.address("node2")}
-    text = out(r)
     # one node at a time: node1's account changed before node2 was drained
     assert text.index("'wso2bps'@'" + mlab.address("node1")) < \
         text.index("draining (marked down in the upstreams): node2"), text
@@ -227,12 +220,9 @@ def test_removing_the_registry_writer_moves_the_role_under_load(mlab):
     assert {n: mlab.exec(n, "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.split()
             for n in mlab.node_names} == pids
 
-    r, load = loaded(mlab, "remove-node", "node1", "--move-writer", "--purge", toml=without1)
-    report("remove the registry writer (remove-node node1 --move-writer --purge)", load)
-    assert r.returncode == 0, out(r)
-    assert load.failed == 0, load.failures[:5]
-    assert load.sent > 20
-    text = out(r)
+    text = under_load(mlab, "remove the registry writer (remove-node node1 --move-writer "
+                      "--purge)", "remove-node", "node1", "--move-writer", "--purge",
+                      toml=without1)
     assert "registry writer moves to node2" in text, text
     assert text.index("[node2] restart") < text.index("[node3] restart"), text
     rec = record(mlab)
