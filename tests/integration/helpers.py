@@ -26,6 +26,7 @@ def noop_deploy(lab_or_toml, stats: Path, max_commands: int = 5
                 ) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
     """`fab deploy` that must change nothing and restart nothing, with at most `max_commands`
     SSH commands on any host (the no-op budget); returns the run and its commands per host."""
+    assert Path(stats).suffix == ".json", f"{stats}: the stats file is written over"
     r = fab(lab_or_toml, "deploy", env={"BPS_STATS_FILE": str(stats)})
     rows = recap_rows(r.stdout)
     assert r.returncode == 0 and rows, out(r)

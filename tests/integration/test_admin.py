@@ -93,7 +93,7 @@ def test_first_deploy_seeds_and_remembers_the_admin_password(alab):
         assert st == ["600", "root"], st
         text = lab.exec(n, ["cat", STATE], check=True).stdout
         assert text.startswith("v1 pbkdf2-sha256 ") and pw not in text, text
-    r2 = noop_deploy(lab, lab.hosts_toml)
+    r2, _ = noop_deploy(lab.hosts_toml, lab.run_dir / "stats-admin.json")
     assert "admin password already applied" in r2.stdout, r2.stdout
 
 
@@ -164,9 +164,10 @@ def test_rotation_changes_it_in_the_user_store_without_a_restart(alab):
 def test_second_deploy_after_rotation_changes_nothing(alab):
     lab = alab
     pids = node_pids(lab)
-    r = noop_deploy(lab, lab.rot_toml)
+    r, _ = noop_deploy(lab.rot_toml, lab.run_dir / "stats-admin.json")
     assert "admin_password_old is set but not needed" in r.stdout, r.stdout
-    r = noop_deploy(lab, lab.hosts_toml)  # and without admin_password_old
+    # and without admin_password_old
+    r, _ = noop_deploy(lab.hosts_toml, lab.run_dir / "stats-admin.json")
     assert node_pids(lab) == pids
     for n in lab.node_names:
         assert login(lab, n, lab.new_pw)
