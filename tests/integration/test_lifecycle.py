@@ -244,34 +244,42 @@ def test_removing_the_registry_writer_moves_the_role_under_load(mlab):
 
 
 def test_a_node_whose_machine_is_gone_is_removed_with_unreachable_ok(mlab):
-    """node3's machine is gone (its network down: neither SSH nor the cluster reach it). Its
-    removal stops at the node that cannot be stopped and names --unreachable-ok, leaving the
-    record as it was; with the flag the node is taken for gone: its account dropped, node2
-    rolled onto a member list without it, the LB serving from node2 alone."""
+    """node1's host comes back (a new member), then node3's machine is gone (its network down:
+    neither SSH nor the cluster reach it). Its removal stops at the node that cannot be stopped
+    and names --unreachable-ok, leaving the record as it was; with the flag the node is taken
+    for gone: its account dropped, node1 and node2 rolled onto a member list without it, the LB
+    serving from them alone."""
     from lab.lab import dump_toml
     data = tomllib.loads(mlab.toml2_rotated2.read_text())
-    only2 = mlab.run_dir / "hosts-only-node2.toml"
-    only2.write_text(dump_toml(dict(data, nodes=[n for n in data["nodes"]
-                                                 if n["name"] == "node2"])))
+    three = tomllib.loads(mlab.toml3.read_text())["nodes"]
+    toml3 = mlab.run_dir / "hosts-3nodes-rotated2.toml"
+    r = fab(toml3, "deploy")
+    assert r.returncode == 0, out(r)
+    rec = record(mlab)
+    assert {n["name"] for n in rec["nodes"]} == {"node1", "node2", "node3"}
+    assert rec["writer"] == "node2"
+    without3 = mlab.run_dir / "hosts-without-node3.toml"
+    without3.write_text(dump_toml(dict(data, nodes=three[:2])))
     mlab.exec("node3", "ip link set dev eth0 down", check=True)
     before = record(mlab)
-    r = fab(only2, "remove-node", "node3")
+    r = fab(without3, "remove-node", "node3")
     assert r.returncode != 0
     assert "node3 could not be stopped (unreachable)" in out(r), out(r)
     assert "--unreachable-ok" in out(r)
     assert record(mlab) == before
-    r = fab(only2, "remove-node", "node3", "--unreachable-ok")
+    r = fab(without3, "remove-node", "node3", "--unreachable-ok")
     assert r.returncode == 0, out(r)
     assert "node3 is unreachable: not stopped" in out(r)
     rec = record(mlab)
-    assert [n["name"] for n in rec["nodes"]] == ["node2"] and rec["writer"] == "node2"
+    assert {n["name"] for n in rec["nodes"]} == {"node1", "node2"} and rec["writer"] == "node2"
     accounts = mlab.exec("db", "mariadb -N -e \"SELECT Host FROM mysql.user WHERE "
                                "User='wso2bps'\"").stdout.split()
     assert mlab.address("node3") not in accounts
     assert mlab.address("node3") not in mlab.exec("lb", "cat /etc/nginx/conf.d/ei.http.conf").stdout
-    assert members_seen(mlab, "node2") == set()
-    served = [curl(lb_url(mlab), host="ei.wso2.com") for _ in range(6)]
-    assert {(code, served_by(body)) for code, body in served} == {(200, "node2")}, served
-    r = fab(only2, "deploy")
+    assert_full_membership(mlab, ("node1", "node2"))
+    served = [curl(lb_url(mlab), host="ei.wso2.com") for _ in range(8)]
+    assert {code for code, _ in served} == {200}, served
+    assert {served_by(body) for _, body in served} == {"node1", "node2"}, served
+    r = fab(without3, "deploy")
     assert r.returncode == 0, out(r)
     assert all(row["changed"] == 0 for row in recap_rows(r.stdout).values()), r.stdout
