@@ -269,7 +269,8 @@ def test_a_node_whose_machine_is_gone_is_removed_with_unreachable_ok(mlab):
     assert record(mlab) == before
     r = fab(without3, "remove-node", "node3", "--unreachable-ok")
     assert r.returncode == 0, out(r)
-    assert "node3 is unreachable: not stopped" in out(r)
+    assert "[node3] stop: skipped: unreachable" in out(r), out(r)
+    assert "--unreachable-ok takes the machine for gone" in out(r)
     rec = record(mlab)
     assert {n["name"] for n in rec["nodes"]} == {"node1", "node2"} and rec["writer"] == "node2"
     accounts = mlab.exec("db", "mariadb -N -e \"SELECT Host FROM mysql.user WHERE "

@@ -252,3 +252,26 @@ def test_remove_node_reaches_the_removed_host_from_the_record(inv3, monkeypatch)
     run._sessions["node3"] = s
     r = run.apply(run.session(host), remove.STEP, remove.disable_plan(run, run.session(host)))
     assert r.status == "changed" and fake.ran(r"systemctl disable '?wso2ei-bps\.service")
+
+
+def test_a_gone_machine_is_skipped_with_unreachable_ok_and_fails_without(inv3, monkeypatch):
+    """remove-node on a node that cannot be reached: without the flag the run stops (the node
+    stays drained); with it the node is taken for gone, recorded as skipped, not failed, so
+    the run can succeed."""
+    from tasks.engine import remote
+    inv2 = without(inv3, "node3")
+    host = Identity("node3", "192.0.2.13", 3, "10.0.0.13").host(3, False)
+    for flag in (False, True):
+        run, hosts = fake_run(inv2, monkeypatch)
+        monkeypatch.setattr(remote, "connect", lambda inv, h: (_ for _ in ()).throw(
+            remote.Unreachable(f"{h.name}: no route to host")))
+        monkeypatch.setattr(remove.deploy, "_lb_configured", lambda run: False)
+        if not flag:
+            with pytest.raises(Abort, match=r"node3 could not be stopped \(unreachable\).*"
+                                            r"--unreachable-ok"):
+                remove.take_out(run, host, flag)
+            continue
+        remove.take_out(run, host, flag)
+        [r] = [r for r in run.rep.results if r.host == "node3"]
+        assert r.status == "skipped" and "takes the machine for gone" in r.msg
+        assert run.rep.failed_hosts() == [] and "node3" in run.dead

@@ -20,6 +20,7 @@ from ...engine.cli import COMMON_HELP, Abort, session
 from ...engine.inventory import Host
 from ...engine.plan import ActionFailed, Plan
 from ...engine.remote import HostSession, q
+from ...engine.report import Status, StepResult
 from .. import db, deploy, lb, node_config, services, systemd
 from . import identity, record
 
@@ -82,17 +83,22 @@ def _sql(s: HostSession, inv, statement: str, what: str) -> None:
                            changes_done=False)
 
 
-def take_out(run, host: Host, reachable_ok: bool) -> None:
+def take_out(run, host: Host, unreachable_ok: bool) -> None:
     """Drain it, stop it, disable its unit; raise Abort if it cannot be done."""
     if deploy._lb_configured(run):
         r = lb.lb_host_step(run, drain=frozenset({host.name}))
         if r.status not in ("ok", "changed"):
             raise Abort(f"could not drain {host.name} at the LB: {r.msg}; nothing else changed")
+    if unreachable_ok:
+        try:
+            run.session(host)
+        except remote.Unreachable as e:
+            # the operator's word that the machine is gone: not a failure of this run
+            run.dead[host.name] = "unreachable: taken for gone (--unreachable-ok)"
+            run.rep.record(StepResult(host.name, "stop", Status.SKIPPED, (
+                f"unreachable ({e}): not stopped; --unreachable-ok takes the machine for gone")))
+            return
     r = run.each([host], "stop", lambda s: services.stop_node(run, s))[host.name]
-    if r.status == "unreachable" and reachable_ok:
-        run.rep.warn(f"{host.name} is unreachable: not stopped (--unreachable-ok: it is taken "
-                     "for gone); the rest goes on")
-        return
     if r.status not in ("ok", "changed"):
         raise Abort(f"{host.name} could not be stopped ({r.status}); it stays drained. If the "
                     "machine is gone for good, run again with --unreachable-ok")
