@@ -122,7 +122,7 @@ def plan_lb(facts: LbFacts, inv: Inventory, drain: frozenset[str] = frozenset(),
         warnings.append(f"!!! {f} is the default_server on port {port}: requests with an "
                         "unknown Host header go there (our catch-all is left out on that port)")
     wanted = render_vhosts(inv, facts.nginx_version, drain, owners)
-    if inv.certs.cluster_ca and cluster_ca.lb_ca_pem(inv) is None:
+    if inv.certs.cluster_ca and not any(sp.path == cluster_ca.lb_ca_path(inv) for sp in wanted):
         warnings.append(f"!!! certs.cluster_ca is on but the cluster CA ({inv.certs.ca_cert}) "
                         "does not exist yet: NGINX cannot verify the nodes, so these vhosts "
                         "say proxy_ssl_verify off. `fab deploy` (or `fab configure`) creates "
