@@ -44,10 +44,24 @@ def mlab(lab_factory):
     pw2.write_text("Db-again-" + os.urandom(6).hex() + "\n")
     os.chmod(pw2, 0o600)
     lab.new_pw2 = pw2.read_text().strip()
-    lab.toml2_rotated2 = lab.run_dir / "hosts-2nodes-rotated2.toml"
-    lab.toml2_rotated2.write_text(dump_toml(dict(two, secrets=dict(secrets, db_password={
-        "file": str(pw2)}))))
+    secrets2 = dict(secrets, db_password={"file": str(pw2)})
+
+    def rotated2(name: str, *names: str):
+        """hosts-NAME.toml: the last DB password, with these of the three nodes."""
+        path = lab.run_dir / f"hosts-{name}.toml"
+        path.write_text(dump_toml(dict(data, secrets=secrets2,
+                                       nodes=[n for n in data["nodes"] if n["name"] in names])))
+        return path
+    lab.toml2_rotated2 = rotated2("2nodes-rotated2", "node1", "node2")
+    lab.toml3_rotated2 = rotated2("3nodes-rotated2", "node1", "node2", "node3")
+    lab.without_node1 = rotated2("without-node1", "node2", "node3")
+    lab.without_node3 = rotated2("without-node3", "node1", "node2")
     return lab
+
+
+def jvms(lab, node: str) -> list[str]:
+    """The PIDs of the node's running EI JVMs (the processes, not the PID file)."""
+    return lab.exec(node, "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.split()
 
 
 def lb_url(lab):
@@ -139,7 +153,7 @@ def test_remove_node_3_to_2_under_load(mlab):
     rec = record(mlab)
     assert {n["name"] for n in rec["nodes"]} == {"node1", "node2"}
     assert rec["retired"] == {"3": "node3"}
-    assert not mlab.exec("node3", "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.strip()
+    assert not jvms(mlab, "node3")
     accounts = mlab.exec("db", "mariadb -N -e \"SELECT Host FROM mysql.user WHERE "
                                "User='wso2bps'\"").stdout.split()
     assert mlab.address("node3") not in accounts
@@ -196,29 +210,21 @@ def test_removing_the_registry_writer_moves_the_role_under_load(mlab):
     then node1, the registry writer, leaves with --move-writer --purge: refused without the
     flag, then node2 takes the role and restarts first, REGISTRY_LOCAL1 is dropped after a
     backup, and the LB serves throughout."""
-    from lab.lab import dump_toml
-    data = tomllib.loads(mlab.toml2_rotated2.read_text())
-    three = tomllib.loads(mlab.toml3.read_text())["nodes"]
-    toml3 = mlab.run_dir / "hosts-3nodes-rotated2.toml"
-    toml3.write_text(dump_toml(dict(data, nodes=three)))
-    r = fab(toml3, "deploy")
+    r = fab(mlab.toml3_rotated2, "deploy")
     assert r.returncode == 0, out(r)
     rec = record(mlab)
     assert {n["name"]: n["number"] for n in rec["nodes"]} == {"node1": 1, "node2": 2, "node3": 4}
     assert rec["writer"] == "node1"
     assert_full_membership(mlab, ("node1", "node2", "node3"))
 
-    without1 = mlab.run_dir / "hosts-without-node1.toml"
-    without1.write_text(dump_toml(dict(data, nodes=three[1:])))
-    pids = {n: mlab.exec(n, "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.split()
-            for n in mlab.node_names}
+    without1 = mlab.without_node1
+    pids = {n: jvms(mlab, n) for n in mlab.node_names}
     r = fab(without1, "remove-node", "node1")
     assert r.returncode != 0
     assert "registry writer" in out(r) and "--move-writer" in out(r), out(r)
     assert "nothing was changed" in out(r)
     assert record(mlab) == rec
-    assert {n: mlab.exec(n, "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.split()
-            for n in mlab.node_names} == pids
+    assert {n: jvms(mlab, n) for n in mlab.node_names} == pids
 
     text = under_load(mlab, "remove the registry writer (remove-node node1 --move-writer "
                       "--purge)", "remove-node", "node1", "--move-writer", "--purge",
@@ -232,7 +238,7 @@ def test_removing_the_registry_writer_moves_the_role_under_load(mlab):
     dbs = mlab.exec("db", "mariadb -N -e 'SHOW DATABASES'").stdout.split()
     assert "REGISTRY_LOCAL1" not in dbs and "REGISTRY_LOCAL2" in dbs
     assert list((mlab.run_dir / "backups").glob("*")), "no backup before the purge"
-    assert not mlab.exec("node1", "pgrep -f 'org[.]wso2[.]carbon[.]bootstrap'").stdout.strip()
+    assert not jvms(mlab, "node1")
     assert_full_membership(mlab, ("node2", "node3"))
     # the shared registry's mount: writable on node2 now, read-only on node3
     mounts = {n: mlab.exec(n, f"grep -c '<readOnly>false</readOnly>' {PROFILE}/conf/registry.xml"
@@ -249,17 +255,12 @@ def test_a_node_whose_machine_is_gone_is_removed_with_unreachable_ok(mlab):
     and names --unreachable-ok, leaving the record as it was; with the flag the node is taken
     for gone: its account dropped, node1 and node2 rolled onto a member list without it, the LB
     serving from them alone."""
-    from lab.lab import dump_toml
-    data = tomllib.loads(mlab.toml2_rotated2.read_text())
-    three = tomllib.loads(mlab.toml3.read_text())["nodes"]
-    toml3 = mlab.run_dir / "hosts-3nodes-rotated2.toml"
-    r = fab(toml3, "deploy")
+    r = fab(mlab.toml3_rotated2, "deploy")
     assert r.returncode == 0, out(r)
     rec = record(mlab)
     assert {n["name"] for n in rec["nodes"]} == {"node1", "node2", "node3"}
     assert rec["writer"] == "node2"
-    without3 = mlab.run_dir / "hosts-without-node3.toml"
-    without3.write_text(dump_toml(dict(data, nodes=three[:2])))
+    without3 = mlab.without_node3
     mlab.exec("node3", "ip link set dev eth0 down", check=True)
     before = record(mlab)
     r = fab(without3, "remove-node", "node3")
